@@ -1,0 +1,124 @@
+"""Clay targets: the pool of inbound webhook URLs of a table, its quota, and row delivery.
+
+Clay accepts 50,000 submissions per webhook URL for the URL's lifetime, and what it answers past
+that is unknown, so the relay counts on its own side (atomically, in DynamoDB) and never relies on
+Clay's answer. When a URL is used up the next URL of the pool takes over; when the whole pool is
+used up, rows wait (they are held, never dropped) until a URL is added to the pool's secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from clay_relay.config import ClayTarget
+from clay_relay.observability import count, logger
+from clay_relay.outbound import Outcome, post_json
+from clay_relay.secrets import SecretUnavailable, read_json
+from clay_relay.store import RelayTable
+
+
+@dataclass(frozen=True)
+class ClayWebhook:
+    url: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def webhook_id(self) -> str:
+        """Counts are kept per URL, whichever secret or target names it."""
+        return hashlib.sha256(self.url.encode()).hexdigest()[:24]
+
+
+class ClayPoolUnavailable(RuntimeError):
+    """The target's pool secret is missing or malformed (retry: an operator can fix it)."""
+
+
+def load_pool(target: ClayTarget, *, refresh: bool = False) -> list[ClayWebhook]:
+    try:
+        entries = read_json(target.webhooks_secret, refresh=refresh)
+    except SecretUnavailable as error:
+        raise ClayPoolUnavailable(str(error)) from None
+    if isinstance(entries, dict):
+        entries = [entries]
+    if not isinstance(entries, list):
+        raise ClayPoolUnavailable(f"secret {target.webhooks_secret!r} must be a JSON list of webhooks")
+    pool = []
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = {"url": entry}
+        if not (isinstance(entry, dict) and str(entry.get("url", "")).startswith(("https://", "http://"))):
+            raise ClayPoolUnavailable(f"secret {target.webhooks_secret!r} holds an entry without a URL")
+        pool.append(ClayWebhook(url=entry["url"], token=entry.get("token") or None))
+    return pool
+
+
+# Webhook ids seen used up by this worker instance: skips a conditional write that would fail.
+_used_up: set[str] = set()
+
+
+@dataclass
+class Allocation:
+    webhook: ClayWebhook
+    count: int
+
+
+class ClayQuota:
+    def __init__(self, table: RelayTable):
+        self.table = table
+
+    def allocate(self, target_name: str, target: ClayTarget, wanted: int) -> list[Allocation]:
+        """Reserve up to `wanted` submissions over the pool, in pool order. Fewer than wanted
+        (possibly none) when the pool is used up."""
+        allocations = self._allocate(target_name, target, wanted, load_pool(target))
+        granted = sum(a.count for a in allocations)
+        if granted < wanted:
+            # The pool may have grown since we cached it: read the secret again before holding rows.
+            allocations += self._allocate(target_name, target, wanted - granted, load_pool(target, refresh=True))
+        return allocations
+
+    def _allocate(self, target_name: str, target: ClayTarget, wanted: int, pool: list[ClayWebhook]) -> list[Allocation]:
+        allocations: list[Allocation] = []
+        for webhook in pool:
+            if wanted <= 0:
+                break
+            if webhook.webhook_id in _used_up:
+                continue
+            reservation = self.table.reserve_submissions(
+                webhook.webhook_id, wanted, target.submission_limit, target_name
+            )
+            if reservation.granted:
+                allocations.append(Allocation(webhook, reservation.granted))
+                wanted -= reservation.granted
+                self._warn_on_threshold(target_name, target, webhook, reservation)
+            if reservation.exhausted:
+                _used_up.add(webhook.webhook_id)
+                logger.warning(
+                    "clay webhook URL used up, moving to the next URL of the pool",
+                    extra={"target": target_name, "webhook_id": webhook.webhook_id},
+                )
+        return allocations
+
+    @staticmethod
+    def _warn_on_threshold(target_name: str, target: ClayTarget, webhook: ClayWebhook, reservation) -> None:
+        for fraction in target.warn_at:
+            mark = fraction * reservation.quota
+            if reservation.used_before < mark <= reservation.used_after:
+                logger.warning(
+                    f"clay webhook URL has used {fraction:.0%} of its submissions",
+                    extra={
+                        "target": target_name,
+                        "webhook_id": webhook.webhook_id,
+                        "used": reservation.used_after,
+                        "quota": reservation.quota,
+                    },
+                )
+                count(f"ClayQuotaPassed{round(fraction * 100)}Percent", destination="clay")
+
+    def give_back(self, webhook: ClayWebhook, count: int) -> None:
+        self.table.release_submissions(webhook.webhook_id, count)
+        _used_up.discard(webhook.webhook_id)
+
+
+def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict) -> Outcome:
+    headers = {target.auth_header: webhook.token} if webhook.token else {}
+    return post_json(webhook.url, row, headers)

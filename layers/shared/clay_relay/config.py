@@ -1,0 +1,105 @@
+"""The relay's declarative configuration: Directus sources, Clay targets, field mappings, delivery.
+
+It lives in one JSON file (`layers/shared/relay.json`, deployed with the layer; `RELAY_CONFIG_PATH`
+points elsewhere) and holds no secret: secrets are referenced by name and resolved at run time
+(see `secrets`). Unknown keys are rejected so a typo fails the deployment loudly, not silently.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
+EventHandling = Literal["send", "skip"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClayTarget(_Strict):
+    """A Clay table, reached through a pool of inbound webhook URLs (each good for `submission_limit`)."""
+
+    webhooks_secret: SecretName = Field(
+        description='Secret holding the pool: a JSON list of {"url": ..., "token": ...} (token optional)'
+    )
+    auth_header: str = Field(default="x-clay-webhook-auth", min_length=1)
+    submission_limit: int = Field(default=50_000, ge=1, le=50_000)
+    warn_at: tuple[float, ...] = Field(default=(0.8, 0.95))
+    max_row_bytes: int = Field(default=100_000, ge=1_000)
+
+
+class MetadataColumns(_Strict):
+    """Clay column names for what the relay adds to every row; null leaves that column out."""
+
+    event: str | None = "directus_event"
+    collection: str | None = "directus_collection"
+    key: str | None = "directus_key"
+
+
+class DirectusSource(_Strict):
+    """One `/directus/<name>` route: which events of which collection become rows of which target."""
+
+    clay_target: Name
+    collection: str | None = Field(default=None, description="accept only this collection (default: any)")
+    tokens_secret: SecretName = "directus-tokens"
+    fields: dict[str, str] | list[str] | None = Field(
+        default=None, description="payload field → Clay column; a list keeps names; null keeps all"
+    )
+    metadata: MetadataColumns = MetadataColumns()
+    on_create: EventHandling = "send"
+    on_update: EventHandling = "send"
+    on_delete: EventHandling = "send"
+    dedupe_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+
+    def columns(self) -> dict[str, str] | None:
+        if self.fields is None:
+            return None
+        if isinstance(self.fields, list):
+            return {name: name for name in self.fields}
+        return dict(self.fields)
+
+
+class DeliveryPolicy(_Strict):
+    """How the worker retries: exponential backoff with jitter, then the dead-letter queue."""
+
+    max_attempts: int = Field(default=16, ge=1, le=90)
+    min_backoff_seconds: int = Field(default=30, ge=0, le=43_200)
+    max_backoff_seconds: int = Field(default=3_600, ge=1, le=43_200)
+    hold_seconds: int = Field(default=900, ge=1, le=900, description="re-check delay for held events")
+
+
+class RelayConfig(_Strict):
+    directus_sources: dict[Name, DirectusSource] = Field(default_factory=dict)
+    clay_targets: dict[Name, ClayTarget] = Field(default_factory=dict)
+    delivery: DeliveryPolicy = DeliveryPolicy()
+
+    @model_validator(mode="after")
+    def _targets_exist(self) -> RelayConfig:
+        for name, source in self.directus_sources.items():
+            if source.clay_target not in self.clay_targets:
+                raise ValueError(f"directus source {name!r} names unknown clay_target {source.clay_target!r}")
+        return self
+
+
+class ConfigError(RuntimeError):
+    """The configuration file is missing or invalid (a deployment problem, never a sender's)."""
+
+
+@cache
+def load_config(path: Path) -> RelayConfig:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read relay configuration {path}: {error}") from None
+    try:
+        return RelayConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"invalid relay configuration {path}: {problems}") from None

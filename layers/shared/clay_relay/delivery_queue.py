@@ -1,0 +1,105 @@
+"""The only module that talks to SQS: the delivery queue and its dead-letter queue.
+
+Every call is a batch call (10 entries per request), so SQS requests per event stay near one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import boto3
+
+from clay_relay.jobs import DeliveryJob, dump_job
+from clay_relay.settings import get_settings
+
+BATCH = 10
+MAX_DELAY_SECONDS = 900
+MAX_VISIBILITY_SECONDS = 43_200
+
+
+@cache
+def _sqs():
+    return boto3.client("sqs")
+
+
+class QueueError(RuntimeError):
+    """SQS did not take every entry even after a second try."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    body: str
+    reason: str
+    attempts: int
+    destination: str
+    origin: str
+
+
+def _send_all(queue_url: str, entries: list[dict]) -> None:
+    for start in range(0, len(entries), BATCH):
+        pending = entries[start : start + BATCH]
+        for _ in range(2):
+            answer = _sqs().send_message_batch(QueueUrl=queue_url, Entries=pending)
+            failed = {f["Id"] for f in answer.get("Failed", [])}
+            pending = [e for e in pending if e["Id"] in failed]
+            if not pending:
+                break
+        if pending:
+            raise QueueError(f"SQS refused {len(pending)} message(s)")
+
+
+class DeliveryQueue:
+    def __init__(self, queue_url: str | None = None, dead_letter_url: str | None = None):
+        settings = get_settings() if not (queue_url and dead_letter_url) else None
+        self.url = queue_url or settings.delivery_queue_url
+        self.dead_letter_url = dead_letter_url or settings.dead_letter_queue_url
+
+    def enqueue(self, jobs: list[DeliveryJob], *, delay_seconds: int = 0) -> None:
+        delay = max(0, min(delay_seconds, MAX_DELAY_SECONDS))
+        _send_all(
+            self.url,
+            [{"Id": str(i), "MessageBody": dump_job(job), "DelaySeconds": delay} for i, job in enumerate(jobs)],
+        )
+
+    def retry_later(self, delays: dict[str, int]) -> set[str]:
+        """Hide messages (receipt handle → seconds) until their next attempt. Returns the handles
+        SQS refused; those come back after the queue's own visibility timeout instead."""
+        refused: set[str] = set()
+        handles = list(delays)
+        for start in range(0, len(handles), BATCH):
+            chunk = handles[start : start + BATCH]
+            answer = _sqs().change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": handle,
+                        "VisibilityTimeout": max(0, min(delays[handle], MAX_VISIBILITY_SECONDS)),
+                    }
+                    for i, handle in enumerate(chunk)
+                ],
+            )
+            refused.update(chunk[int(f["Id"])] for f in answer.get("Failed", []))
+        return refused
+
+    def dead_letter(self, letters: list[DeadLetter]) -> None:
+        now = str(int(time.time()))
+        _send_all(
+            self.dead_letter_url,
+            [
+                {
+                    "Id": str(i),
+                    "MessageBody": letter.body,
+                    "MessageAttributes": {
+                        "reason": {"DataType": "String", "StringValue": letter.reason[:1000] or "unknown"},
+                        "attempts": {"DataType": "Number", "StringValue": str(letter.attempts)},
+                        "destination": {"DataType": "String", "StringValue": letter.destination},
+                        "origin": {"DataType": "String", "StringValue": letter.origin or "unknown"},
+                        "failed_at": {"DataType": "Number", "StringValue": now},
+                    },
+                }
+                for i, letter in enumerate(letters)
+            ],
+        )

@@ -1,0 +1,107 @@
+"""Directus Flow webhooks (`{{$trigger}}` of an event hook) and their mapping to Clay rows.
+
+create: {"event":"posts.items.create","payload":{...submitted fields},"key":1,"collection":"posts"}
+update: {"event":"posts.items.update","payload":{...changed fields},"keys":["1"],"collection":"posts"}
+delete: {"event":"posts.items.delete","payload":["1"],"keys":["1"],"collection":"posts"}
+Keys arrive as numbers or strings; updateMany/deleteMany send one request whose `keys` lists every
+item, and each item becomes its own row.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+
+from clay_relay.config import DirectusSource
+from clay_relay.errors import InvalidPayload
+from clay_relay.jobs import ClayRowJob, content_id
+
+ItemKey = StrictStr | StrictInt
+Action = Literal["create", "update", "delete"]
+
+
+class DirectusEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event: str = Field(min_length=1, max_length=256)
+    collection: str = Field(min_length=1, max_length=256)
+    payload: dict | list | None = None
+    key: ItemKey | None = None
+    keys: list[ItemKey] | None = Field(default=None, max_length=10_000)
+
+    @property
+    def action(self) -> Action:
+        return self.event.rsplit(".", 1)[-1]  # type: ignore[return-value]
+
+    @property
+    def item_keys(self) -> list[ItemKey]:
+        return list(self.keys) if self.keys else [self.key]  # type: ignore[list-item]
+
+    @property
+    def changed_fields(self) -> dict:
+        return self.payload if isinstance(self.payload, dict) else {}
+
+    @model_validator(mode="after")
+    def _shape_matches_action(self) -> DirectusEvent:
+        action = self.event.rsplit(".", 1)[-1]
+        if action not in ("create", "update", "delete"):
+            raise ValueError(f"event {self.event!r} is not an items create, update or delete event")
+        if self.key is None and not self.keys:
+            raise ValueError(f"a {action} event needs 'key' or a non-empty 'keys'")
+        if action in ("create", "update") and not isinstance(self.payload, dict):
+            raise ValueError(f"a {action} event needs 'payload' to be an object of fields")
+        return self
+
+
+def parse_event(body: dict) -> DirectusEvent:
+    try:
+        return DirectusEvent.model_validate(body)
+    except ValidationError as error:
+        fields = [
+            {"field": ".".join(map(str, e["loc"])) or "body", "problem": e["msg"].removeprefix("Value error, ")}
+            for e in error.errors(include_url=False)
+        ]
+        raise InvalidPayload("the body is not a Directus item event", fields=fields) from None
+
+
+class Skipped(Exception):
+    """The event is valid but the source's configuration says not to send it."""
+
+
+def clay_jobs(source_name: str, source: DirectusSource, event: DirectusEvent) -> list[ClayRowJob]:
+    """One Clay row job per item the event touches, with the fields the source selects."""
+    if source.collection and event.collection != source.collection:
+        raise InvalidPayload(
+            f"this route accepts collection {source.collection!r}, not {event.collection!r}",
+            fields=[{"field": "collection", "problem": f"expected {source.collection!r}"}],
+        )
+    handling = {"create": source.on_create, "update": source.on_update, "delete": source.on_delete}[event.action]
+    if handling == "skip":
+        raise Skipped(f"{event.action} events are not sent (on_{event.action} is 'skip')")
+    columns = source.columns()
+    changed = event.changed_fields
+    if columns is None:
+        fields = dict(changed)
+    else:
+        fields = {column: changed[name] for name, column in columns.items() if name in changed}
+        if event.action == "update" and not fields:
+            raise Skipped("no mapped field changed")
+    origin = f"directus/{source_name}"
+    meta = source.metadata
+    jobs = []
+    for key in event.item_keys:
+        row = dict(fields)
+        for column, value in ((meta.event, event.event), (meta.collection, event.collection), (meta.key, key)):
+            if column:
+                row[column] = value
+        jobs.append(
+            ClayRowJob(
+                event_id=content_id(origin, event.event, event.collection, str(key), event.payload),
+                origin=origin,
+                dedupe_window_seconds=source.dedupe_window_seconds,
+                target=source.clay_target,
+                row=row,
+            )
+        )
+    return jobs

@@ -1,0 +1,53 @@
+"""Domain errors. Each knows the HTTP answer it becomes (see http_api)."""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, fields: list[dict] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+
+    def to_body(self) -> dict:
+        body: dict = {"error": self.code, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        return body
+
+
+class MalformedRequest(RelayError):
+    status, code = 400, "malformed_request"
+
+
+class Unauthorized(RelayError):
+    status, code = 401, "unauthorized"
+
+
+class UnknownRoute(RelayError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(RelayError):
+    status, code = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(RelayError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(RelayError):
+    status, code = 415, "unsupported_media_type"
+
+
+class InvalidPayload(RelayError):
+    status, code = 422, "invalid_payload"
+
+
+class ServiceUnavailable(RelayError):
+    """Our own dependency (DynamoDB, SQS) failed: the sender may retry; nothing was accepted."""
+
+    status, code = 503, "temporarily_unavailable"

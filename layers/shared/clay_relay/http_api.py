@@ -1,0 +1,98 @@
+"""The HTTP edge shared by every receiver: one resolver factory, body handling, JSON answers.
+
+Every rejection is a JSON body `{"error": <code>, "message": <what is wrong>[, "fields": [...]]}`
+with the status that fits (400, 401, 404, 405, 413, 415, 422); errors of our own are a 503 the
+sender may retry (nothing was accepted), never a stack trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from clay_relay.config import ConfigError
+from clay_relay.errors import (
+    MalformedRequest,
+    PayloadTooLarge,
+    RelayError,
+    ServiceUnavailable,
+    UnknownRoute,
+    UnsupportedMediaType,
+)
+from clay_relay.observability import logger
+from clay_relay.settings import SettingsError, get_settings
+
+ALLOWED_ELSEWHERE = ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def json_response(status: int, body: dict) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+    )
+
+
+def relay_api() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver()
+
+    @app.exception_handler(RelayError)
+    def _relay_error(error: RelayError) -> Response:
+        return json_response(error.status, error.to_body())
+
+    @app.exception_handler((ConfigError, SettingsError))
+    def _misconfigured(error: Exception) -> Response:
+        logger.error("relay is misconfigured", extra={"problem": str(error)})
+        return json_response(503, ServiceUnavailable("the relay is misconfigured; see its logs").to_body())
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unexpected error while handling a request")
+        return json_response(500, {"error": "internal_error", "message": "unexpected error; see the relay's logs"})
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response:
+        return json_response(404, UnknownRoute("no such route").to_body())
+
+    return app
+
+
+def raw_body(event: APIGatewayProxyEventV2) -> bytes:
+    """The body exactly as received (what signatures are computed over)."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedRequest("the body is not valid base64") from None
+    return body.encode("utf-8", "surrogatepass")
+
+
+def json_object(event: APIGatewayProxyEventV2, body: bytes | None = None) -> dict:
+    """The body as a JSON object, or the 413/415/400 that says why not."""
+    body = raw_body(event) if body is None else body
+    limit = get_settings().max_body_bytes
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {limit}")
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"send Content-Type: application/json, not {content_type!r}")
+    if not body.strip():
+        raise MalformedRequest("the body is empty; send a JSON object")
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MalformedRequest("the body is not valid UTF-8") from None
+    except RecursionError:
+        raise MalformedRequest("the body is nested too deeply") from None
+    except ValueError as error:
+        raise MalformedRequest(f"the body is not valid JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(parsed), "number")
+        raise MalformedRequest(f"the body must be a JSON object, not a JSON {kind}")
+    return parsed

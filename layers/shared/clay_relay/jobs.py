@@ -1,0 +1,61 @@
+"""Delivery jobs: what a receiver puts on the queue and the worker carries out.
+
+`event_id` identifies the event for deduplication (derived from the sender's content, never the
+clock); `job_id` identifies this acceptance of it, so the worker's claim lets redeliveries and
+replays of the same job through while stopping a second copy of the event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+def content_id(*parts: object) -> str:
+    """A stable id from canonical JSON of `parts` (sorted keys, no whitespace)."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(min_length=8, max_length=128)
+    job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    origin: str = Field(description="route that accepted it, e.g. directus/leads")
+    dedupe_window_seconds: int = 86_400
+    accepted_at: float = Field(default_factory=time.time)
+    holds: int = Field(default=0, description="times it waited for a Clay webhook URL with quota left")
+
+    @property
+    def destination(self) -> str:
+        raise NotImplementedError
+
+
+class ClayRowJob(_Job):
+    """One row for a Clay table, posted to the target's current webhook URL."""
+
+    kind: Literal["clay_row"] = "clay_row"
+    target: str
+    row: dict
+
+    @property
+    def destination(self) -> str:
+        return "clay"
+
+
+DeliveryJob = ClayRowJob
+_job_adapter: TypeAdapter[DeliveryJob] = TypeAdapter(DeliveryJob)
+
+
+def parse_job(body: str) -> DeliveryJob:
+    return _job_adapter.validate_json(body)
+
+
+def dump_job(job: DeliveryJob) -> str:
+    return job.model_dump_json()

@@ -1,0 +1,87 @@
+"""The only module that talks HTTP to the outside world, and the one place that decides what an
+answer means for delivery: delivered, worth retrying (and when), or never going to work."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import requests
+
+from clay_relay.settings import get_settings
+
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+USER_AGENT = "clay-relay/1.0"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    retryable: bool
+    reason: str
+    status: int | None = None
+    retry_after: float | None = None
+    reached: bool = True  # False when the request certainly never reached the destination
+
+
+@cache
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def classify(response: requests.Response) -> Outcome:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome(delivered=True, retryable=False, reason=f"HTTP {status}", status=status)
+    excerpt = " ".join(response.text[:200].split())
+    reason = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    if retry_after is None and response.headers.get("x-ratelimit-remaining") == "0":
+        retry_after = 1.0
+    return Outcome(
+        delivered=False,
+        retryable=status in RETRYABLE_STATUS,
+        reason=reason,
+        status=status,
+        retry_after=retry_after,
+    )
+
+
+def post_json(url: str, payload: object, headers: dict[str, str] | None = None) -> Outcome:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        response = _session().post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            timeout=get_settings().outbound_timeout_seconds,
+        )
+    except requests.exceptions.ConnectTimeout:
+        return Outcome(delivered=False, retryable=True, reason="connect timeout", reached=False)
+    except requests.exceptions.ReadTimeout:
+        return Outcome(delivered=False, retryable=True, reason="timed out waiting for the answer")
+    except requests.exceptions.ConnectionError as error:
+        reached = "NewConnectionError" not in repr(error) and "NameResolution" not in repr(error)
+        return Outcome(delivered=False, retryable=True, reason="connection failed", reached=reached)
+    except requests.exceptions.RequestException as error:
+        return Outcome(delivered=False, retryable=False, reason=f"request not sendable: {type(error).__name__}")
+    return classify(response)

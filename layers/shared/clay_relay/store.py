@@ -1,0 +1,141 @@
+"""The only module that talks to DynamoDB: one table for deduplication claims and Clay quota.
+
+Items (partition key `pk` only; hashed ids spread them over partitions):
+- `event#<event_id>`: the worker's claim on an event: `job_id`, `expires_at` (TTL).
+- `clay-quota#<webhook id>`: submissions `used` of one Clay webhook URL and its `quota`.
+
+Cost per relayed event (see README, "Cost"): one conditional put (the claim) plus one conditional
+update per batch and URL (the quota reservation); the receiver only reads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clay_relay.settings import get_settings
+
+QUOTA_RETRIES = 8
+
+
+@cache
+def _dynamodb():
+    return boto3.client("dynamodb")
+
+
+def _conditional_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    granted: int
+    used_before: int
+    used_after: int
+    quota: int
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used_after >= self.quota
+
+
+class RelayTable:
+    def __init__(self, table_name: str | None = None):
+        self.name = table_name or get_settings().table_name
+
+    # --- deduplication -------------------------------------------------------------------------
+    def already_seen(self, event_ids: list[str]) -> set[str]:
+        """Which events have a live claim. Advisory only (the worker's claim is the real
+        dedupe), so a failing read is treated as 'none seen' and never rejects an event."""
+        if not event_ids:
+            return set()
+        now = int(time.time())
+        seen: set[str] = set()
+        keys = [{"pk": {"S": f"event#{e}"}} for e in dict.fromkeys(event_ids)]
+        try:
+            for start in range(0, len(keys), 100):
+                request = {self.name: {"Keys": keys[start : start + 100], "ProjectionExpression": "pk, expires_at"}}
+                while request:
+                    answer = _dynamodb().batch_get_item(RequestItems=request)
+                    for item in answer["Responses"].get(self.name, []):
+                        if int(item.get("expires_at", {"N": "0"})["N"]) > now:
+                            seen.add(item["pk"]["S"].removeprefix("event#"))
+                    request = answer.get("UnprocessedKeys") or None
+        except (BotoCoreError, ClientError):
+            return seen
+        return seen
+
+    def claim(self, event_id: str, job_id: str, window_seconds: int) -> bool:
+        """Claim the event for this job. True when this job owns it (first time, or a redelivery
+        or replay of the same job); False when another job already delivered or holds it."""
+        now = int(time.time())
+        try:
+            _dynamodb().put_item(
+                TableName=self.name,
+                Item={
+                    "pk": {"S": f"event#{event_id}"},
+                    "job_id": {"S": job_id},
+                    "expires_at": {"N": str(now + window_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR job_id = :job OR expires_at < :now",
+                ExpressionAttributeValues={":job": {"S": job_id}, ":now": {"N": str(now)}},
+            )
+        except ClientError as error:
+            if _conditional_failure(error):
+                return False
+            raise
+        return True
+
+    # --- Clay quota ------------------------------------------------------------------------------
+    def reserve_submissions(self, webhook_id: str, wanted: int, quota: int, target: str) -> Reservation:
+        """Atomically take up to `wanted` submissions of a webhook URL without ever passing
+        `quota`, whatever other workers do at the same time (a conditional update each try)."""
+        ask = wanted
+        for _ in range(QUOTA_RETRIES):
+            try:
+                answer = _dynamodb().update_item(
+                    TableName=self.name,
+                    Key={"pk": {"S": f"clay-quota#{webhook_id}"}},
+                    UpdateExpression="ADD used :n SET quota = :quota, target = :target",
+                    ConditionExpression="attribute_not_exists(used) OR used <= :most",
+                    ExpressionAttributeValues={
+                        ":n": {"N": str(ask)},
+                        ":most": {"N": str(quota - ask)},
+                        ":quota": {"N": str(quota)},
+                        ":target": {"S": target},
+                    },
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as error:
+                if not _conditional_failure(error):
+                    raise
+                item = error.response.get("Item")
+                used = int(item["used"]["N"]) if item else self.submissions_used(webhook_id)
+                ask = min(wanted, quota - used)
+                if ask <= 0:
+                    return Reservation(granted=0, used_before=used, used_after=used, quota=quota)
+                continue
+            used_after = int(answer["Attributes"]["used"]["N"])
+            return Reservation(granted=ask, used_before=used_after - ask, used_after=used_after, quota=quota)
+        return Reservation(granted=0, used_before=quota, used_after=quota, quota=quota)
+
+    def release_submissions(self, webhook_id: str, count: int) -> None:
+        """Give back submissions reserved for requests that never reached Clay."""
+        if count > 0:
+            _dynamodb().update_item(
+                TableName=self.name,
+                Key={"pk": {"S": f"clay-quota#{webhook_id}"}},
+                UpdateExpression="ADD used :minus",
+                ExpressionAttributeValues={":minus": {"N": str(-count)}},
+            )
+
+    def submissions_used(self, webhook_id: str) -> int:
+        item = _dynamodb().get_item(
+            TableName=self.name, Key={"pk": {"S": f"clay-quota#{webhook_id}"}}, ConsistentRead=True
+        ).get("Item")
+        return int(item["used"]["N"]) if item else 0

@@ -1,0 +1,65 @@
+"""Shared fixtures. AWS is moto (in-process); the table, queues and secrets come from
+template.yaml through the local stack's provisioning, so the schema lives in one place."""
+
+from __future__ import annotations
+
+import os
+
+# Before any clay_relay import: fake credentials, no X-Ray, quiet metrics.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": "clay-relay",
+        "POWERTOOLS_METRICS_NAMESPACE": "ClayRelay",
+        "POWERTOOLS_DEV": "0",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from local_stack.aws import Provisioned, provision  # noqa: E402
+from local_stack.template import Template, load_template  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TEST_SECRETS = {
+    "DIRECTUS_TOKENS": "directus-token-current,directus-token-next",
+    "CLAY_WEBHOOKS_LEADS": '[{"url": "http://127.0.0.1:9/clay/webhooks/leads-1", "token": "clay-token-1"}]',
+}
+
+
+def reset_relay_caches() -> None:
+    """Forget clients, settings, config and cached secrets built under another environment."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters import base
+
+    from clay_relay import clay, config, delivery_queue, settings, store
+
+    settings.get_settings.cache_clear()
+    config.load_config.cache_clear()
+    store._dynamodb.cache_clear()
+    delivery_queue._sqs.cache_clear()
+    clay._used_up.clear()
+    parameters.clear_caches()
+    base.DEFAULT_PROVIDERS.clear()
+
+
+@pytest.fixture
+def aws(monkeypatch) -> Provisioned:
+    """moto with the template's table, queues and secrets; the functions' environment set."""
+    with mock_aws():
+        provisioned = provision(Template(load_template(), "test"), TEST_SECRETS)
+        for key, value in provisioned.environment.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("SECRETS_CACHE_SECONDS", "0")
+        reset_relay_caches()
+        yield provisioned
+        reset_relay_caches()
