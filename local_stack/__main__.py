@@ -1,1 +1,167 @@
-def main(): pass
+"""clay-relay's local stack.
+
+  python -m local_stack run                  serve 127.0.0.1:3000 until Ctrl-C (make run)
+  python -m local_stack invoke FUNCTION EVENT in-process `sam local invoke` (make invoke)
+  python -m local_stack replay EVENT         send an API Gateway event file to the running stack
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from local_stack.aws import LOCAL_ENV, read_local_env
+from local_stack.stack import STATE_FILE, LocalStack, Options
+
+
+def _running_stack() -> dict | None:
+    try:
+        state = json.loads(STATE_FILE.read_text())
+        urllib.request.urlopen(f"{state['gateway']}/_local/health", timeout=2).read()  # noqa: S310 - local URL
+        return state
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _curl_examples(gateway: str) -> str:
+    token = read_local_env().get("DIRECTUS_TOKENS", "").split(",")[0]
+    create = json.dumps({"event": "leads.items.create", "collection": "leads", "key": 1,
+                         "payload": {"email": "ada@example.com", "first_name": "Ada", "company": "Analytical Engines"}})
+    return f"""
+clay-relay local stack is up.
+  gateway    {gateway}   (routes from template.yaml, real handlers)
+  deliveries {gateway}/_local/deliveries   (what the sandboxes received; DELETE clears)
+
+Try it:
+  curl -s -X POST {gateway}/directus/leads \\
+       -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+       -d '{create}'
+  curl -s {gateway}/_local/deliveries
+  python -m local_stack replay events/directus/update.json     (or: make replay EVENT=...)
+  curl -s -X POST {gateway}/_local/faults -d '{{"destination": "clay", "status": 503, "times": 3}}'
+
+Ctrl-C stops everything.
+"""
+
+
+def run(args: argparse.Namespace) -> int:
+    options = Options(
+        host=args.host, port=args.port, sandbox_port=args.sandbox_port, moto_port=args.moto_port,
+        workers=args.workers, config_path=args.config, clay_limit=args.clay_limit,
+        clay_over_limit=args.clay_over_limit, clay_rate=args.clay_rate, log_level=args.log_level,
+        environment=dict(pair.split("=", 1) for pair in args.env),
+    )
+    stack = LocalStack(options)
+    try:
+        urls = stack.start()
+    except OSError as error:
+        print(f"cannot start the local stack: {error} (is another one running? see {STATE_FILE})", file=sys.stderr)
+        stack.stop()
+        return 1
+    print(json.dumps({"ready": True, **urls.__dict__}), flush=True)
+    if not args.quiet:
+        print(_curl_examples(urls.gateway), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    print("stopping the local stack…", flush=True)
+    stack.stop()
+    return 0
+
+
+def invoke(args: argparse.Namespace) -> int:
+    from local_stack.functions import LocalFunction
+    from local_stack.template import Template, load_template
+
+    event = json.loads(Path(args.event).read_text())
+    state = _running_stack()
+    stack = None
+    if state:
+        os.environ.update(state["environment"])
+        print(f"using the running local stack ({state['gateway']})", file=sys.stderr)
+    else:
+        print("no local stack running: using a throwaway one (start `make run` to see deliveries)", file=sys.stderr)
+        stack = LocalStack(Options(port=0, sandbox_port=0, moto_port=0))
+        stack.start_aws()
+        stack.provision(stack.sandboxes.start("127.0.0.1", 0))
+    functions = Template(load_template(), "clay-relay-local").functions()
+    if args.function not in functions:
+        print(f"no function {args.function!r} in template.yaml; choose from {', '.join(functions)}", file=sys.stderr)
+        return 2
+    try:
+        result = LocalFunction(functions[args.function]).invoke(event)
+    finally:
+        if stack:
+            stack.stop()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    event = json.loads(Path(args.event).read_text())
+    base = args.url or (_running_stack() or {}).get("gateway")
+    if not base:
+        print("no local stack running: start it with `make run` (or pass --url)", file=sys.stderr)
+        return 1
+    http = event.get("requestContext", {}).get("http", {})
+    path = event.get("rawPath", http.get("path", "/"))
+    if event.get("rawQueryString"):
+        path += "?" + event["rawQueryString"]
+    body = event.get("body") or ""
+    data = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+    request = urllib.request.Request(  # noqa: S310 - local URL
+        base.rstrip("/") + path, data=data or None, method=http.get("method", "POST"),
+        headers={k: v for k, v in event.get("headers", {}).items() if k.lower() not in ("host", "content-length")},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            status, text = answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    print(f"HTTP {status}\n{text}")
+    return 0 if status < 500 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("run", help="start the local stack in the foreground")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000, help="gateway port (0: any free port)")
+    p.add_argument("--sandbox-port", type=int, default=3001)
+    p.add_argument("--moto-port", type=int, default=5001)
+    p.add_argument("--workers", type=int, default=2, help="delivery worker instances polling the queue")
+    p.add_argument("--config", type=Path, help="relay configuration (default layers/shared/relay.json)")
+    p.add_argument("--clay-limit", type=int, default=50_000, help="sandbox Clay submissions per webhook URL")
+    p.add_argument("--clay-over-limit", choices=["drop", "reject"], default="drop")
+    p.add_argument("--clay-rate", type=float, default=10.0, help="sandbox Clay records/s per workspace")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra function environment")
+    p.add_argument("--quiet", action="store_true", help="do not print the examples")
+    p.set_defaults(func=run)
+    p = commands.add_parser("invoke", help="invoke a function in-process with an event file")
+    p.add_argument("function")
+    p.add_argument("event")
+    p.set_defaults(func=invoke)
+    p = commands.add_parser("replay", help="send an API Gateway event file to the running stack")
+    p.add_argument("event")
+    p.add_argument("--url")
+    p.set_defaults(func=replay)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

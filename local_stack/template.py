@@ -49,7 +49,7 @@ class HttpRoute:
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """Path parameters when this route serves the request's path (any method), else None."""
-        pattern = "^" + re.sub(r"\\\{(\w+)\\\+?\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
+        pattern = "^" + re.sub(r"\\\{(\w+)(?:\\\+)?\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
         found = re.match(pattern, path)
         return found.groupdict() if found else None
 

@@ -218,13 +218,12 @@ class DeliveryRun:
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(failures)]}
 
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
 def handle_batch(event: dict, context: object) -> dict:
     records = event.get("Records", [])
     run = DeliveryRun(records, load_config(get_settings().config_path))
     run.prepare()
+    # A processor per batch: it holds the batch's state while processing.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with processor(records=records, handler=run.deliver, lambda_context=context):
         processor.process()
     return run.finish(processor.response())

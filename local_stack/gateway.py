@@ -1,0 +1,185 @@
+"""A local API Gateway (HTTP API, payload format 2.0) for the routes template.yaml declares.
+
+Requests become API Gateway v2 events for the real handlers; their answers become HTTP answers.
+Also serves the local stack's own control routes under /_local/.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import traceback
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from local_stack.functions import LocalFunction
+from local_stack.sandboxes import Sandboxes
+from local_stack.template import ACCOUNT_ID, HttpRoute
+
+MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API's limit
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded", "+json")
+
+
+def api_gateway_event(route: HttpRoute, method: str, url: str, headers: dict[str, str], body: bytes,
+                      path_parameters: dict[str, str], source_ip: str) -> dict:
+    parts = urlsplit(url)
+    content_type = headers.get("content-type", "")
+    textual = any(t in content_type for t in TEXT_TYPES) or not content_type
+    try:
+        text = body.decode("utf-8") if textual else None
+    except UnicodeDecodeError:
+        text = None
+    now = datetime.now(UTC)
+    event = {
+        "version": "2.0",
+        "routeKey": f"{route.method} {route.path}",
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": "local",
+            "domainName": headers.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": uuid.uuid4().hex,
+            "routeKey": f"{route.method} {route.path}",
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "pathParameters": path_parameters,
+        "isBase64Encoded": text is None,
+    }
+    if body:
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
+    if parts.query:
+        event["queryStringParameters"] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "cookie" in headers:
+        event["cookies"] = [c.strip() for c in headers["cookie"].split(";")]
+    return event
+
+
+class Gateway:
+    def __init__(self, routes: list[HttpRoute], functions: dict[str, LocalFunction], sandboxes: Sandboxes):
+        self.routes = routes
+        self.functions = functions
+        self.sandboxes = sandboxes
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self, host: str, port: int) -> str:
+        gateway = self
+
+        class Handler(_GatewayHandler):
+            owner = gateway
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True).start()
+        return f"http://{host}:{self.server.server_port}"
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def route(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None and route.allows(method):
+                return route, params
+        return None
+
+
+class _GatewayHandler(BaseHTTPRequestHandler):
+    owner: Gateway
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args) -> None:
+        print(f"[gateway] {self.command} {self.path} → {args[1] if len(args) > 1 else ''}", flush=True)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, value: object) -> None:
+        self._send(status, json.dumps(value).encode())
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD:
+            self._json(413, {"message": "Request Entity Too Large"})
+            return
+        body = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        if path.startswith("/_local/"):
+            self._control(path, body)
+            return
+        found = self.owner.route(self.command, path)
+        if found is None:
+            self._json(404, {"message": "Not Found"})
+            return
+        route, params = found
+        headers: dict[str, str] = {}
+        for key, value in self.headers.items():  # API Gateway joins repeated headers with commas
+            key = key.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        event = api_gateway_event(route, self.command, self.path, headers, body, params, self.client_address[0])
+        try:
+            result = self.owner.functions[route.function].invoke(event)
+        except Exception:
+            traceback.print_exc()
+            self._json(500, {"message": "Internal Server Error"})
+            return
+        self._respond_with(result)
+
+    def _respond_with(self, result: object) -> None:
+        if not (isinstance(result, dict) and "statusCode" in result):
+            self._send(200, json.dumps(result).encode())
+            return
+        body = result.get("body") or ""
+        data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+        self._send(int(result["statusCode"]), data, headers)
+
+    def _control(self, path: str, body: bytes) -> None:
+        sandboxes = self.owner.sandboxes
+        if path == "/_local/deliveries" and self.command == "GET":
+            self._json(200, sandboxes.deliveries.all())
+        elif path == "/_local/deliveries" and self.command == "DELETE":
+            sandboxes.deliveries.clear()
+            self._json(200, {"cleared": True})
+        elif path == "/_local/faults" and self.command == "POST":
+            try:
+                spec = json.loads(body or b"{}")
+                fault = sandboxes.add_fault(spec if isinstance(spec, dict) else {})
+            except ValueError as error:
+                self._json(400, {"error": "invalid_fault", "message": str(error)})
+                return
+            self._json(201, {"destination": fault.destination, "mode": fault.mode, "status": fault.status,
+                             "times": fault.times, "seconds_left": fault.until and round(fault.until - time.monotonic(), 1)})
+        elif path == "/_local/faults" and self.command == "DELETE":
+            sandboxes.clear_faults()
+            self._json(200, {"cleared": True})
+        elif path == "/_local/health":
+            self._json(200, {"ok": True})
+        else:
+            self._json(404, {"message": "Not Found"})
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle

@@ -1,0 +1,151 @@
+"""Starts and stops the whole local stack: moto's server, the template's resources, the sandboxes,
+the gateway and the queue pollers. Used by `make run`, `make invoke` and the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moto.server import ThreadedMotoServer
+
+from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision, read_local_env
+from local_stack.functions import LocalFunction
+from local_stack.gateway import Gateway
+from local_stack.poller import QueuePoller
+from local_stack.sandboxes import ClaySandbox, Sandboxes
+from local_stack.template import ROOT, Template, load_template
+
+STATE_FILE = ROOT / ".local-stack" / "state.json"
+
+
+@dataclass
+class Options:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    sandbox_port: int = 3001
+    moto_port: int = 5001
+    stack_name: str = "clay-relay-local"
+    workers: int = 2
+    config_path: Path | None = None
+    secrets_file: Path = LOCAL_ENV
+    clay_limit: int = 50_000
+    clay_over_limit: str = "drop"
+    clay_rate: float = 10.0
+    log_level: str = "INFO"
+    environment: dict[str, str] = field(default_factory=dict)  # extra function environment
+
+
+@dataclass
+class Urls:
+    gateway: str
+    sandboxes: str
+    moto: str
+
+
+class LocalStack:
+    def __init__(self, options: Options | None = None):
+        self.options = options or Options()
+        self.sandboxes = Sandboxes(
+            ClaySandbox(
+                submission_limit=self.options.clay_limit,
+                over_limit=self.options.clay_over_limit,
+                rate=self.options.clay_rate,
+            )
+        )
+        self.pollers: list[QueuePoller] = []
+        self.gateway: Gateway | None = None
+        self.moto: ThreadedMotoServer | None = None
+        self.provisioned: Provisioned | None = None
+        self.urls: Urls | None = None
+
+    def start_aws(self) -> str:
+        """moto's server, with the process environment pointing every AWS client at it."""
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        o = self.options
+        self.moto = ThreadedMotoServer(ip_address=o.host, port=o.moto_port, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        moto_url = f"http://{host}:{port}"
+        os.environ.update(FAKE_CREDENTIALS)
+        os.environ["AWS_ENDPOINT_URL"] = moto_url
+        return moto_url
+
+    def provision(self, sandbox_url: str) -> Provisioned:
+        o = self.options
+        template = Template(load_template(), o.stack_name)
+        self.provisioned = provision(template, read_local_env(o.secrets_file, sandbox_url=sandbox_url))
+        os.environ.update(self.provisioned.environment)
+        os.environ.update(
+            {
+                "POWERTOOLS_TRACE_DISABLED": "1",
+                "POWERTOOLS_METRICS_DISABLED": "1",
+                "POWERTOOLS_LOG_LEVEL": o.log_level,
+            }
+        )
+        if o.config_path:
+            os.environ["RELAY_CONFIG_PATH"] = str(Path(o.config_path).resolve())
+        os.environ.update(o.environment)
+        self._register_clay_tokens()
+        return self.provisioned
+
+    def _register_clay_tokens(self) -> None:
+        """The Clay sandbox expects, per webhook URL, the token the pool secrets give it."""
+        for name, value in self.provisioned.secrets.items():
+            if not name.startswith("clay-webhooks-"):
+                continue
+            for entry in json.loads(value):
+                entry = {"url": entry} if isinstance(entry, str) else entry
+                if entry.get("token"):
+                    self.sandboxes.clay.tokens[entry["url"].rstrip("/").rsplit("/", 1)[-1]] = entry["token"]
+
+    def start(self) -> Urls:
+        o = self.options
+        moto_url = self.start_aws()
+        sandbox_url = self.sandboxes.start(o.host, o.sandbox_port)
+        self.provision(sandbox_url)
+        template = Template(load_template(), o.stack_name)
+        functions = template.functions()
+        http_functions = {name: LocalFunction(spec) for name, spec in functions.items() if spec.routes}
+        routes = [route for spec in functions.values() for route in spec.routes]
+        for spec in functions.values():
+            for source in spec.sqs_sources:
+                queue = self.provisioned.resolver.resolve(source["Queue"])  # the queue's ARN
+                logical = next(k for k, v in self.provisioned.resolver.attributes.items() if v == queue)
+                url = self.provisioned.ref(logical.split(".")[0])
+                for _ in range(max(1, o.workers)):
+                    poller = QueuePoller(LocalFunction(spec), url, queue, int(source.get("BatchSize", 10)))
+                    poller.start()
+                    self.pollers.append(poller)
+        self.gateway = Gateway(routes, http_functions, self.sandboxes)
+        gateway_url = self.gateway.start(o.host, o.port)
+        self.urls = Urls(gateway=gateway_url, sandboxes=sandbox_url, moto=moto_url)
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        STATE_FILE.write_text(
+            json.dumps(
+                {
+                    **self.urls.__dict__,
+                    "pid": os.getpid(),
+                    "stack_name": o.stack_name,
+                    "environment": {**self.provisioned.environment, "AWS_ENDPOINT_URL": moto_url, **FAKE_CREDENTIALS},
+                }
+            )
+        )
+        return self.urls
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.gateway:
+            self.gateway.stop()
+        self.sandboxes.stop()
+        if self.moto:
+            self.moto.stop()
+        if STATE_FILE.exists():
+            try:
+                if json.loads(STATE_FILE.read_text()).get("pid") == os.getpid():
+                    STATE_FILE.unlink()
+            except (OSError, ValueError):
+                pass
