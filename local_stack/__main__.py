@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, config_path=args.config, clay_limit=args.clay_limit,
         clay_over_limit=args.clay_over_limit, clay_rate=args.clay_rate, log_level=args.log_level,
         environment=dict(pair.split("=", 1) for pair in args.env),
+        secrets_file=args.secrets_file, state_file=args.state_file,
     )
     stack = LocalStack(options)
     try:
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clay-rate", type=float, default=10.0, help="sandbox Clay records/s per workspace")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra function environment")
+    p.add_argument("--secrets-file", type=Path, default=LOCAL_ENV, help="fake secrets (default local.env)")
+    p.add_argument("--state-file", type=Path, default=STATE_FILE, help="where invoke/replay find this stack")
     p.add_argument("--quiet", action="store_true", help="do not print the examples")
     p.set_defaults(func=run)
     p = commands.add_parser("invoke", help="invoke a function in-process with an event file")

@@ -36,6 +36,7 @@ class Options:
     clay_rate: float = 10.0
     log_level: str = "INFO"
     environment: dict[str, str] = field(default_factory=dict)  # extra function environment
+    state_file: Path | None = STATE_FILE  # where `invoke` and `replay` find the running stack
 
 
 @dataclass
@@ -122,18 +123,23 @@ class LocalStack:
         self.gateway = Gateway(routes, http_functions, self.sandboxes)
         gateway_url = self.gateway.start(o.host, o.port)
         self.urls = Urls(gateway=gateway_url, sandboxes=sandbox_url, moto=moto_url)
-        STATE_FILE.parent.mkdir(exist_ok=True)
-        STATE_FILE.write_text(
+        if o.state_file:
+            self._write_state(moto_url)
+        return self.urls
+
+    def _write_state(self, moto_url: str) -> None:
+        state_file = self.options.state_file
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(
             json.dumps(
                 {
                     **self.urls.__dict__,
                     "pid": os.getpid(),
-                    "stack_name": o.stack_name,
+                    "stack_name": self.options.stack_name,
                     "environment": {**self.provisioned.environment, "AWS_ENDPOINT_URL": moto_url, **FAKE_CREDENTIALS},
                 }
             )
         )
-        return self.urls
 
     def stop(self) -> None:
         for poller in self.pollers:
@@ -143,9 +149,10 @@ class LocalStack:
         self.sandboxes.stop()
         if self.moto:
             self.moto.stop()
-        if STATE_FILE.exists():
+        state_file = self.options.state_file
+        if state_file and state_file.exists():
             try:
-                if json.loads(STATE_FILE.read_text()).get("pid") == os.getpid():
-                    STATE_FILE.unlink()
+                if json.loads(state_file.read_text()).get("pid") == os.getpid():
+                    state_file.unlink()
             except (OSError, ValueError):
                 pass

@@ -1,0 +1,78 @@
+# clay-relay — the two commands: `make run` (local stack on 127.0.0.1:3000) and `make test`.
+# Everything installs itself on first use: a virtualenv for the code (.venv) and one for the SAM CLI
+# and template linters (.tools), both from pinned requirements.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# A CPython >= 3.11, preferring 3.13 (Lambda's runtime). pyenv's versions are found without `pyenv global`.
+PY_CANDIDATES := python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.12 \
+	$(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.11 python3
+PYTHON ?= $(shell for p in $(PY_CANDIDATES); do $$p -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && { echo $$p; break; }; done)
+# `sam build` needs a python3.13 on PATH.
+PY313 := $(shell for p in python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13); do $$p -c '' 2>/dev/null && { command -v $$p; break; }; done)
+SAM_PATH := $(if $(PY313),$(dir $(PY313)):,)$(PATH)
+
+VENV := .venv
+TOOLS := .tools
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help install run test lint check-template unit e2e build invoke replay clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "need CPython 3.11+ (3.13 preferred) on PATH"; exit 1; }
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	@test -n "$(PY313)" || { echo "need python3.13 for the SAM CLI (sam build targets python3.13)"; exit 1; }
+	@echo "==> creating $(TOOLS) (SAM CLI, aws-sam-translator, cfn-lint) with $(PY313)"
+	$(PY313) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@touch $@
+
+install: $(VENV)/.installed $(TOOLS)/.installed ## install everything (done by the other commands on first use)
+
+run: $(VENV)/.installed ## start the local stack on http://127.0.0.1:3000 (Ctrl-C stops it)
+	$(VENV)/bin/python -m local_stack run $(ARGS)
+
+test: install lint check-template unit e2e ## lint, template checks, unit/integration and end-to-end tests
+
+lint: $(VENV)/.installed
+	@echo "==> ruff"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check-template: $(TOOLS)/.installed
+	@echo "==> sam validate --lint"
+	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam validate --lint
+	@echo "==> aws-sam-translator + cfn-lint"
+	$(TOOLS)/bin/python scripts/check_template.py
+
+unit: $(VENV)/.installed
+	@echo "==> unit and integration tests (moto)"
+	$(VENV)/bin/python -m pytest tests/unit -q
+
+e2e: $(VENV)/.installed
+	@echo "==> end-to-end tests through the local stack"
+	$(VENV)/bin/python -m pytest tests/e2e -q
+
+build: $(TOOLS)/.installed ## sam build (arm64 layer with pinned dependencies)
+	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam build
+
+invoke: $(VENV)/.installed ## run a function in-process, like sam local invoke: make invoke FUNCTION=DirectusTriggerFunction EVENT=events/directus/create.json
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<logical id> EVENT=<events/...json>"; exit 2; }
+	$(VENV)/bin/python -m local_stack invoke $(FUNCTION) $(EVENT)
+
+replay: $(VENV)/.installed ## send an event file to the running local stack: make replay EVENT=events/directus/create.json
+	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=<events/...json>"; exit 2; }
+	$(VENV)/bin/python -m local_stack replay $(EVENT)
+
+clean: ## remove virtualenvs and build output
+	rm -rf $(VENV) $(TOOLS) .aws-sam .local-stack .pytest_cache .ruff_cache
