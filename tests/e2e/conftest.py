@@ -1,0 +1,133 @@
+"""The local stack, started as `make run` starts it (a subprocess of `python -m local_stack run`),
+on free ports, with a test configuration whose retries and holds are seconds instead of minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "e2e-directus-token"
+
+E2E_CONFIG = {
+    "directus_sources": {
+        "leads": {
+            "clay_target": "leads",
+            "collection": "leads",
+            "fields": {
+                "email": "email",
+                "first_name": "first_name",
+                "last_name": "last_name",
+                "company": "company_name",
+                "website": "company_domain",
+                "job_title": "job_title",
+            },
+            "metadata": {"event": "directus_event", "collection": "directus_collection", "key": "directus_id"},
+        },
+        "quota": {"clay_target": "quota", "collection": "leads"},
+    },
+    "clay_targets": {
+        "leads": {"webhooks_secret": "clay-webhooks-leads"},
+        "quota": {"webhooks_secret": "clay-webhooks-quota", "submission_limit": 5},
+    },
+    "delivery": {"max_attempts": 3, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
+}
+
+E2E_SECRETS = f"""
+DIRECTUS_TOKENS={TOKEN},local-directus-token
+CLAY_WEBHOOKS_LEADS=[{{"url": "{{sandbox}}/clay/webhooks/leads-1", "token": "clay-e2e-1"}}]
+CLAY_WEBHOOKS_QUOTA=[{{"url": "{{sandbox}}/clay/webhooks/quota-1", "token": "q1"}}, {{"url": "{{sandbox}}/clay/webhooks/quota-2", "token": "q2"}}]
+"""
+
+
+@dataclass
+class RunningStack:
+    gateway: str
+    sandboxes: str
+    moto: str
+
+    def post_directus(self, body: object, *, source: str = "leads", token: str = TOKEN, **kwargs) -> requests.Response:
+        return requests.post(
+            f"{self.gateway}/directus/{source}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})},
+            timeout=10,
+            **kwargs,
+        )
+
+    def deliveries(self, **match) -> list[dict]:
+        entries = requests.get(f"{self.gateway}/_local/deliveries", timeout=5).json()
+        return [e for e in entries if all(_get(e, k) == v for k, v in match.items())]
+
+    def wait_for(self, predicate, timeout: float = 20.0, interval: float = 0.2):
+        """Polls until predicate() is truthy; returns its value (or the last one on timeout)."""
+        deadline = time.monotonic() + timeout
+        value = predicate()
+        while not value and time.monotonic() < deadline:
+            time.sleep(interval)
+            value = predicate()
+        return value
+
+    def aws(self, service: str):
+        return boto3.client(
+            service, endpoint_url=self.moto, region_name="us-east-1",
+            aws_access_key_id="local", aws_secret_access_key="local",
+        )
+
+
+def _get(entry: dict, dotted: str) -> object:
+    value: object = entry
+    for part in dotted.split("__"):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def start_stack(folder: Path, *, clay_limit: int = 50_000):
+    """Starts `python -m local_stack run` on free ports; yields a RunningStack; stops it (SIGTERM)."""
+    (folder / "relay.json").write_text(json.dumps(E2E_CONFIG))
+    (folder / "local.env").write_text(E2E_SECRETS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    log = open(folder / "stack.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "local_stack", "run", "--port", "0", "--sandbox-port", "0", "--moto-port", "0",
+            "--quiet", "--workers", "2", "--config", str(folder / "relay.json"),
+            "--secrets-file", str(folder / "local.env"), "--state-file", str(folder / "state.json"),
+            "--clay-limit", str(clay_limit), "--env", "OUTBOUND_TIMEOUT_SECONDS=1", "--log-level", "WARNING",
+        ],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+    )
+    ready = json.loads(process.stdout.readline() or "{}")
+    if not ready.get("ready"):
+        process.kill()
+        pytest.fail(f"local stack did not start: {(folder / 'stack.log').read_text()[-3000:]}")
+    try:
+        yield RunningStack(ready["gateway"], ready["sandboxes"], ready["moto"])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> RunningStack:
+    yield from start_stack(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="module")
+def small_quota_stack(tmp_path_factory) -> RunningStack:
+    """A stack whose sandbox Clay URLs take 5 submissions each, like the `quota` target's limit."""
+    yield from start_stack(tmp_path_factory.mktemp("quota-stack"), clay_limit=5)

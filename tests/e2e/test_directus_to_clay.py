@@ -1,0 +1,185 @@
+"""Directus item events become Clay rows through the running local stack, once each, reliably."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import requests
+
+from tests.e2e.conftest import ROOT, RunningStack
+
+
+def unique_email() -> str:
+    return f"lead-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def create_event(email: str, key: int | str = 1, **fields) -> dict:
+    return {
+        "event": "leads.items.create",
+        "collection": "leads",
+        "key": key,
+        "payload": {"email": email, "first_name": "Ada", "status": "new", **fields},
+    }
+
+
+def rows_for(stack: RunningStack, email: str) -> list[dict]:
+    return [d for d in stack.deliveries(destination="clay", status=200) if (d["body"] or {}).get("email") == email]
+
+
+def test_a_created_item_becomes_one_mapped_row_in_the_clay_table(stack):
+    email = unique_email()
+    answer = stack.post_directus(create_event(email, key=41, company="Analytical Engines"))
+
+    assert answer.status_code == 202
+    assert answer.json()["duplicate"] is False and answer.json()["event_id"]
+    rows = stack.wait_for(lambda: rows_for(stack, email))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["path"] == "/clay/webhooks/leads-1"
+    assert row["headers"]["x-clay-webhook-auth"] == "clay-e2e-1"
+    assert row["body"] == {
+        "email": email,
+        "first_name": "Ada",
+        "company_name": "Analytical Engines",
+        "directus_event": "leads.items.create",
+        "directus_collection": "leads",
+        "directus_id": 41,
+    }, "unmapped fields (status) are left out, mapped ones renamed"
+
+
+def test_the_same_event_twice_yields_one_row(stack):
+    email = unique_email()
+    first = stack.post_directus(create_event(email, key=42))
+    assert first.status_code == 202
+    stack.wait_for(lambda: rows_for(stack, email))
+    second = stack.post_directus(create_event(email, key=42))
+
+    assert second.status_code == 202
+    assert second.json()["duplicate"] is True
+    assert second.json()["event_id"] == first.json()["event_id"]
+    stack.wait_for(lambda: False, timeout=2)  # give a wrongly queued copy time to arrive
+    assert len(rows_for(stack, email)) == 1
+
+
+def test_identical_events_sent_concurrently_still_yield_one_row(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    email = unique_email()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: stack.post_directus(create_event(email, key=43)), range(8)))
+
+    assert {a.status_code for a in answers} == {202}
+    stack.wait_for(lambda: rows_for(stack, email))
+    stack.wait_for(lambda: False, timeout=3)
+    assert len(rows_for(stack, email)) == 1
+
+
+def _replay(stack: RunningStack, name: str) -> tuple[int, dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", "local_stack", "replay", f"events/directus/{name}.json", "--url", stack.gateway],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    status_line, _, body = result.stdout.partition("\n")
+    return int(status_line.split()[1]), json.loads(body)
+
+
+def _by_event(stack: RunningStack, event: str) -> list[dict]:
+    return [d for d in stack.deliveries(destination="clay", status=200) if d["body"].get("directus_event") == event]
+
+
+def test_replaying_the_event_files_yields_the_mapped_rows(stack):
+    status, body = _replay(stack, "create")
+    assert status == 202 and body["accepted"] is True
+    created = stack.wait_for(lambda: _by_event(stack, "leads.items.create") and [
+        d for d in _by_event(stack, "leads.items.create") if d["body"]["email"] == "ada.lovelace@example.com"])
+    assert created[0]["body"]["job_title"] == "Head of Research"
+    assert created[0]["body"]["company_domain"] == "analytical-engines.example"
+
+    status, _ = _replay(stack, "update")
+    assert status == 202
+    updated = stack.wait_for(lambda: [d for d in _by_event(stack, "leads.items.update") if d["body"]["directus_id"] == "1"])
+    assert updated[0]["body"] == {
+        "job_title": "Chief Scientist",
+        "company_name": "Analytical Engines Group",
+        "directus_event": "leads.items.update",
+        "directus_collection": "leads",
+        "directus_id": "1",
+    }, "an update carries the changed fields only"
+
+    status, _ = _replay(stack, "delete")
+    assert status == 202
+    deleted = stack.wait_for(lambda: _by_event(stack, "leads.items.delete"))
+    assert deleted[0]["body"] == {"directus_event": "leads.items.delete", "directus_collection": "leads", "directus_id": "1"}
+
+
+def test_a_batch_update_becomes_one_row_per_item(stack):
+    status, body = _replay(stack, "batch-update")
+
+    assert status == 202
+    assert len(body["rows"]) == 3
+    rows = stack.wait_for(lambda: len([
+        d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "VP Engineering"]) == 3 and [
+        d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "VP Engineering"])
+    assert sorted(str(r["body"]["directus_id"]) for r in rows) == ["2", "3", "4"]
+
+
+def test_bad_token_and_malformed_bodies_are_rejected_with_json_errors(stack):
+    status, body = _replay(stack, "bad-token")
+    assert status == 401 and body["error"] == "unauthorized"
+
+    status, body = _replay(stack, "malformed")
+    assert status == 400 and body["error"] == "malformed_request" and "JSON" in body["message"]
+
+    answer = requests.get(f"{stack.gateway}/directus/leads", timeout=5)
+    assert answer.status_code == 405 and answer.json()["error"] == "method_not_allowed"
+    answer = stack.post_directus(create_event(unique_email()), source="nowhere")
+    assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+
+
+def test_clay_errors_are_retried_until_the_row_is_delivered(stack):
+    email = unique_email()
+    requests.post(f"{stack.gateway}/_local/faults", json={"destination": "clay", "status": 503, "times": 2}, timeout=5)
+
+    assert stack.post_directus(create_event(email, key=44)).status_code == 202
+    rows = stack.wait_for(lambda: rows_for(stack, email), timeout=30)
+    assert len(rows) == 1
+    attempts = [d for d in stack.deliveries(destination="clay") if d.get("fault") == "status"]
+    assert len(attempts) >= 2
+
+
+def test_a_clay_timeout_is_retried(stack):
+    email = unique_email()
+    requests.post(
+        f"{stack.gateway}/_local/faults",
+        json={"destination": "clay", "mode": "timeout", "times": 1, "delay": 3}, timeout=5,
+    )
+
+    assert stack.post_directus(create_event(email, key=45)).status_code == 202
+    assert stack.wait_for(lambda: rows_for(stack, email), timeout=30)
+
+
+def test_a_row_clay_keeps_refusing_ends_in_the_dead_letter_queue_with_the_reason(stack):
+    email = unique_email()
+    requests.post(f"{stack.gateway}/_local/faults", json={"destination": "clay", "status": 502, "times": 3}, timeout=5)
+    answer = stack.post_directus(create_event(email, key=46))
+    assert answer.status_code == 202
+    event_id = answer.json()["event_id"]
+    sqs = stack.aws("sqs")
+    dlq = sqs.get_queue_url(QueueName="clay-relay-local-dead-letters")["QueueUrl"]
+
+    def dead_letter():
+        messages = sqs.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+        ).get("Messages", [])
+        return [m for m in messages if json.loads(m["Body"])["event_id"] == event_id]
+
+    letters = stack.wait_for(dead_letter, timeout=40, interval=0.5)
+    assert letters, "the row was dead-lettered"
+    attributes = letters[0]["MessageAttributes"]
+    assert "502" in attributes["reason"]["StringValue"]
+    assert "gave up after 3 attempts" in attributes["reason"]["StringValue"]
+    assert attributes["destination"]["StringValue"] == "clay"
+    assert not rows_for(stack, email)
