@@ -1,8 +1,8 @@
 """clay-relay's local stack.
 
-  python -m local_stack run                  serve 127.0.0.1:3000 until Ctrl-C (make run)
-  python -m local_stack invoke FUNCTION EVENT in-process `sam local invoke` (make invoke)
-  python -m local_stack replay EVENT         send an API Gateway event file to the running stack
+python -m local_stack run                  serve 127.0.0.1:3000 until Ctrl-C (make run)
+python -m local_stack invoke FUNCTION EVENT in-process `sam local invoke` (make invoke)
+python -m local_stack replay EVENT         send an API Gateway event file to the running stack
 """
 
 from __future__ import annotations
@@ -33,8 +33,14 @@ def _running_stack() -> dict | None:
 
 def _curl_examples(gateway: str) -> str:
     token = read_local_env().get("DIRECTUS_TOKENS", "").split(",")[0]
-    create = json.dumps({"event": "leads.items.create", "collection": "leads", "key": 1,
-                         "payload": {"email": "ada@example.com", "first_name": "Ada", "company": "Analytical Engines"}})
+    create = json.dumps(
+        {
+            "event": "leads.items.create",
+            "collection": "leads",
+            "key": 1,
+            "payload": {"email": "ada@example.com", "first_name": "Ada", "company": "Analytical Engines"},
+        }
+    )
     return f"""
 clay-relay local stack is up.
   gateway    {gateway}   (routes from template.yaml, real handlers)
@@ -54,11 +60,19 @@ Ctrl-C stops everything.
 
 def run(args: argparse.Namespace) -> int:
     options = Options(
-        host=args.host, port=args.port, sandbox_port=args.sandbox_port, moto_port=args.moto_port,
-        workers=args.workers, config_path=args.config, clay_limit=args.clay_limit,
-        clay_over_limit=args.clay_over_limit, clay_rate=args.clay_rate, log_level=args.log_level,
+        host=args.host,
+        port=args.port,
+        sandbox_port=args.sandbox_port,
+        moto_port=args.moto_port,
+        workers=args.workers,
+        config_path=args.config,
+        clay_limit=args.clay_limit,
+        clay_over_limit=args.clay_over_limit,
+        clay_rate=args.clay_rate,
+        log_level=args.log_level,
         environment=dict(pair.split("=", 1) for pair in args.env),
-        secrets_file=args.secrets_file, state_file=args.state_file,
+        secrets_file=args.secrets_file,
+        state_file=args.state_file,
     )
     stack = LocalStack(options)
     try:
@@ -122,7 +136,9 @@ def replay(args: argparse.Namespace) -> int:
     body = event.get("body") or ""
     data = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     request = urllib.request.Request(  # noqa: S310 - local URL
-        base.rstrip("/") + path, data=data or None, method=http.get("method", "POST"),
+        base.rstrip("/") + path,
+        data=data or None,
+        method=http.get("method", "POST"),
         headers={k: v for k, v in event.get("headers", {}).items() if k.lower() not in ("host", "content-length")},
     )
     try:
@@ -135,8 +151,9 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m local_stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("run", help="start the local stack in the foreground")
     p.add_argument("--host", default="127.0.0.1")

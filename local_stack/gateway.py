@@ -24,8 +24,15 @@ MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API's limit
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded", "+json")
 
 
-def api_gateway_event(route: HttpRoute, method: str, url: str, headers: dict[str, str], body: bytes,
-                      path_parameters: dict[str, str], source_ip: str) -> dict:
+def api_gateway_event(
+    route: HttpRoute,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    path_parameters: dict[str, str],
+    source_ip: str,
+) -> dict:
     parts = urlsplit(url)
     content_type = headers.get("content-type", "")
     textual = any(t in content_type for t in TEXT_TYPES) or not content_type
@@ -172,8 +179,16 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             except ValueError as error:
                 self._json(400, {"error": "invalid_fault", "message": str(error)})
                 return
-            self._json(201, {"destination": fault.destination, "mode": fault.mode, "status": fault.status,
-                             "times": fault.times, "seconds_left": fault.until and round(fault.until - time.monotonic(), 1)})
+            self._json(
+                201,
+                {
+                    "destination": fault.destination,
+                    "mode": fault.mode,
+                    "status": fault.status,
+                    "times": fault.times,
+                    "seconds_left": fault.until and round(fault.until - time.monotonic(), 1),
+                },
+            )
         elif path == "/_local/faults" and self.command == "DELETE":
             sandboxes.clear_faults()
             self._json(200, {"cleared": True})

@@ -49,19 +49,23 @@ class QueuePoller:
         sqs = boto3.client("sqs")
         while not self._stop.is_set():
             try:
-                messages = sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=1,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
+                self.poll_once(sqs, wait_seconds=1)
             except Exception:  # moto shutting down, or a transient error: try again
                 if not self._stop.wait(1):
                     traceback.print_exc()
-                continue
-            if messages:
-                self._deliver(sqs, messages)
+
+    def poll_once(self, sqs, wait_seconds: int = 0) -> int:
+        """One receive, one invocation, one delete: returns how many messages were received."""
+        messages = sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if messages:
+            self._deliver(sqs, messages)
+        return len(messages)
 
     def _deliver(self, sqs, messages: list[dict]) -> None:
         self.batches += 1

@@ -29,7 +29,9 @@ class DeliveryLog:
         self._lock = threading.Lock()
         self._entries: list[dict] = []
 
-    def record(self, destination: str, method: str, path: str, headers: dict, body: bytes, status: int, **extra) -> None:
+    def record(
+        self, destination: str, method: str, path: str, headers: dict, body: bytes, status: int, **extra
+    ) -> None:
         try:
             parsed: object = json.loads(body) if body else None
         except ValueError:

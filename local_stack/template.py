@@ -132,7 +132,7 @@ class Resolver:
 
     def resolve(self, value: object) -> object:
         if isinstance(value, dict) and len(value) == 1:
-            (kind, arg), = value.items()
+            ((kind, arg),) = value.items()
             if kind == "Ref":
                 return self._ref(arg)
             if kind == "Fn::GetAtt":

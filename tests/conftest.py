@@ -20,13 +20,13 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import pytest
+from moto import mock_aws
 
-from local_stack.aws import Provisioned, provision  # noqa: E402
-from local_stack.template import Template, load_template  # noqa: E402
+from local_stack.aws import Provisioned, provision
+from local_stack.template import Template, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,6 @@ def reset_relay_caches() -> None:
     """Forget clients, settings, config and cached secrets built under another environment."""
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters import base
-
     from clay_relay import clay, config, delivery_queue, settings, store
 
     settings.get_settings.cache_clear()

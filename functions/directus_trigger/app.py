@@ -6,9 +6,9 @@ authenticate → validate → map → duplicate check → enqueue → 202 {"even
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from clay_relay import directus, intake
 from clay_relay.auth import require_token
+from clay_relay.clay import check_row_size
 from clay_relay.config import load_config
 from clay_relay.errors import MethodNotAllowed, UnknownRoute
 from clay_relay.http_api import ALLOWED_ELSEWHERE, json_object, json_response, relay_api
@@ -22,7 +22,8 @@ app = relay_api()
 @app.post("/directus/<source>")
 @tracer.capture_method
 def receive_directus_event(source: str) -> Response:
-    source_config = load_config(get_settings().config_path).directus_sources.get(source)
+    config = load_config(get_settings().config_path)
+    source_config = config.directus_sources.get(source)
     if source_config is None:
         raise UnknownRoute(f"no Directus source named {source!r} is configured")
     require_token(app.current_event.headers, source_config.tokens_secret)
@@ -34,6 +35,8 @@ def receive_directus_event(source: str) -> Response:
     except directus.Skipped as skipped:
         count("EventsSkipped")
         return json_response(202, {"accepted": True, "event_id": event_id, "duplicate": False, "skipped": str(skipped)})
+    for job in jobs:
+        check_row_size(config.clay_targets[source_config.clay_target], job.row)
     accepted = intake.accept(jobs)
     logger.info("directus event accepted", extra={"source": source, "event": event.event, "rows": len(accepted)})
     return json_response(

@@ -43,10 +43,11 @@ E2E_CONFIG = {
     "delivery": {"max_attempts": 3, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
 }
 
+_QUOTA_POOL = '[{"url": "{sandbox}/clay/webhooks/quota-1", "token": "q1"}, {"url": "{sandbox}/clay/webhooks/quota-2"}]'
 E2E_SECRETS = f"""
 DIRECTUS_TOKENS={TOKEN},local-directus-token
 CLAY_WEBHOOKS_LEADS=[{{"url": "{{sandbox}}/clay/webhooks/leads-1", "token": "clay-e2e-1"}}]
-CLAY_WEBHOOKS_QUOTA=[{{"url": "{{sandbox}}/clay/webhooks/quota-1", "token": "q1"}}, {{"url": "{{sandbox}}/clay/webhooks/quota-2", "token": "q2"}}]
+CLAY_WEBHOOKS_QUOTA={_QUOTA_POOL}
 """
 
 
@@ -80,8 +81,11 @@ class RunningStack:
 
     def aws(self, service: str):
         return boto3.client(
-            service, endpoint_url=self.moto, region_name="us-east-1",
-            aws_access_key_id="local", aws_secret_access_key="local",
+            service,
+            endpoint_url=self.moto,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
         )
 
 
@@ -97,15 +101,40 @@ def start_stack(folder: Path, *, clay_limit: int = 50_000):
     (folder / "relay.json").write_text(json.dumps(E2E_CONFIG))
     (folder / "local.env").write_text(E2E_SECRETS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    log = open(folder / "stack.log", "w")  # noqa: SIM115 - closed below
+    log = open(folder / "stack.log", "w")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "local_stack", "run", "--port", "0", "--sandbox-port", "0", "--moto-port", "0",
-            "--quiet", "--workers", "2", "--config", str(folder / "relay.json"),
-            "--secrets-file", str(folder / "local.env"), "--state-file", str(folder / "state.json"),
-            "--clay-limit", str(clay_limit), "--env", "OUTBOUND_TIMEOUT_SECONDS=1", "--log-level", "WARNING",
+            sys.executable,
+            "-m",
+            "local_stack",
+            "run",
+            "--port",
+            "0",
+            "--sandbox-port",
+            "0",
+            "--moto-port",
+            "0",
+            "--quiet",
+            "--workers",
+            "2",
+            "--config",
+            str(folder / "relay.json"),
+            "--secrets-file",
+            str(folder / "local.env"),
+            "--state-file",
+            str(folder / "state.json"),
+            "--clay-limit",
+            str(clay_limit),
+            "--env",
+            "OUTBOUND_TIMEOUT_SECONDS=1",
+            "--log-level",
+            "WARNING",
         ],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     ready = json.loads(process.stdout.readline() or "{}")
     if not ready.get("ready"):

@@ -13,8 +13,12 @@ def test_quota_is_never_exceeded_the_pool_rotates_and_held_rows_resume(small_quo
     tag = uuid.uuid4().hex[:8]
     for key in range(12):
         answer = stack.post_directus(
-            {"event": "leads.items.create", "collection": "leads", "key": key,
-             "payload": {"email": f"q{key}-{tag}@example.com"}},
+            {
+                "event": "leads.items.create",
+                "collection": "leads",
+                "key": key,
+                "payload": {"email": f"q{key}-{tag}@example.com"},
+            },
             source="quota",
         )
         assert answer.status_code == 202

@@ -80,7 +80,11 @@ def test_identical_events_sent_concurrently_still_yield_one_row(stack):
 def _replay(stack: RunningStack, name: str) -> tuple[int, dict]:
     result = subprocess.run(
         [sys.executable, "-m", "local_stack", "replay", f"events/directus/{name}.json", "--url", stack.gateway],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     status_line, _, body = result.stdout.partition("\n")
     return int(status_line.split()[1]), json.loads(body)
@@ -93,14 +97,15 @@ def _by_event(stack: RunningStack, event: str) -> list[dict]:
 def test_replaying_the_event_files_yields_the_mapped_rows(stack):
     status, body = _replay(stack, "create")
     assert status == 202 and body["accepted"] is True
-    created = stack.wait_for(lambda: _by_event(stack, "leads.items.create") and [
-        d for d in _by_event(stack, "leads.items.create") if d["body"]["email"] == "ada.lovelace@example.com"])
+    created = stack.wait_for(lambda: rows_for(stack, "ada.lovelace@example.com"))
     assert created[0]["body"]["job_title"] == "Head of Research"
     assert created[0]["body"]["company_domain"] == "analytical-engines.example"
 
     status, _ = _replay(stack, "update")
     assert status == 202
-    updated = stack.wait_for(lambda: [d for d in _by_event(stack, "leads.items.update") if d["body"]["directus_id"] == "1"])
+    updated = stack.wait_for(
+        lambda: [d for d in _by_event(stack, "leads.items.update") if d["body"]["directus_id"] == "1"]
+    )
     assert updated[0]["body"] == {
         "job_title": "Chief Scientist",
         "company_name": "Analytical Engines Group",
@@ -112,7 +117,11 @@ def test_replaying_the_event_files_yields_the_mapped_rows(stack):
     status, _ = _replay(stack, "delete")
     assert status == 202
     deleted = stack.wait_for(lambda: _by_event(stack, "leads.items.delete"))
-    assert deleted[0]["body"] == {"directus_event": "leads.items.delete", "directus_collection": "leads", "directus_id": "1"}
+    assert deleted[0]["body"] == {
+        "directus_event": "leads.items.delete",
+        "directus_collection": "leads",
+        "directus_id": "1",
+    }
 
 
 def test_a_batch_update_becomes_one_row_per_item(stack):
@@ -120,9 +129,11 @@ def test_a_batch_update_becomes_one_row_per_item(stack):
 
     assert status == 202
     assert len(body["rows"]) == 3
-    rows = stack.wait_for(lambda: len([
-        d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "VP Engineering"]) == 3 and [
-        d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "VP Engineering"])
+
+    def vp_rows():
+        return [d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "VP Engineering"]
+
+    rows = stack.wait_for(lambda: len(vp_rows()) == 3 and vp_rows())
     assert sorted(str(r["body"]["directus_id"]) for r in rows) == ["2", "3", "4"]
 
 
@@ -154,7 +165,8 @@ def test_a_clay_timeout_is_retried(stack):
     email = unique_email()
     requests.post(
         f"{stack.gateway}/_local/faults",
-        json={"destination": "clay", "mode": "timeout", "times": 1, "delay": 3}, timeout=5,
+        json={"destination": "clay", "mode": "timeout", "times": 1, "delay": 3},
+        timeout=5,
     )
 
     assert stack.post_directus(create_event(email, key=45)).status_code == 202

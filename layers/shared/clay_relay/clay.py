@@ -9,9 +9,11 @@ used up, rows wait (they are held, never dropped) until a URL is added to the po
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 from clay_relay.config import ClayTarget
+from clay_relay.errors import PayloadTooLarge
 from clay_relay.observability import count, logger
 from clay_relay.outbound import Outcome, post_json
 from clay_relay.secrets import SecretUnavailable, read_json
@@ -117,6 +119,13 @@ class ClayQuota:
     def give_back(self, webhook: ClayWebhook, count: int) -> None:
         self.table.release_submissions(webhook.webhook_id, count)
         _used_up.discard(webhook.webhook_id)
+
+
+def check_row_size(target: ClayTarget, row: dict) -> None:
+    """Refuse at the edge a row Clay would refuse (its payload limit), rather than dead-letter it later."""
+    size = len(json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > target.max_row_bytes:
+        raise PayloadTooLarge(f"the Clay row would be {size} bytes; Clay accepts at most {target.max_row_bytes}")
 
 
 def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict) -> Outcome:

@@ -48,7 +48,7 @@ class DirectusSource(_Strict):
 
     clay_target: Name
     collection: str | None = Field(default=None, description="accept only this collection (default: any)")
-    tokens_secret: SecretName = "directus-tokens"
+    tokens_secret: SecretName = "directus-tokens"  # noqa: S105 - the name of a secret
     fields: dict[str, str] | list[str] | None = Field(
         default=None, description="payload field → Clay column; a list keeps names; null keeps all"
     )

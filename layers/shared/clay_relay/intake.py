@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from clay_relay.delivery_queue import DeliveryQueue, QueueError
 from clay_relay.errors import ServiceUnavailable
 from clay_relay.jobs import DeliveryJob
 from clay_relay.observability import count, logger
 from clay_relay.store import RelayTable
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ clear text, whoever logs it.
 from __future__ import annotations
 
 import re
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -25,9 +26,13 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
         return mask_email(super().serialize(log))
 
 
+# Per-destination counts are published as single metrics; an invocation without any other is normal.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
 logger = Logger(logger_formatter=MaskingFormatter())
 metrics = Metrics()
 tracer = Tracer()
+
 
 def count(name: str, value: int = 1, *, destination: str | None = None) -> None:
     """A count metric, per destination when one is named (its own EMF blob with that dimension)."""
@@ -37,7 +42,10 @@ def count(name: str, value: int = 1, *, destination: str | None = None) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         return
     with single_metric(
-        name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace,
+        name=name,
+        unit=MetricUnit.Count,
+        value=value,
+        namespace=metrics.namespace,
         default_dimensions={**metrics.default_dimensions, "destination": destination},
     ):
         pass

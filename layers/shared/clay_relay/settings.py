@@ -44,7 +44,5 @@ def get_settings() -> Settings:
     try:
         return Settings(**values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{_ENV[str(e['loc'][0])]}: {e['msg']}" for e in error.errors() if e["loc"]
-        )
+        problems = "; ".join(f"{_ENV[str(e['loc'][0])]}: {e['msg']}" for e in error.errors() if e["loc"])
         raise SettingsError(f"invalid function environment: {problems}") from None

@@ -135,7 +135,9 @@ class RelayTable:
             )
 
     def submissions_used(self, webhook_id: str) -> int:
-        item = _dynamodb().get_item(
-            TableName=self.name, Key={"pk": {"S": f"clay-quota#{webhook_id}"}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            _dynamodb()
+            .get_item(TableName=self.name, Key={"pk": {"S": f"clay-quota#{webhook_id}"}}, ConsistentRead=True)
+            .get("Item")
+        )
         return int(item["used"]["N"]) if item else 0

@@ -163,8 +163,12 @@ class DeliveryRun:
         count("DeliveryRetried", destination=plan.job.destination if plan.job else "unknown")
         logger.warning(
             "delivery failed, will retry",
-            extra={"event_id": plan.job.event_id if plan.job else None, "attempt": plan.attempts,
-                   "retry_in_seconds": delay, "reason": reason},
+            extra={
+                "event_id": plan.job.event_id if plan.job else None,
+                "attempt": plan.attempts,
+                "retry_in_seconds": delay,
+                "reason": reason,
+            },
         )
         raise RetryLater(reason)
 
@@ -179,7 +183,9 @@ class DeliveryRun:
             origin=origin or (job.origin if job else "unknown"),
         )
         count("DeadLettered", destination=destination or (job.destination if job else "unknown"))
-        logger.error("moved to the dead-letter queue", extra={"event_id": job.event_id if job else None, "reason": reason})
+        logger.error(
+            "moved to the dead-letter queue", extra={"event_id": job.event_id if job else None, "reason": reason}
+        )
 
     def _hold(self, plan: Plan, target_name: str) -> None:
         plan.settled = "held"
@@ -227,5 +233,3 @@ def handle_batch(event: dict, context: object) -> dict:
     with processor(records=records, handler=run.deliver, lambda_context=context):
         processor.process()
     return run.finish(processor.response())
-
-
