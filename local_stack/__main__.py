@@ -22,9 +22,9 @@ from local_stack.aws import LOCAL_ENV, read_local_env
 from local_stack.stack import STATE_FILE, LocalStack, Options
 
 
-def _running_stack() -> dict | None:
+def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
     try:
-        state = json.loads(STATE_FILE.read_text())
+        state = json.loads(state_file.read_text())
         urllib.request.urlopen(f"{state['gateway']}/_local/health", timeout=2).read()  # noqa: S310 - local URL
         return state
     except (OSError, ValueError, KeyError):
@@ -100,7 +100,7 @@ def invoke(args: argparse.Namespace) -> int:
     from local_stack.template import Template, load_template
 
     event = json.loads(Path(args.event).read_text())
-    state = _running_stack()
+    state = _running_stack(args.state_file)
     stack = None
     if state:
         os.environ.update(state["environment"])
@@ -125,7 +125,7 @@ def invoke(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     event = json.loads(Path(args.event).read_text())
-    base = args.url or (_running_stack() or {}).get("gateway")
+    base = args.url or (_running_stack(args.state_file) or {}).get("gateway")
     if not base:
         print("no local stack running: start it with `make run` (or pass --url)", file=sys.stderr)
         return 1
@@ -174,10 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("invoke", help="invoke a function in-process with an event file")
     p.add_argument("function")
     p.add_argument("event")
+    p.add_argument("--state-file", type=Path, default=STATE_FILE, help="the running stack to use")
     p.set_defaults(func=invoke)
     p = commands.add_parser("replay", help="send an API Gateway event file to the running stack")
     p.add_argument("event")
-    p.add_argument("--url")
+    p.add_argument("--url", help="gateway URL (default: the running stack's)")
+    p.add_argument("--state-file", type=Path, default=STATE_FILE, help="the running stack to use")
     p.set_defaults(func=replay)
     args = parser.parse_args(argv)
     return args.func(args)

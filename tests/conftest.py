@@ -40,6 +40,7 @@ def reset_relay_caches() -> None:
     """Forget clients, settings, config and cached secrets built under another environment."""
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters import base
+
     from clay_relay import clay, config, delivery_queue, settings, store
 
     settings.get_settings.cache_clear()

@@ -56,6 +56,7 @@ class RunningStack:
     gateway: str
     sandboxes: str
     moto: str
+    state_file: Path
 
     def post_directus(self, body: object, *, source: str = "leads", token: str = TOKEN, **kwargs) -> requests.Response:
         return requests.post(
@@ -141,7 +142,7 @@ def start_stack(folder: Path, *, clay_limit: int = 50_000):
         process.kill()
         pytest.fail(f"local stack did not start: {(folder / 'stack.log').read_text()[-3000:]}")
     try:
-        yield RunningStack(ready["gateway"], ready["sandboxes"], ready["moto"])
+        yield RunningStack(ready["gateway"], ready["sandboxes"], ready["moto"], folder / "state.json")
     finally:
         process.send_signal(signal.SIGTERM)
         try:

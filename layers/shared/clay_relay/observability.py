@@ -6,6 +6,7 @@ clear text, whoever logs it.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -36,7 +37,7 @@ tracer = Tracer()
 
 def count(name: str, value: int = 1, *, destination: str | None = None) -> None:
     """A count metric, per destination when one is named (its own EMF blob with that dimension)."""
-    if not value:
+    if not value or os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true"):
         return
     if destination is None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -94,7 +94,7 @@ class RelayTable:
     def reserve_submissions(self, webhook_id: str, wanted: int, quota: int, target: str) -> Reservation:
         """Atomically take up to `wanted` submissions of a webhook URL without ever passing
         `quota`, whatever other workers do at the same time (a conditional update each try)."""
-        ask = wanted
+        ask, used = wanted, None
         for _ in range(QUOTA_RETRIES):
             try:
                 answer = _dynamodb().update_item(
@@ -122,7 +122,9 @@ class RelayTable:
                 continue
             used_after = int(answer["Attributes"]["used"]["N"])
             return Reservation(granted=ask, used_before=used_after - ask, used_after=used_after, quota=quota)
-        return Reservation(granted=0, used_before=quota, used_after=quota, quota=quota)
+        # Lost every race to other workers: take nothing now (the rows wait), but do not call the URL used up.
+        used = used if used is not None else self.submissions_used(webhook_id)
+        return Reservation(granted=0, used_before=used, used_after=used, quota=quota)
 
     def release_submissions(self, webhook_id: str, count: int) -> None:
         """Give back submissions reserved for requests that never reached Clay."""
