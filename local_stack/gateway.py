@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import traceback
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 from local_stack.functions import LocalFunction
 from local_stack.sandboxes import Sandboxes
+from local_stack.serving import BackgroundServer
 from local_stack.template import ACCOUNT_ID, HttpRoute
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API's limit
@@ -82,23 +82,13 @@ class Gateway:
         self.routes = routes
         self.functions = functions
         self.sandboxes = sandboxes
-        self.server: ThreadingHTTPServer | None = None
+        self._server = BackgroundServer(type("Handler", (_GatewayHandler,), {"owner": self}), "gateway")
 
     def start(self, host: str, port: int) -> str:
-        gateway = self
-
-        class Handler(_GatewayHandler):
-            owner = gateway
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True).start()
-        return f"http://{host}:{self.server.server_port}"
+        return self._server.start(host, port)
 
     def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        self._server.stop()
 
     def route(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         for route in self.routes:

@@ -17,7 +17,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_stack.serving import BackgroundServer
 
 CLAY_MAX_BODY = 100_000
 
@@ -154,7 +156,7 @@ class Sandboxes:
         self.deliveries = DeliveryLog()
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
+        self._server = BackgroundServer(type("Handler", (_SandboxHandler,), {"owner": self}), "sandboxes")
 
     def add_fault(self, spec: dict) -> Fault:
         fault = Fault.from_request(spec)
@@ -174,20 +176,10 @@ class Sandboxes:
         return None
 
     def start(self, host: str = "127.0.0.1", port: int = 3001) -> str:
-        sandboxes = self
-
-        class Handler(_SandboxHandler):
-            owner = sandboxes
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="sandboxes", daemon=True).start()
-        return f"http://{host}:{self.server.server_port}"
+        return self._server.start(host, port)
 
     def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        self._server.stop()
 
 
 class _SandboxHandler(BaseHTTPRequestHandler):
