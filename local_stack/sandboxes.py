@@ -1,11 +1,19 @@
 """Sandbox stand-ins for the outside world, behaving like the real services where it matters.
 
-Clay (`POST /clay/webhooks/<id>`, one URL per table webhook):
-- checks the `x-clay-webhook-auth` token when the URL has one (401 otherwise),
-- accepts only JSON objects (400) of at most 100 KB (413),
-- limits the workspace to `rate` records/s with bursts of `burst` (429 + Retry-After),
-- counts submissions per URL and, past `submission_limit`, does what Clay may do: silently drop
-  the row (200, no row: `over_limit="drop"`, the default) or refuse it (`over_limit="reject"`).
+Clay    `POST /clay/webhooks/<id>` (one URL per table webhook): checks the `x-clay-webhook-auth`
+        token when the URL has one (401), accepts JSON objects (400) of at most 100 KB (413),
+        limits the workspace to `rate` records/s with bursts of `burst` (429 + Retry-After), counts
+        submissions per URL and, past `submission_limit`, does what Clay may do: silently drop the
+        row (200, no row: `over_limit="drop"`, the default) or refuse it (`"reject"`).
+Loops   `POST /loops/api/v1/events/send`, `PUT /loops/api/v1/contacts/update`: Bearer API key
+        (401), required fields and the 500-character value limit (400 with a message), 10
+        requests/s (429), `x-ratelimit-limit`/`x-ratelimit-remaining` on every answer,
+        `Idempotency-Key` (409 when reused within 24 h).
+Slack   `POST /slack/webhooks/<id>`: `ok`, or 400 `no_text`.
+Zapier  `POST /zapier/hooks/<id>`: `{"status": "success"}`.
+Directus `POST /directus/items/<collection>` (create), `PATCH /directus/items/<collection>/<id>`:
+        static token (401), 403 for an unknown item, `{"data": item}`; then, like a Flow with an
+        event hook, fires `items.create`/`items.update` (payload = the fields written) at the relay.
 Every request received is logged (`deliveries`); injected faults answer first.
 """
 
@@ -14,10 +22,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+
+import requests
 
 from local_stack.serving import BackgroundServer
 
@@ -101,6 +113,23 @@ class Fault:
 
 
 @dataclass
+class Answer:
+    status: int
+    body: object  # dict → JSON, str → text/plain
+    headers: dict = field(default_factory=dict)
+    note: dict = field(default_factory=dict)  # extra fields for the delivery log
+    then: Callable[[], None] | None = None  # runs after the answer was sent
+
+
+def _json_object(body: bytes) -> dict | None:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@dataclass
 class ClaySandbox:
     submission_limit: int = 50_000
     over_limit: str = "drop"
@@ -125,38 +154,198 @@ class ClaySandbox:
         self._bucket -= 1
         return True
 
-    def receive(self, webhook_id: str, headers: dict, body: bytes) -> tuple[int, dict, dict]:
-        """(status, answer body, extra fields for the delivery log)."""
+    def receive(self, method: str, parts: list[str], headers: dict, body: bytes) -> Answer:
+        if method != "POST" or len(parts) != 3 or parts[1] != "webhooks":
+            return Answer(404, {"error": "Not found"})
+        webhook_id = parts[2]
         expected = self.tokens.get(webhook_id)
         if expected is not None and headers.get("x-clay-webhook-auth") != expected:
-            return 401, {"error": "Unauthorized"}, {}
+            return Answer(401, {"error": "Unauthorized"})
         if len(body) > CLAY_MAX_BODY:
-            return 413, {"error": "Payload too large"}, {}
-        try:
-            row = json.loads(body)
-        except ValueError:
-            row = None
-        if not isinstance(row, dict):
-            return 400, {"error": "Body must be a JSON object"}, {}
+            return Answer(413, {"error": "Payload too large"})
+        if _json_object(body) is None:
+            return Answer(400, {"error": "Body must be a JSON object"})
         with self._lock:
             if not self._take_rate_token():
-                return 429, {"error": "Too many requests"}, {"retry_after": "1"}
+                return Answer(429, {"error": "Too many requests"}, {"Retry-After": "1"})
             self.submissions[webhook_id] += 1
             if self.submissions[webhook_id] > self.submission_limit:
                 if self.over_limit == "reject":
-                    return 403, {"error": "Webhook submission limit reached"}, {"row_created": False}
-                return 200, {"status": "ok"}, {"row_created": False}
+                    return Answer(403, {"error": "Webhook submission limit reached"}, note={"row_created": False})
+                return Answer(200, {"status": "ok"}, note={"row_created": False})
             self.rows[webhook_id] += 1
-        return 200, {"status": "ok"}, {"row_created": True}
+        return Answer(200, {"status": "ok"}, note={"row_created": True})
+
+
+LOOPS_MAX_VALUE = 500
+
+
+def _too_long(value: object) -> str | None:
+    if isinstance(value, dict):
+        return next((f"{k}" for k, v in value.items() if _too_long(v)), None)
+    if isinstance(value, str) and len(value) > LOOPS_MAX_VALUE:
+        return "value"
+    return None
+
+
+@dataclass
+class LoopsSandbox:
+    api_key: str | None = None
+    limit_per_second: int = 10
+    contacts: dict = field(default_factory=dict)  # email → contact
+    events: list = field(default_factory=list)
+    _recent: deque = field(default_factory=deque)  # monotonic times of the last second's requests
+    _keys: dict = field(default_factory=dict)  # Idempotency-Key → time used
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def receive(self, method: str, parts: list[str], headers: dict, body: bytes) -> Answer:
+        with self._lock:
+            now = time.monotonic()
+            while self._recent and now - self._recent[0] >= 1.0:
+                self._recent.popleft()
+            limited = len(self._recent) >= self.limit_per_second
+            if not limited:
+                self._recent.append(now)
+            remaining = max(0, self.limit_per_second - len(self._recent))
+            answer = self._answer(method, "/".join(parts[2:]), headers, body) if not limited else None
+        if answer is None:
+            answer = Answer(429, {"success": False, "message": "Too many requests. Limit is 10 per second."})
+        answer.headers.update(
+            {"x-ratelimit-limit": str(self.limit_per_second), "x-ratelimit-remaining": str(remaining)}
+        )
+        return answer
+
+    def _answer(self, method: str, route: str, headers: dict, body: bytes) -> Answer:
+        def fail(status: int, message: str) -> Answer:
+            return Answer(status, {"success": False, "message": message})
+
+        if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
+            return fail(401, "Invalid API key")
+        payload = _json_object(body)
+        if payload is None:
+            return fail(400, "Invalid JSON body")
+        if field_name := _too_long(payload):
+            return fail(400, f"Value of {field_name} is too long (max {LOOPS_MAX_VALUE} characters)")
+        if not (payload.get("email") or payload.get("userId")):
+            return fail(400, "An email or userId is required")
+        if (method, route) == ("POST", "v1/events/send"):
+            if not payload.get("eventName"):
+                return fail(400, "eventName is required")
+            key = headers.get("idempotency-key")
+            if key is not None:
+                if len(key) > 100:
+                    return fail(400, "Idempotency-Key must be 100 characters or fewer")
+                used = self._keys.get(key)
+                if used is not None and time.monotonic() - used < 86_400:
+                    return fail(409, "Idempotency key has already been used")
+                self._keys[key] = time.monotonic()
+            self.events.append(payload)
+            return Answer(200, {"success": True})
+        if (method, route) == ("PUT", "v1/contacts/update"):
+            identity = payload.get("email") or payload.get("userId")
+            contact = self.contacts.setdefault(identity, {"id": uuid.uuid4().hex[:24]})
+            contact.update(payload)
+            return Answer(200, {"success": True, "id": contact["id"]})
+        return fail(404, "Not found")
+
+
+def slack_receive(method: str, parts: list[str], headers: dict, body: bytes) -> Answer:
+    payload = _json_object(body)
+    if method != "POST" or len(parts) != 3:
+        return Answer(404, "no_service")
+    if payload is None:
+        return Answer(400, "invalid_payload")
+    if not (payload.get("text") or payload.get("blocks")):
+        return Answer(400, "no_text")
+    return Answer(200, "ok")
+
+
+def zapier_receive(method: str, parts: list[str], headers: dict, body: bytes) -> Answer:
+    if method != "POST" or len(parts) != 3:
+        return Answer(404, {"status": "error", "message": "hook not found"})
+    return Answer(200, {"id": uuid.uuid4().hex, "request_id": uuid.uuid4().hex, "status": "success"})
+
+
+@dataclass
+class DirectusSandbox:
+    token: str | None = None
+    flows: dict[str, tuple[str, str]] = field(default_factory=dict)  # collection → (relay URL, token)
+    items: dict[tuple[str, str], dict] = field(default_factory=dict)
+    _next_id: int = 1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def _error(status: int, code: str, message: str) -> Answer:
+        return Answer(status, {"errors": [{"message": message, "extensions": {"code": code}}]})
+
+    def receive(self, method: str, parts: list[str], headers: dict, body: bytes) -> Answer:
+        if self.token and headers.get("authorization") != f"Bearer {self.token}":
+            return self._error(401, "INVALID_CREDENTIALS", "Invalid user credentials.")
+        if len(parts) not in (3, 4) or parts[1] != "items":
+            return self._error(404, "ROUTE_NOT_FOUND", "Route doesn't exist.")
+        collection = parts[2]
+        fields = _json_object(body) if method in ("POST", "PATCH") else {}
+        if fields is None:
+            return self._error(400, "INVALID_PAYLOAD", "Invalid payload. JSON object expected.")
+        with self._lock:
+            if method == "POST" and len(parts) == 3:
+                key = self._next_id
+                self._next_id += 1
+                item = self.items[(collection, str(key))] = {"id": key, **fields}
+                return Answer(200, {"data": item}, then=self._flow(collection, "create", fields, key=key))
+            item = self.items.get((collection, parts[3])) if len(parts) == 4 else None
+            if item is None:
+                return self._error(403, "FORBIDDEN", "You don't have permission to access this.")
+            if method == "GET":
+                return Answer(200, {"data": item})
+            if method == "PATCH":
+                item.update(fields)
+                return Answer(200, {"data": item}, then=self._flow(collection, "update", fields, keys=[parts[3]]))
+        return self._error(405, "METHOD_NOT_ALLOWED", "Method not allowed.")
+
+    def _flow(self, collection: str, action: str, fields: dict, **key) -> Callable[[], None] | None:
+        """What a Flow (event hook → Webhook / Request URL, body {{$trigger}}) does after the write."""
+        if collection not in self.flows:
+            return None
+        url, token = self.flows[collection]
+        trigger = {"event": f"{collection}.items.{action}", "payload": fields, **key, "collection": collection}
+
+        def fire() -> None:
+            try:
+                requests.post(
+                    url,
+                    json=trigger,
+                    timeout=30,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "User-Agent": "axios/1.18.1",
+                        "Accept": "application/json, text/plain, */*",
+                    },
+                )
+            except requests.RequestException:
+                pass  # Directus logs the failure in the flow's run log and never retries
+
+        return fire
 
 
 class Sandboxes:
     def __init__(self, clay: ClaySandbox | None = None):
         self.clay = clay or ClaySandbox()
+        self.loops = LoopsSandbox()
+        self.directus = DirectusSandbox()
         self.deliveries = DeliveryLog()
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
         self._server = BackgroundServer(type("Handler", (_SandboxHandler,), {"owner": self}), "sandboxes")
+
+    def service(self, destination: str) -> Callable[[str, list[str], dict, bytes], Answer] | None:
+        return {
+            "clay": self.clay.receive,
+            "loops": self.loops.receive,
+            "slack": slack_receive,
+            "zapier": zapier_receive,
+            "directus": self.directus.receive,
+        }.get(destination)
 
     def add_fault(self, spec: dict) -> Fault:
         fault = Fault.from_request(spec)
@@ -189,49 +378,56 @@ class _SandboxHandler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # the delivery log is the record
         pass
 
-    def _answer(self, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+    def _send(self, answer: Answer) -> None:
+        if isinstance(answer.body, str):
+            data, content_type = answer.body.encode(), "text/plain; charset=utf-8"
+        else:
+            data, content_type = json.dumps(answer.body).encode(), "application/json"
+        self.send_response(answer.status)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
+        for key, value in answer.headers.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:
+    def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         parts = self.path.split("?")[0].strip("/").split("/")
-        if len(parts) == 3 and parts[:2] == ["clay", "webhooks"]:
-            self._clay(parts[2], headers, body)
+        service = self.owner.service(parts[0])
+        if service is None:
+            self._send(Answer(404, {"error": "no sandbox at this path"}))
             return
-        self._answer(404, {"error": "no sandbox at this path"})
+        if self._injected_fault(parts[0], headers, body):
+            return
+        answer = service(self.command, parts, headers, body)
+        self.owner.deliveries.record(parts[0], self.command, self.path, headers, body, answer.status, **answer.note)
+        self._send(answer)
+        if answer.then:
+            threading.Thread(target=answer.then, daemon=True).start()
 
-    def _clay(self, webhook_id: str, headers: dict, body: bytes) -> None:
-        if self._injected_fault("clay", headers, body):
-            return
-        status, answer, extra = self.owner.clay.receive(webhook_id, headers, body)
-        retry_after = extra.pop("retry_after", None)
-        self.owner.deliveries.record("clay", "POST", self.path, headers, body, status, **extra)
-        self._answer(status, answer, {"Retry-After": retry_after} if retry_after else None)
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
     def _injected_fault(self, destination: str, headers: dict, body: bytes) -> bool:
         fault = self.owner.active_fault(destination)
         if fault is None:
             return False
+        record = self.owner.deliveries.record
         if fault.mode == "down":
-            self.owner.deliveries.record(destination, "POST", self.path, headers, body, 0, fault="down")
+            record(destination, self.command, self.path, headers, body, 0, fault="down")
             self.close_connection = True
             self.connection.shutdown(2)
             return True
         if fault.mode == "timeout":
-            self.owner.deliveries.record(destination, "POST", self.path, headers, body, 0, fault="timeout")
+            record(destination, self.command, self.path, headers, body, 0, fault="timeout")
             time.sleep(fault.delay)
             self.close_connection = True
             return True
-        self.owner.deliveries.record(destination, "POST", self.path, headers, body, fault.status, fault="status")
-        extra = {"Retry-After": "1"} if fault.status == 429 else None
-        self._answer(fault.status, {"error": f"injected fault {fault.status}"}, extra)
+        record(destination, self.command, self.path, headers, body, fault.status, fault="status")
+        extra = {"Retry-After": "1"} if fault.status == 429 else {}
+        if destination == "loops" and fault.status == 429:
+            extra = {"x-ratelimit-limit": "10", "x-ratelimit-remaining": "0"}
+        self._send(Answer(fault.status, {"error": f"injected fault {fault.status}"}, extra))
         return True

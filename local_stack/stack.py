@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
+from clay_relay.config import load_config
+from clay_relay.settings import DEFAULT_CONFIG_PATH
 from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision, read_local_env
 from local_stack.functions import LocalFunction
 from local_stack.gateway import Gateway
@@ -66,6 +69,10 @@ class LocalStack:
         """moto's server, with the process environment pointing every AWS client at it."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         o = self.options
+        if o.moto_port:  # moto's server reports a taken port only in its own thread
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((o.host, o.moto_port))
         self.moto = ThreadedMotoServer(ip_address=o.host, port=o.moto_port, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
@@ -88,9 +95,30 @@ class LocalStack:
         )
         if o.config_path:
             os.environ["RELAY_CONFIG_PATH"] = str(Path(o.config_path).resolve())
+        os.environ["LOOPS_API_BASE"] = f"{sandbox_url}/loops/api"
         os.environ.update(o.environment)
-        self._register_clay_tokens()
+        self._configure_sandboxes()
         return self.provisioned
+
+    def _configure_sandboxes(self) -> None:
+        """The sandboxes accept the credentials the local secrets give the relay."""
+        secrets = self.provisioned.secrets
+        self.sandboxes.loops.api_key = secrets.get("loops-api-key")
+        try:
+            self.sandboxes.directus.token = json.loads(secrets.get("directus-api", "{}")).get("token")
+        except ValueError:
+            self.sandboxes.directus.token = None
+        self._register_clay_tokens()
+
+    def connect_directus_flows(self, gateway_url: str) -> None:
+        """Like a Directus admin adding a Flow per source: the sandbox Directus calls the relay
+        when an item of the source's collection is created or updated."""
+        config = load_config(Path(os.environ.get("RELAY_CONFIG_PATH", DEFAULT_CONFIG_PATH)))
+        for name, source in config.directus_sources.items():
+            tokens = self.provisioned.secrets.get(source.tokens_secret, "")
+            token = tokens.replace(",", " ").split()[0] if tokens.strip() else ""
+            if source.collection and source.collection not in self.sandboxes.directus.flows:
+                self.sandboxes.directus.flows[source.collection] = (f"{gateway_url}/directus/{name}", token)
 
     def _register_clay_tokens(self) -> None:
         """The Clay sandbox expects, per webhook URL, the token the pool secrets give it."""
@@ -122,6 +150,7 @@ class LocalStack:
                     self.pollers.append(poller)
         self.gateway = Gateway(routes, http_functions, self.sandboxes)
         gateway_url = self.gateway.start(o.host, o.port)
+        self.connect_directus_flows(gateway_url)
         self.urls = Urls(gateway=gateway_url, sandboxes=sandbox_url, moto=moto_url)
         if o.state_file:
             self._write_state(moto_url)

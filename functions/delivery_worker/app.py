@@ -1,6 +1,7 @@
 """DeliveryWorkerFunction: SQS batches of delivery jobs → Clay (partial batch failures reported)."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from clay_relay.observability import logger, metrics, tracer
 from clay_relay.worker import handle_batch
 

@@ -6,6 +6,7 @@ authenticate → validate → map → duplicate check → enqueue → 202 {"even
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from clay_relay import directus, intake
 from clay_relay.auth import require_token
 from clay_relay.clay import check_row_size
@@ -31,7 +32,7 @@ def receive_directus_event(source: str) -> Response:
     event = directus.parse_event(body)
     event_id = content_id(f"directus/{source}", body)
     try:
-        jobs = directus.clay_jobs(source, source_config, event)
+        jobs = directus.clay_jobs(source, source_config, event, config.write_back_fields(event.collection))
     except directus.Skipped as skipped:
         count("EventsSkipped")
         return json_response(202, {"accepted": True, "event_id": event_id, "duplicate": False, "skipped": str(skipped)})

@@ -1,11 +1,13 @@
-"""Request authentication for senders that can only send static headers (Directus, Clay).
+"""Request authentication: static tokens for senders that can only send static headers (Directus,
+Clay), and HMAC-SHA256 over the raw body for senders that can sign.
 
 Fails closed: no header, no configured token or an unreadable secret is a 401. Every active token
-is compared in constant time, and all of them are always compared, so timing reveals nothing.
+or key is compared in constant time, and all of them are always compared, so timing reveals nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 
@@ -31,6 +33,16 @@ def token_matches(presented: str, active: tuple[str, ...]) -> bool:
     return matched and bool(presented)
 
 
+def signature_matches(body: bytes, presented: str, keys: tuple[str, ...]) -> bool:
+    """`sha256=<hex>` (or bare hex) of HMAC-SHA256(key, raw body), for any active key."""
+    digest = presented.strip().removeprefix("sha256=").lower()
+    matched = False
+    for key in keys:
+        expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+        matched |= hmac.compare_digest(digest.encode(), expected.encode())
+    return matched and bool(digest)
+
+
 def require_token(headers: Mapping[str, str], tokens_secret: str, *, header: str = "authorization") -> None:
     presented = presented_token(headers, header)
     if not presented:
@@ -41,6 +53,29 @@ def require_token(headers: Mapping[str, str], tokens_secret: str, *, header: str
         _reject("authentication is not configured")
     if not token_matches(presented, active):
         _reject("invalid token")
+
+
+def require_token_or_signature(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tokens_secret: str,
+    token_header: str,
+    hmac_secret: str | None,
+    hmac_header: str,
+) -> None:
+    """A valid HMAC signature (when the route has signing keys and the header is present) or a
+    valid static token."""
+    signature = (headers.get(hmac_header.lower()) or "").strip()
+    if signature and hmac_secret:
+        try:
+            keys = read_tokens(hmac_secret)
+        except SecretUnavailable:
+            _reject("signature verification is not configured")
+        if not signature_matches(body, signature, keys):
+            _reject("invalid signature")
+        return
+    require_token(headers, tokens_secret, header=token_header)
 
 
 def _reject(reason: str) -> None:

@@ -48,7 +48,7 @@ class DirectusSource(_Strict):
 
     clay_target: Name
     collection: str | None = Field(default=None, description="accept only this collection (default: any)")
-    tokens_secret: SecretName = "directus-tokens"  # noqa: S105 - the name of a secret
+    tokens_secret: SecretName = "directus-tokens"
     fields: dict[str, str] | list[str] | None = Field(
         default=None, description="payload field → Clay column; a list keeps names; null keeps all"
     )
@@ -75,10 +75,89 @@ class DeliveryPolicy(_Strict):
     hold_seconds: int = Field(default=900, ge=1, le=900, description="re-check delay for held events")
 
 
+class Routing(_Strict):
+    """ICP score thresholds (inclusive) that decide what happens to an enriched lead."""
+
+    outreach_min_score: float = Field(default=80, ge=0, le=100)
+    nurture_min_score: float = Field(default=50, ge=0, le=100)
+    hot_min_score: float = Field(default=90, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Routing:
+        if self.nurture_min_score > self.outreach_min_score:
+            raise ValueError("nurture_min_score must not be above outreach_min_score")
+        return self
+
+
+class LoopsSettings(_Strict):
+    api_key_secret: SecretName = "loops-api-key"
+    outreach_event_name: str = Field(default="clay_outreach", min_length=1, max_length=100)
+    nurture_mailing_list_id: str | None = Field(default=None, description="mailing list nurture leads join")
+    source: str = Field(default="clay-relay", description="Loops contact 'source' for contacts the relay creates")
+
+
+class SlackSettings(_Strict):
+    webhook_secret: SecretName = "slack-webhook-url"
+    message: str = Field(
+        default=":fire: Hot lead: {first_name} {last_name}, {job_title} at {company_name} (ICP {icp_score})",
+        description="placeholders: any EnrichedLead field, e.g. {email} {industry} {linkedin_url}",
+    )
+
+
+class ZapierSettings(_Strict):
+    webhook_secret: SecretName = "zapier-webhook-url"
+    routes: tuple[Literal["outreach", "nurture", "skip"], ...] = ("outreach", "nurture")
+
+
+LeadField = Literal[
+    "email",
+    "icp_score",
+    "first_name",
+    "last_name",
+    "company_name",
+    "job_title",
+    "employee_count",
+    "industry",
+    "linkedin_url",
+    "personalized_opener",
+]
+
+
+class DirectusWriteBack(_Strict):
+    """PATCH the lead's originating Directus item (its `directus_id`) with enrichment fields."""
+
+    api_secret: SecretName = Field(default="directus-api", description='JSON {"url": ..., "token": ...}')
+    collection: str = Field(min_length=1)
+    fields: dict[LeadField, str] = Field(min_length=1, description="EnrichedLead field → Directus field")
+
+
+class ClayCallback(_Strict):
+    """The `/clay/enriched` route: Clay's HTTP API column calls it with enriched leads."""
+
+    tokens_secret: SecretName = "clay-callback-tokens"
+    token_header: str = Field(default="authorization", min_length=1)
+    hmac_secret: SecretName | None = Field(default=None, description="secrets for signed senders (optional)")
+    hmac_header: str = Field(default="x-relay-signature", min_length=1)
+    dedupe_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    routing: Routing = Routing()
+    loops: LoopsSettings = LoopsSettings()
+    slack: SlackSettings | None = None
+    zapier: ZapierSettings | None = None
+    directus_writeback: DirectusWriteBack | None = None
+
+
 class RelayConfig(_Strict):
     directus_sources: dict[Name, DirectusSource] = Field(default_factory=dict)
     clay_targets: dict[Name, ClayTarget] = Field(default_factory=dict)
+    clay_callback: ClayCallback | None = None
     delivery: DeliveryPolicy = DeliveryPolicy()
+
+    def write_back_fields(self, collection: str) -> set[str]:
+        """Directus fields of `collection` the relay itself writes (their updates are echoes)."""
+        write_back = self.clay_callback.directus_writeback if self.clay_callback else None
+        if write_back is None or write_back.collection != collection:
+            return set()
+        return set(write_back.fields.values())
 
     @model_validator(mode="after")
     def _targets_exist(self) -> RelayConfig:

@@ -1,4 +1,5 @@
-"""Directus Flow webhooks (`{{$trigger}}` of an event hook) and their mapping to Clay rows.
+"""Directus: Flow webhooks (`{{$trigger}}` of an event hook), their mapping to Clay rows, and the
+write-back of enrichment into items.
 
 create: {"event":"posts.items.create","payload":{...submitted fields},"key":1,"collection":"posts"}
 update: {"event":"posts.items.update","payload":{...changed fields},"keys":["1"],"collection":"posts"}
@@ -10,12 +11,15 @@ item, and each item becomes its own row.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
-from clay_relay.config import DirectusSource
+from clay_relay.config import DirectusSource, DirectusWriteBack
 from clay_relay.errors import InvalidPayload
-from clay_relay.jobs import ClayRowJob, content_id
+from clay_relay.jobs import ClayRowJob, DirectusPatchJob, content_id
+from clay_relay.outbound import Outcome, send_json
+from clay_relay.secrets import SecretUnavailable, read_json
 
 ItemKey = StrictStr | StrictInt
 Action = Literal["create", "update", "delete"]
@@ -69,8 +73,13 @@ class Skipped(Exception):
     """The event is valid but the source's configuration says not to send it."""
 
 
-def clay_jobs(source_name: str, source: DirectusSource, event: DirectusEvent) -> list[ClayRowJob]:
-    """One Clay row job per item the event touches, with the fields the source selects."""
+def clay_jobs(
+    source_name: str, source: DirectusSource, event: DirectusEvent, echo_fields: set[str] | None = None
+) -> list[ClayRowJob]:
+    """One Clay row job per item the event touches, with the fields the source selects.
+
+    `echo_fields` are the fields the relay writes back into this collection: an update that
+    changes only those is Directus echoing the relay's own write-back, not a user's edit."""
     if source.collection and event.collection != source.collection:
         raise InvalidPayload(
             f"this route accepts collection {source.collection!r}, not {event.collection!r}",
@@ -79,8 +88,10 @@ def clay_jobs(source_name: str, source: DirectusSource, event: DirectusEvent) ->
     handling = {"create": source.on_create, "update": source.on_update, "delete": source.on_delete}[event.action]
     if handling == "skip":
         raise Skipped(f"{event.action} events are not sent (on_{event.action} is 'skip')")
-    columns = source.columns()
     changed = event.changed_fields
+    if event.action == "update" and changed and echo_fields and set(changed) <= echo_fields:
+        raise Skipped("echo of the relay's own write-back (only enrichment fields changed)")
+    columns = source.columns()
     if columns is None:
         fields = dict(changed)
     else:
@@ -105,3 +116,16 @@ def clay_jobs(source_name: str, source: DirectusSource, event: DirectusEvent) ->
             )
         )
     return jobs
+
+
+def write_back(job: DirectusPatchJob, settings: DirectusWriteBack) -> Outcome:
+    """PATCH the originating item. 200 (item) and 204 (token may update but not read) both mean
+    written; 400/401/403/404 cannot succeed by retrying."""
+    try:
+        api = read_json(settings.api_secret)
+        base, token = str(api["url"]).rstrip("/"), str(api["token"])
+    except (SecretUnavailable, KeyError, TypeError) as error:
+        reason = f"directus API secret {settings.api_secret!r} unusable: {error}"
+        return Outcome(delivered=False, retryable=True, reason=reason, reached=False)
+    url = f"{base}/items/{quote(job.collection, safe='')}/{quote(job.item_id, safe='')}"
+    return send_json("PATCH", url, job.fields, {"Authorization": f"Bearer {token}"})

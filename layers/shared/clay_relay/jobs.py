@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -49,7 +49,65 @@ class ClayRowJob(_Job):
         return "clay"
 
 
-DeliveryJob = ClayRowJob
+class LoopsEventJob(_Job):
+    """`POST /v1/events/send`: starts the outreach workflow (Idempotency-Key: the event id)."""
+
+    kind: Literal["loops_event"] = "loops_event"
+    payload: dict
+
+    @property
+    def destination(self) -> str:
+        return "loops"
+
+
+class LoopsContactJob(_Job):
+    """`PUT /v1/contacts/update`: creates or updates the contact, e.g. into the nurture list."""
+
+    kind: Literal["loops_contact"] = "loops_contact"
+    payload: dict
+
+    @property
+    def destination(self) -> str:
+        return "loops"
+
+
+class SlackMessageJob(_Job):
+    kind: Literal["slack_message"] = "slack_message"
+    text: str
+
+    @property
+    def destination(self) -> str:
+        return "slack"
+
+
+class ZapierPostJob(_Job):
+    """The lead, posted to the configured Zapier (or any) webhook URL."""
+
+    kind: Literal["zapier_post"] = "zapier_post"
+    payload: dict
+
+    @property
+    def destination(self) -> str:
+        return "zapier"
+
+
+class DirectusPatchJob(_Job):
+    """`PATCH /items/<collection>/<item_id>` with enrichment fields (the write-back)."""
+
+    kind: Literal["directus_patch"] = "directus_patch"
+    collection: str
+    item_id: str
+    fields: dict
+
+    @property
+    def destination(self) -> str:
+        return "directus"
+
+
+DeliveryJob = Annotated[
+    ClayRowJob | LoopsEventJob | LoopsContactJob | SlackMessageJob | ZapierPostJob | DirectusPatchJob,
+    Field(discriminator="kind"),
+]
 _job_adapter: TypeAdapter[DeliveryJob] = TypeAdapter(DeliveryJob)
 
 

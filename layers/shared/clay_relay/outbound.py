@@ -67,9 +67,14 @@ def classify(response: requests.Response) -> Outcome:
 
 
 def post_json(url: str, payload: object, headers: dict[str, str] | None = None) -> Outcome:
+    return send_json("POST", url, payload, headers)
+
+
+def send_json(method: str, url: str, payload: object, headers: dict[str, str] | None = None) -> Outcome:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     try:
-        response = _session().post(
+        response = _session().request(
+            method,
             url,
             data=body,
             headers={"Content-Type": "application/json", **(headers or {})},

@@ -15,6 +15,8 @@ from aws_lambda_powertools.utilities import parameters
 from clay_relay.observability import logger
 from clay_relay.settings import get_settings
 
+PLACEHOLDER = "REPLACE_ME"  # what template.yaml puts in secrets only you can fill
+
 
 class SecretUnavailable(RuntimeError):
     """The secret is missing, unreadable or empty. Callers fail closed."""
@@ -30,6 +32,8 @@ def read_secret(name: str, *, refresh: bool = False) -> str:
         raise SecretUnavailable(f"secret {full_name!r} is unavailable") from None
     if not isinstance(value, str) or not value.strip():
         raise SecretUnavailable(f"secret {full_name!r} is empty")
+    if value.startswith(PLACEHOLDER):
+        raise SecretUnavailable(f"secret {full_name!r} still holds the placeholder the template put there")
     return value
 
 

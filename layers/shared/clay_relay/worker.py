@@ -1,4 +1,5 @@
-"""The delivery worker: carries out a batch of queued jobs, reporting partial failures.
+"""The delivery worker: carries out a batch of queued jobs (Clay rows; Loops events and contacts,
+Slack messages, Zapier posts, Directus write-backs), reporting partial failures.
 
 For a batch it:
 1. claims each job's event (one conditional put each; a second copy of an event is skipped),
@@ -21,11 +22,22 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from clay_relay import directus, hooks, loops
 from clay_relay.clay import ClayPoolUnavailable, ClayQuota, ClayWebhook, send_row
 from clay_relay.config import DeliveryPolicy, RelayConfig, load_config
 from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
-from clay_relay.jobs import ClayRowJob, DeliveryJob, parse_job
+from clay_relay.jobs import (
+    ClayRowJob,
+    DeliveryJob,
+    DirectusPatchJob,
+    LoopsContactJob,
+    LoopsEventJob,
+    SlackMessageJob,
+    ZapierPostJob,
+    parse_job,
+)
 from clay_relay.observability import count, logger
+from clay_relay.outbound import Outcome
 from clay_relay.settings import get_settings
 from clay_relay.store import RelayTable
 
@@ -128,31 +140,58 @@ class DeliveryRun:
             self._retry_or_give_up(plan, plan.failure, retry_after=None)
             return
         try:
-            self._deliver_clay_row(plan)
-        except RetryLater:
-            raise
+            outcome = self._send(plan)
         except Exception as error:  # noqa: BLE001 - a bug must not lose the event either
             logger.exception("unexpected error while delivering")
-            self._retry_or_give_up(plan, f"unexpected error: {type(error).__name__}", retry_after=None)
+            outcome = Outcome(delivered=False, retryable=True, reason=f"unexpected error: {type(error).__name__}")
+        self._settle(plan, outcome)
 
-    def _deliver_clay_row(self, plan: Plan) -> None:
-        assert isinstance(plan.job, ClayRowJob) and plan.webhook is not None
-        job, target = plan.job, self.config.clay_targets[plan.job.target]
-        outcome = send_row(target, plan.webhook, job.row)
+    def _send(self, plan: Plan) -> Outcome:
+        job = plan.job
+        if isinstance(job, ClayRowJob):
+            return send_row(self.config.clay_targets[job.target], plan.webhook, job.row)
+        callback = self.config.clay_callback
+        settings = {
+            LoopsEventJob: callback and callback.loops,
+            LoopsContactJob: callback and callback.loops,
+            SlackMessageJob: callback and callback.slack,
+            ZapierPostJob: callback and callback.zapier,
+            DirectusPatchJob: callback and callback.directus_writeback,
+        }[type(job)]
+        if not settings:
+            return Outcome(delivered=False, retryable=False, reason=f"{job.kind} is no longer configured")
+        if isinstance(job, LoopsEventJob):
+            return loops.send_event(job, settings)
+        if isinstance(job, LoopsContactJob):
+            return loops.update_contact(job, settings)
+        if isinstance(job, SlackMessageJob):
+            return hooks.post_to_hook(settings.webhook_secret, {"text": job.text})
+        if isinstance(job, ZapierPostJob):
+            return hooks.post_to_hook(settings.webhook_secret, job.payload)
+        return directus.write_back(job, settings)
+
+    def _settle(self, plan: Plan, outcome: Outcome) -> None:
+        job = plan.job
         if outcome.delivered:
             count("Delivered", destination=job.destination)
             logger.info(
                 "delivered",
-                extra={"event_id": job.event_id, "destination": "clay", "target": job.target, "attempt": plan.attempts},
+                extra={
+                    "event_id": job.event_id,
+                    "destination": job.destination,
+                    "kind": job.kind,
+                    "attempt": plan.attempts,
+                    "status": outcome.status,
+                },
             )
             return
-        if not outcome.reached:
+        if isinstance(job, ClayRowJob) and not outcome.reached:
             webhook, unsent = self.unsent.get(plan.webhook.webhook_id, (plan.webhook, 0))
             self.unsent[plan.webhook.webhook_id] = (webhook, unsent + 1)
         if not outcome.retryable:
-            self._dead_letter(plan, f"clay answered {outcome.reason}")
+            self._dead_letter(plan, f"{job.destination} answered {outcome.reason}")
             return
-        self._retry_or_give_up(plan, f"clay: {outcome.reason}", retry_after=outcome.retry_after)
+        self._retry_or_give_up(plan, f"{job.destination}: {outcome.reason}", retry_after=outcome.retry_after)
 
     def _retry_or_give_up(self, plan: Plan, reason: str, retry_after: float | None) -> None:
         if plan.attempts >= self.policy.max_attempts:

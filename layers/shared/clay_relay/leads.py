@@ -1,0 +1,115 @@
+"""Enriched leads as Clay's HTTP API column sends them, and where each one goes.
+
+Clay inserts cell values as written: numbers often arrive as strings ("85", "1,200"), empty cells
+as "" or null, with stray whitespace and mixed-case emails. The model accepts all of that and
+rejects, with a 422 naming the field, what cannot be a lead (no email, no usable ICP score).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+
+from clay_relay.config import Routing
+from clay_relay.errors import InvalidPayload
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+Route = Literal["outreach", "nurture", "skip"]
+
+
+def _number(value: object, field: str) -> float | None:
+    """85, 85.0, "85", " 85 ", "85%", "1,200" → a number; None or "" → None."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().replace(",", "").replace(" ", "").removesuffix("%")
+    if isinstance(value, bool) or not NUMBER.match(text):
+        raise ValueError(f"{field} must be a number")
+    return float(text)
+
+
+class EnrichedLead(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    email: str = Field(max_length=320)
+    icp_score: float = Field(ge=0, le=100)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    company_name: str | None = Field(default=None, max_length=300)
+    job_title: str | None = Field(default=None, max_length=300)
+    employee_count: int | None = Field(default=None, ge=0)
+    industry: str | None = Field(default=None, max_length=300)
+    linkedin_url: str | None = Field(default=None, max_length=2000)
+    personalized_opener: str | None = Field(default=None, max_length=5000)
+    directus_id: StrictStr | StrictInt | None = None
+    lead_id: str | None = Field(default=None, max_length=200, description="explicit id for deduplication")
+
+    # Before-validators run last-defined first: the field-specific ones below strip for themselves.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_cells_are_missing(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+        if not value:
+            raise ValueError("a lead needs an email address")
+        if not isinstance(value, str) or not EMAIL.match(value):
+            raise ValueError("not an email address")
+        return value.lower()
+
+    @field_validator("icp_score", mode="before")
+    @classmethod
+    def _score(cls, value: object) -> object:
+        score = _number(value, "icp_score")
+        if score is None:
+            raise ValueError("an ICP score is needed to route the lead")
+        return score
+
+    @field_validator("employee_count", mode="before")
+    @classmethod
+    def _employees(cls, value: object) -> object:
+        count = _number(value, "employee_count")
+        return None if count is None else int(count)
+
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part) or self.email
+
+
+def parse_lead(body: dict) -> EnrichedLead:
+    try:
+        return EnrichedLead.model_validate(body)
+    except ValidationError as error:
+        fields = [
+            {"field": ".".join(map(str, e["loc"])) or "body", "problem": e["msg"].removeprefix("Value error, ")}
+            for e in error.errors(include_url=False)
+        ]
+        raise InvalidPayload("the body is not an enriched lead", fields=fields) from None
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Route
+    hot: bool
+
+
+def decide(lead: EnrichedLead, routing: Routing) -> Decision:
+    if lead.icp_score >= routing.outreach_min_score:
+        route: Route = "outreach"
+    elif lead.icp_score >= routing.nurture_min_score:
+        route = "nurture"
+    else:
+        route = "skip"
+    return Decision(route=route, hot=route != "skip" and lead.icp_score >= routing.hot_min_score)
