@@ -40,6 +40,16 @@ E2E_CONFIG = {
         "leads": {"webhooks_secret": "clay-webhooks-leads"},
         "quota": {"webhooks_secret": "clay-webhooks-quota", "submission_limit": 5},
     },
+    "clay_callback": {
+        "hmac_secret": "clay-callback-hmac-keys",
+        "loops": {"outreach_event_name": "clay_outreach", "nurture_mailing_list_id": "nurture-list"},
+        "slack": {"message": "Hot lead: {first_name} {last_name}, {job_title} at {company_name} (ICP {icp_score})"},
+        "zapier": {"routes": ["outreach", "nurture"]},
+        "directus_writeback": {
+            "collection": "leads",
+            "fields": {"icp_score": "icp_score", "industry": "industry", "personalized_opener": "opener"},
+        },
+    },
     "delivery": {"max_attempts": 3, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
 }
 
@@ -48,6 +58,12 @@ E2E_SECRETS = f"""
 DIRECTUS_TOKENS={TOKEN},local-directus-token
 CLAY_WEBHOOKS_LEADS=[{{"url": "{{sandbox}}/clay/webhooks/leads-1", "token": "clay-e2e-1"}}]
 CLAY_WEBHOOKS_QUOTA={_QUOTA_POOL}
+CLAY_CALLBACK_TOKENS=local-clay-callback-token
+CLAY_CALLBACK_HMAC_KEYS=e2e-signing-key
+LOOPS_API_KEY=e2e-loops-key
+SLACK_WEBHOOK_URL={{sandbox}}/slack/webhooks/hot-leads
+ZAPIER_WEBHOOK_URL={{sandbox}}/zapier/hooks/catch
+DIRECTUS_API={{"url": "{{sandbox}}/directus", "token": "e2e-directus-api-token"}}
 """
 
 
@@ -57,6 +73,15 @@ class RunningStack:
     sandboxes: str
     moto: str
     state_file: Path
+
+    def post_lead(self, body: object, *, token: str = "local-clay-callback-token", **kwargs) -> requests.Response:
+        return requests.post(
+            f"{self.gateway}/clay/enriched",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})},
+            timeout=10,
+            **kwargs,
+        )
 
     def post_directus(self, body: object, *, source: str = "leads", token: str = TOKEN, **kwargs) -> requests.Response:
         return requests.post(

@@ -50,23 +50,33 @@ class DirectusEvent(BaseModel):
     def _shape_matches_action(self) -> DirectusEvent:
         action = self.event.rsplit(".", 1)[-1]
         if action not in ("create", "update", "delete"):
-            raise ValueError(f"event {self.event!r} is not an items create, update or delete event")
+            raise _WrongShape("event", f"event {self.event!r} is not an items create, update or delete event")
         if self.key is None and not self.keys:
-            raise ValueError(f"a {action} event needs 'key' or a non-empty 'keys'")
+            raise _WrongShape("keys", f"a {action} event needs 'key' or a non-empty 'keys'")
         if action in ("create", "update") and not isinstance(self.payload, dict):
-            raise ValueError(f"a {action} event needs 'payload' to be an object of fields")
+            raise _WrongShape("payload", f"a {action} event needs 'payload' to be an object of fields")
         return self
+
+
+class _WrongShape(Exception):
+    """Not a ValueError on purpose: pydantic lets it through, with the field it names intact."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field, self.problem = field, problem
 
 
 def parse_event(body: dict) -> DirectusEvent:
     try:
         return DirectusEvent.model_validate(body)
+    except _WrongShape as wrong:
+        fields = [{"field": wrong.field, "problem": wrong.problem}]
     except ValidationError as error:
         fields = [
             {"field": ".".join(map(str, e["loc"])) or "body", "problem": e["msg"].removeprefix("Value error, ")}
             for e in error.errors(include_url=False)
         ]
-        raise InvalidPayload("the body is not a Directus item event", fields=fields) from None
+    raise InvalidPayload("the body is not a Directus item event", fields=fields)
 
 
 class Skipped(Exception):

@@ -45,7 +45,7 @@ def relay_api() -> APIGatewayHttpResolver:
     def _relay_error(error: RelayError) -> Response:
         return json_response(error.status, error.to_body())
 
-    @app.exception_handler((ConfigError, SettingsError))
+    @app.exception_handler([ConfigError, SettingsError])
     def _misconfigured(error: Exception) -> Response:
         logger.error("relay is misconfigured", extra={"problem": str(error)})
         return json_response(503, ServiceUnavailable("the relay is misconfigured; see its logs").to_body())

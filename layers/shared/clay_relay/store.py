@@ -94,7 +94,9 @@ class RelayTable:
     def reserve_submissions(self, webhook_id: str, wanted: int, quota: int, target: str) -> Reservation:
         """Atomically take up to `wanted` submissions of a webhook URL without ever passing
         `quota`, whatever other workers do at the same time (a conditional update each try)."""
-        ask, used = wanted, None
+        ask, used = min(wanted, quota), None
+        if ask <= 0:
+            return Reservation(granted=0, used_before=quota, used_after=quota, quota=quota)
         for _ in range(QUOTA_RETRIES):
             try:
                 answer = _dynamodb().update_item(

@@ -14,6 +14,7 @@ event is delivered or dead-lettered, never dropped.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ def backoff_seconds(attempts: int, policy: DeliveryPolicy, retry_after: float | 
     """Exponential backoff with equal jitter, never sooner than the destination asked."""
     ceiling = min(policy.max_backoff_seconds, policy.min_backoff_seconds * 2 ** max(0, attempts - 1))
     delay = random.uniform(ceiling / 2, ceiling)
-    return int(max(delay, retry_after or 0))
+    return math.ceil(max(delay, retry_after or 0))
 
 
 @dataclass

@@ -1,0 +1,114 @@
+"""Fixtures of the unit suite. The `aws` fixture (moto with the template's resources) and
+`reset_relay_caches` live in tests/conftest.py; plain helpers in tests/unit/relay_helpers.py."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+import json
+import socket
+
+import boto3
+import pytest
+
+from tests.conftest import reset_relay_caches
+from tests.unit.relay_helpers import AwsCalls, CapturedLogs, RecordingClient, StubServer, default_config
+
+
+@pytest.fixture
+def relay_env(monkeypatch):
+    """Set environment variables of the function, then forget everything built from the old ones."""
+
+    def apply(**variables: object) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, str(value))
+        reset_relay_caches()
+
+    return apply
+
+
+@pytest.fixture
+def function_env(monkeypatch):
+    """The minimal environment of a function, for tests that need settings but no AWS."""
+    monkeypatch.setenv("RELAY_TABLE", "unit-table")
+    monkeypatch.setenv("DELIVERY_QUEUE_URL", "https://sqs.invalid/delivery")
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", "https://sqs.invalid/dead-letters")
+    reset_relay_caches()
+    yield
+    reset_relay_caches()
+
+
+@pytest.fixture
+def use_config(tmp_path, relay_env):
+    """Point RELAY_CONFIG_PATH at a copy of relay.json changed by `edit(config_dict)`; returns it loaded."""
+
+    def apply(edit=None):
+        config = copy.deepcopy(default_config())
+        if edit is not None:
+            edit(config)
+        path = tmp_path / "relay.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        relay_env(RELAY_CONFIG_PATH=path)
+        from clay_relay.config import load_config
+
+        return load_config(path)
+
+    return apply
+
+
+@pytest.fixture
+def put_secret(aws):
+    """Give a secret (by its relay.json name) a new value in moto's Secrets Manager."""
+    client = boto3.client("secretsmanager")
+    prefix = aws.environment.get("SECRETS_PREFIX", "")
+
+    def put(name: str, value: object) -> None:
+        text = value if isinstance(value, str) else json.dumps(value)
+        try:
+            client.put_secret_value(SecretId=prefix + name, SecretString=text)
+        except client.exceptions.ResourceNotFoundException:
+            client.create_secret(Name=prefix + name, SecretString=text)
+
+    return put
+
+
+@pytest.fixture
+def logs(monkeypatch) -> CapturedLogs:
+    """What the relay's Powertools logger writes, exactly as it would reach CloudWatch. (Its
+    handler keeps the stdout of import time, which capsys does not replace, so swap its stream.)"""
+    from clay_relay.observability import logger
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", buffer)
+    return CapturedLogs(buffer)
+
+
+@pytest.fixture
+def aws_calls(aws, monkeypatch) -> AwsCalls:
+    """Every DynamoDB and SQS call the relay makes from now on (its clients are built lazily in
+    store._dynamodb() and delivery_queue._sqs(), so those are wrapped)."""
+    from clay_relay import delivery_queue, store
+
+    calls = AwsCalls()
+    real_dynamodb, real_sqs = store._dynamodb, delivery_queue._sqs
+    # functools.cache keeps the `cache_clear` that reset_relay_caches calls at teardown.
+    monkeypatch.setattr(store, "_dynamodb", functools.cache(lambda: RecordingClient(real_dynamodb(), calls.dynamodb)))
+    monkeypatch.setattr(delivery_queue, "_sqs", functools.cache(lambda: RecordingClient(real_sqs(), calls.sqs)))
+    return calls
+
+
+@pytest.fixture
+def http_stub():
+    stub = StubServer().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: connecting is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/clay/webhooks/gone"
