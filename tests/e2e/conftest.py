@@ -96,6 +96,19 @@ class RunningStack:
         entries = requests.get(f"{self.gateway}/_local/deliveries", timeout=5).json()
         return [e for e in entries if all(_get(e, k) == v for k, v in match.items())]
 
+    def replay(self, event_file: str) -> tuple[int, dict]:
+        """`python -m local_stack replay events/<event_file>.json` against this stack."""
+        result = subprocess.run(
+            [sys.executable, "-m", "local_stack", "replay", f"events/{event_file}.json", "--url", self.gateway],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        status_line, _, body = result.stdout.partition("\n")
+        return int(status_line.split()[1]), json.loads(body)
+
     def wait_for(self, predicate, timeout: float = 20.0, interval: float = 0.2):
         """Polls until predicate() is truthy; returns its value (or the last one on timeout)."""
         deadline = time.monotonic() + timeout

@@ -6,27 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.e2e.conftest import ROOT, RunningStack
-
-
-def replay(stack: RunningStack, name: str) -> tuple[int, dict]:
-    result = subprocess.run(
-        [sys.executable, "-m", "local_stack", "replay", f"events/clay/{name}.json", "--url", stack.gateway],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    status_line, _, body = result.stdout.partition("\n")
-    return int(status_line.split()[1]), json.loads(body)
+from tests.e2e.conftest import RunningStack
 
 
 def sent_to(stack: RunningStack, destination: str, email: str | None = None, path: str | None = None) -> list[dict]:
@@ -43,7 +28,7 @@ def settle(stack: RunningStack, seconds: float = 2.0) -> None:
 
 
 def test_a_hot_lead_starts_outreach_in_loops_and_is_announced_in_slack(stack):
-    status, body = replay(stack, "hot")
+    status, body = stack.replay("clay/hot")
 
     assert status == 202
     assert body["route"] == "outreach" and body["hot"] is True and body["duplicate"] is False
@@ -61,7 +46,7 @@ def test_a_hot_lead_starts_outreach_in_loops_and_is_announced_in_slack(stack):
 
 
 def test_an_outreach_lead_gets_a_loops_event_and_no_slack_message(stack):
-    status, body = replay(stack, "outreach")
+    status, body = stack.replay("clay/outreach")
 
     assert status == 202 and body["route"] == "outreach" and body["hot"] is False
     assert stack.wait_for(lambda: sent_to(stack, "loops", "alan.turing@example.com", "/v1/events/send"))
@@ -70,7 +55,7 @@ def test_an_outreach_lead_gets_a_loops_event_and_no_slack_message(stack):
 
 
 def test_a_nurture_lead_joins_the_nurture_list_in_loops(stack):
-    status, body = replay(stack, "nurture")
+    status, body = stack.replay("clay/nurture")
 
     assert status == 202 and body["route"] == "nurture" and body["actions"] == ["loops_contact", "zapier_post"]
     contacts = stack.wait_for(lambda: sent_to(stack, "loops", "edsger.dijkstra@example.com", "/v1/contacts/update"))
@@ -80,7 +65,7 @@ def test_a_nurture_lead_joins_the_nurture_list_in_loops(stack):
 
 
 def test_a_low_score_lead_is_skipped_and_nothing_is_sent(stack):
-    status, body = replay(stack, "skip")
+    status, body = stack.replay("clay/skip")
 
     assert status == 202 and body["route"] == "skip" and body["actions"] == []
     settle(stack)
@@ -88,7 +73,7 @@ def test_a_low_score_lead_is_skipped_and_nothing_is_sent(stack):
 
 
 def test_numbers_as_strings_and_messy_cells_are_coerced(stack):
-    status, body = replay(stack, "numbers-as-strings")
+    status, body = stack.replay("clay/numbers-as-strings")
 
     assert status == 202 and body["route"] == "outreach"
     events = stack.wait_for(lambda: sent_to(stack, "loops", "barbara.liskov@example.com", "/v1/events/send"))
@@ -99,11 +84,11 @@ def test_numbers_as_strings_and_messy_cells_are_coerced(stack):
 
 
 def test_leads_that_cannot_be_leads_and_bad_tokens_are_rejected_with_clear_json(stack):
-    status, body = replay(stack, "missing-email")
+    status, body = stack.replay("clay/missing-email")
     assert status == 422
     assert body["fields"] == [{"field": "email", "problem": "a lead needs an email address"}]
 
-    status, body = replay(stack, "bad-token")
+    status, body = stack.replay("clay/bad-token")
     assert status == 401 and body["error"] == "unauthorized"
 
     answer = stack.post_lead({"email": "x@example.com", "icp_score": "very high"})

@@ -77,31 +77,18 @@ def test_identical_events_sent_concurrently_still_yield_one_row(stack):
     assert len(rows_for(stack, email)) == 1
 
 
-def _replay(stack: RunningStack, name: str) -> tuple[int, dict]:
-    result = subprocess.run(
-        [sys.executable, "-m", "local_stack", "replay", f"events/directus/{name}.json", "--url", stack.gateway],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    status_line, _, body = result.stdout.partition("\n")
-    return int(status_line.split()[1]), json.loads(body)
-
-
 def _by_event(stack: RunningStack, event: str) -> list[dict]:
     return [d for d in stack.deliveries(destination="clay", status=200) if d["body"].get("directus_event") == event]
 
 
 def test_replaying_the_event_files_yields_the_mapped_rows(stack):
-    status, body = _replay(stack, "create")
+    status, body = stack.replay("directus/create")
     assert status == 202 and body["accepted"] is True
     created = stack.wait_for(lambda: rows_for(stack, "ada.lovelace@example.com"))
     assert created[0]["body"]["job_title"] == "Head of Research"
     assert created[0]["body"]["company_domain"] == "analytical-engines.example"
 
-    status, _ = _replay(stack, "update")
+    status, _ = stack.replay("directus/update")
     assert status == 202
     updated = stack.wait_for(
         lambda: [d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "Chief Scientist"]
@@ -114,7 +101,7 @@ def test_replaying_the_event_files_yields_the_mapped_rows(stack):
         "directus_id": "1",
     }, "an update carries the changed fields only"
 
-    status, _ = _replay(stack, "delete")
+    status, _ = stack.replay("directus/delete")
     assert status == 202
     deleted = stack.wait_for(lambda: _by_event(stack, "leads.items.delete"))
     assert deleted[0]["body"] == {
@@ -150,7 +137,7 @@ def test_invoking_the_function_in_process_uses_the_running_stack(stack):
 
 
 def test_a_batch_update_becomes_one_row_per_item(stack):
-    status, body = _replay(stack, "batch-update")
+    status, body = stack.replay("directus/batch-update")
 
     assert status == 202
     assert len(body["rows"]) == 3
@@ -163,10 +150,10 @@ def test_a_batch_update_becomes_one_row_per_item(stack):
 
 
 def test_bad_token_and_malformed_bodies_are_rejected_with_json_errors(stack):
-    status, body = _replay(stack, "bad-token")
+    status, body = stack.replay("directus/bad-token")
     assert status == 401 and body["error"] == "unauthorized"
 
-    status, body = _replay(stack, "malformed")
+    status, body = stack.replay("directus/malformed")
     assert status == 400 and body["error"] == "malformed_request" and "JSON" in body["message"]
 
     answer = requests.get(f"{stack.gateway}/directus/leads", timeout=5)

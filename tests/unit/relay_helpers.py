@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 
 from clay_relay.settings import DEFAULT_CONFIG_PATH
+from local_stack import poller
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -93,18 +94,9 @@ def receive(queue_url: str, *, max_messages: int = 10) -> list[dict]:
 
 
 def sqs_record(message: dict, queue_url: str) -> dict:
-    """An SQS Lambda event record built from a real ReceiveMessage answer."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn(queue_url),
-        "awsRegion": REGION,
-    }
+    """An SQS Lambda event record built from a real ReceiveMessage answer, as the local stack's
+    event source builds it."""
+    return poller.sqs_record(message, queue_arn(queue_url))
 
 
 def delayed_bodies(queue_url: str) -> list[str]:

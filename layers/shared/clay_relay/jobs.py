@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -31,10 +31,7 @@ class _Job(BaseModel):
     dedupe_window_seconds: int = 86_400
     accepted_at: float = Field(default_factory=time.time)
     holds: int = Field(default=0, description="times it waited for a Clay webhook URL with quota left")
-
-    @property
-    def destination(self) -> str:
-        raise NotImplementedError
+    destination: ClassVar[str]  # where the worker delivers it: clay, loops, slack, zapier, directus
 
 
 class ClayRowJob(_Job):
@@ -44,9 +41,7 @@ class ClayRowJob(_Job):
     target: str
     row: dict
 
-    @property
-    def destination(self) -> str:
-        return "clay"
+    destination: ClassVar[str] = "clay"
 
 
 class LoopsEventJob(_Job):
@@ -55,9 +50,7 @@ class LoopsEventJob(_Job):
     kind: Literal["loops_event"] = "loops_event"
     payload: dict
 
-    @property
-    def destination(self) -> str:
-        return "loops"
+    destination: ClassVar[str] = "loops"
 
 
 class LoopsContactJob(_Job):
@@ -66,18 +59,14 @@ class LoopsContactJob(_Job):
     kind: Literal["loops_contact"] = "loops_contact"
     payload: dict
 
-    @property
-    def destination(self) -> str:
-        return "loops"
+    destination: ClassVar[str] = "loops"
 
 
 class SlackMessageJob(_Job):
     kind: Literal["slack_message"] = "slack_message"
     text: str
 
-    @property
-    def destination(self) -> str:
-        return "slack"
+    destination: ClassVar[str] = "slack"
 
 
 class ZapierPostJob(_Job):
@@ -86,9 +75,7 @@ class ZapierPostJob(_Job):
     kind: Literal["zapier_post"] = "zapier_post"
     payload: dict
 
-    @property
-    def destination(self) -> str:
-        return "zapier"
+    destination: ClassVar[str] = "zapier"
 
 
 class DirectusPatchJob(_Job):
@@ -99,9 +86,7 @@ class DirectusPatchJob(_Job):
     item_id: str
     fields: dict
 
-    @property
-    def destination(self) -> str:
-        return "directus"
+    destination: ClassVar[str] = "directus"
 
 
 DeliveryJob = Annotated[
