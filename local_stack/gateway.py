@@ -182,6 +182,14 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         elif path == "/_local/faults" and self.command == "DELETE":
             sandboxes.clear_faults()
             self._json(200, {"cleared": True})
+        elif path == "/_local/loops/webhook" and self.command == "POST":
+            try:
+                event = json.loads(body or b"{}")
+                sent = sandboxes.loops.fire_webhook(event if isinstance(event, dict) else {})
+            except ValueError as error:
+                self._json(400, {"error": "invalid_request", "message": str(error)})
+                return
+            self._json(200, sent)
         elif path == "/_local/health":
             self._json(200, {"ok": True})
         else:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 
 import requests
+from standardwebhooks.webhooks import Webhook
 
 from local_stack.serving import BackgroundServer
 
@@ -191,6 +192,8 @@ def _too_long(value: object) -> str | None:
 @dataclass
 class LoopsSandbox:
     api_key: str | None = None
+    webhook_url: str | None = None  # the relay's /loops/webhook, where this "Loops" sends its webhooks
+    webhook_secret: str | None = None  # whsec_… signing secret of that endpoint
     limit_per_second: int = 10
     contacts: dict = field(default_factory=dict)  # email → contact
     events: list = field(default_factory=list)
@@ -214,6 +217,38 @@ class LoopsSandbox:
             {"x-ratelimit-limit": str(self.limit_per_second), "x-ratelimit-remaining": str(remaining)}
         )
         return answer
+
+    def fire_webhook(self, event: dict) -> dict:
+        """Sends `event` to the relay as Loops would: Standard Webhooks signed (by the reference
+        implementation), a new webhook-id, the current timestamp."""
+        if not (self.webhook_url and self.webhook_secret):
+            raise ValueError("the Loops webhook is not configured (LOOPS_WEBHOOK_SECRET in local.env)")
+        event = {
+            "eventName": "contact.created",
+            "eventTime": int(time.time()),
+            "webhookSchemaVersion": "1.0.0",
+            **event,
+        }
+        body = json.dumps(event)
+        webhook_id = f"msg_{uuid.uuid4().hex}"
+        now = datetime.now(UTC)
+        signature = Webhook(self.webhook_secret).sign(webhook_id, now, body)
+        answer = requests.post(
+            self.webhook_url,
+            data=body.encode(),
+            timeout=30,
+            headers={
+                "Content-Type": "application/json",
+                "webhook-id": webhook_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signature,
+            },
+        )
+        try:
+            relay_answer: object = answer.json()
+        except ValueError:
+            relay_answer = answer.text
+        return {"webhook_id": webhook_id, "event": event, "status": answer.status_code, "answer": relay_answer}
 
     def _answer(self, method: str, route: str, headers: dict, body: bytes) -> Answer:
         def fail(status: int, message: str) -> Answer:

@@ -96,6 +96,7 @@ class LocalStack:
         if o.config_path:
             os.environ["RELAY_CONFIG_PATH"] = str(Path(o.config_path).resolve())
         os.environ["LOOPS_API_BASE"] = f"{sandbox_url}/loops/api"
+        os.environ["WORKER_MAX_CONCURRENCY"] = str(max(1, o.workers))
         os.environ.update(o.environment)
         self._configure_sandboxes()
         return self.provisioned
@@ -104,6 +105,7 @@ class LocalStack:
         """The sandboxes accept the credentials the local secrets give the relay."""
         secrets = self.provisioned.secrets
         self.sandboxes.loops.api_key = secrets.get("loops-api-key")
+        self.sandboxes.loops.webhook_secret = (secrets.get("loops-webhook-secret") or "").split(",")[0] or None
         try:
             self.sandboxes.directus.token = json.loads(secrets.get("directus-api", "{}")).get("token")
         except ValueError:
@@ -151,6 +153,7 @@ class LocalStack:
         self.gateway = Gateway(routes, http_functions, self.sandboxes)
         gateway_url = self.gateway.start(o.host, o.port)
         self.connect_directus_flows(gateway_url)
+        self.sandboxes.loops.webhook_url = f"{gateway_url}/loops/webhook"
         self.urls = Urls(gateway=gateway_url, sandboxes=sandbox_url, moto=moto_url)
         if o.state_file:
             self._write_state(moto_url)

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
@@ -59,11 +59,16 @@ class DirectusSource(_Strict):
     dedupe_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
 
     def columns(self) -> dict[str, str] | None:
-        if self.fields is None:
-            return None
-        if isinstance(self.fields, list):
-            return {name: name for name in self.fields}
-        return dict(self.fields)
+        return column_map(self.fields)
+
+
+def column_map(fields: dict[str, str] | list[str] | None) -> dict[str, str] | None:
+    """`fields` as field → column (a list keeps names); None keeps every field."""
+    if fields is None:
+        return None
+    if isinstance(fields, list):
+        return {name: name for name in fields}
+    return dict(fields)
 
 
 class DeliveryPolicy(_Strict):
@@ -73,6 +78,17 @@ class DeliveryPolicy(_Strict):
     min_backoff_seconds: int = Field(default=30, ge=0, le=43_200)
     max_backoff_seconds: int = Field(default=3_600, ge=1, le=43_200)
     hold_seconds: int = Field(default=900, ge=1, le=900, description="re-check delay for held events")
+    rates_per_second: dict[Literal["clay", "loops", "slack", "zapier", "directus"], float] = Field(
+        default={"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10},
+        description="requests per second to each destination, summed over every worker",
+    )
+
+    @field_validator("rates_per_second")
+    @classmethod
+    def _positive(cls, rates: dict) -> dict:
+        if any(rate <= 0 for rate in rates.values()):
+            raise ValueError("rates must be positive")
+        return {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10, **rates}
 
 
 class Routing(_Strict):
@@ -89,8 +105,15 @@ class Routing(_Strict):
         return self
 
 
-class LoopsSettings(_Strict):
+class LoopsApi(_Strict):
+    """Loops' API, for every flow that writes to Loops."""
+
     api_key_secret: SecretName = "loops-api-key"
+
+
+class LoopsSettings(_Strict):
+    """What enriched leads become in Loops."""
+
     outreach_event_name: str = Field(default="clay_outreach", min_length=1, max_length=100)
     nurture_mailing_list_id: str | None = Field(default=None, description="mailing list nurture leads join")
     source: str = Field(default="clay-relay", description="Loops contact 'source' for contacts the relay creates")
@@ -146,10 +169,43 @@ class ClayCallback(_Strict):
     directus_writeback: DirectusWriteBack | None = None
 
 
+class LoopsMetadataColumns(_Strict):
+    event: str | None = "loops_event"
+    contact_id: str | None = "loops_contact_id"
+    event_time: str | None = "loops_event_time"
+
+
+class LoopsWebhook(_Strict):
+    """`POST /loops/webhook`: Loops' signed account webhook; contact.created becomes a Clay row."""
+
+    signing_secret: SecretName = Field(default="loops-webhook-secret", description="whsec_… secret(s)")
+    clay_target: Name
+    fields: dict[str, str] | list[str] | None = Field(
+        default=None, description="contact field → Clay column; a list keeps names; null keeps all"
+    )
+    metadata: LoopsMetadataColumns = LoopsMetadataColumns()
+    forward_events: tuple[str, ...] = Field(default=(), description="other event types also sent as rows")
+    dedupe_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+
+    def columns(self) -> dict[str, str] | None:
+        return column_map(self.fields)
+
+
+class LoopsForwarding(_Strict):
+    """`POST /loops/contacts` and `/loops/events`: Clay writes to Loops without holding its key."""
+
+    tokens_secret: SecretName = "clay-callback-tokens"
+    token_header: str = Field(default="authorization", min_length=1)
+    dedupe_window_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+
+
 class RelayConfig(_Strict):
     directus_sources: dict[Name, DirectusSource] = Field(default_factory=dict)
     clay_targets: dict[Name, ClayTarget] = Field(default_factory=dict)
     clay_callback: ClayCallback | None = None
+    loops_webhook: LoopsWebhook | None = None
+    loops_forwarding: LoopsForwarding | None = None
+    loops_api: LoopsApi = LoopsApi()
     delivery: DeliveryPolicy = DeliveryPolicy()
 
     def write_back_fields(self, collection: str) -> set[str]:
@@ -164,6 +220,8 @@ class RelayConfig(_Strict):
         for name, source in self.directus_sources.items():
             if source.clay_target not in self.clay_targets:
                 raise ValueError(f"directus source {name!r} names unknown clay_target {source.clay_target!r}")
+        if self.loops_webhook and self.loops_webhook.clay_target not in self.clay_targets:
+            raise ValueError(f"loops_webhook names unknown clay_target {self.loops_webhook.clay_target!r}")
         return self
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from clay_relay.config import LoopsSettings
+from clay_relay.config import LoopsApi, LoopsSettings
+from clay_relay.errors import InvalidPayload
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob
 from clay_relay.leads import EnrichedLead
 from clay_relay.outbound import Outcome, send_json
@@ -61,17 +62,50 @@ def contact_payload(lead: EnrichedLead, settings: LoopsSettings) -> dict:
     return payload
 
 
-def _call(method: str, path: str, settings: LoopsSettings, payload: dict, headers: dict | None = None) -> Outcome:
+def _too_long(payload: dict, prefix: str = "") -> list[dict]:
+    problems = []
+    for key, value in payload.items():
+        if isinstance(value, dict):
+            problems += _too_long(value, f"{prefix}{key}.")
+        elif isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+            problems.append({"field": f"{prefix}{key}", "problem": f"longer than Loops' {MAX_VALUE_LENGTH} characters"})
+    return problems
+
+
+def forwarded_request(body: dict, *, event: bool) -> dict:
+    """A contact or event from Clay, checked the way Loops will check it, so that the sender
+    learns now (422 naming the field) instead of the request dying later in the dead-letter queue."""
+    problems = _too_long(body)
+    identity = {k: body.get(k) for k in ("email", "userId")}
+    if not any(isinstance(v, str) and v.strip() for v in identity.values()):
+        problems.append({"field": "email", "problem": "an email or a userId is required"})
+    if event:
+        name = body.get("eventName")
+        if not (isinstance(name, str) and name.strip()):
+            problems.append({"field": "eventName", "problem": "required"})
+        if "eventProperties" in body and not isinstance(body["eventProperties"], dict):
+            problems.append({"field": "eventProperties", "problem": "must be an object"})
+    if "mailingLists" in body and not isinstance(body["mailingLists"], dict):
+        problems.append({"field": "mailingLists", "problem": 'must be an object like {"<list id>": true}'})
+    if problems:
+        raise InvalidPayload(f"not a valid Loops {'event' if event else 'contact'}", fields=problems)
+    payload = dict(body)
+    if isinstance(payload.get("email"), str):
+        payload["email"] = payload["email"].strip()
+    return payload
+
+
+def _call(method: str, path: str, api: LoopsApi, payload: dict, headers: dict | None = None) -> Outcome:
     try:
-        api_key = read_secret(settings.api_key_secret).strip()
+        api_key = read_secret(api.api_key_secret).strip()
     except SecretUnavailable as error:
         return Outcome(delivered=False, retryable=True, reason=str(error), reached=False)
     base = os.environ.get("LOOPS_API_BASE", DEFAULT_API_BASE).rstrip("/")
     return send_json(method, f"{base}{path}", payload, {"Authorization": f"Bearer {api_key}", **(headers or {})})
 
 
-def send_event(job: LoopsEventJob, settings: LoopsSettings) -> Outcome:
-    outcome = _call("POST", "/v1/events/send", settings, job.payload, {"Idempotency-Key": job.event_id})
+def send_event(job: LoopsEventJob, api: LoopsApi) -> Outcome:
+    outcome = _call("POST", "/v1/events/send", api, job.payload, {"Idempotency-Key": job.event_id})
     if outcome.status == 409:
         return Outcome(
             delivered=True, retryable=False, reason="already sent (Idempotency-Key seen by Loops)", status=409
@@ -79,5 +113,5 @@ def send_event(job: LoopsEventJob, settings: LoopsSettings) -> Outcome:
     return outcome
 
 
-def update_contact(job: LoopsContactJob, settings: LoopsSettings) -> Outcome:
-    return _call("PUT", "/v1/contacts/update", settings, job.payload)
+def update_contact(job: LoopsContactJob, api: LoopsApi) -> Outcome:
+    return _call("PUT", "/v1/contacts/update", api, job.payload)

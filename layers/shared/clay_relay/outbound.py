@@ -50,12 +50,20 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 def classify(response: requests.Response) -> Outcome:
     status = response.status_code
+    exhausted = response.headers.get("x-ratelimit-remaining") == "0"
     if 200 <= status < 300:
-        return Outcome(delivered=True, retryable=False, reason=f"HTTP {status}", status=status)
+        # Delivered; a rate-limited destination that says it has nothing left gets a second's rest.
+        return Outcome(
+            delivered=True,
+            retryable=False,
+            reason=f"HTTP {status}",
+            status=status,
+            retry_after=1.0 if exhausted else None,
+        )
     excerpt = " ".join(response.text[:200].split())
     reason = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    if retry_after is None and response.headers.get("x-ratelimit-remaining") == "0":
+    if retry_after is None and exhausted:
         retry_after = 1.0
     return Outcome(
         delivered=False,

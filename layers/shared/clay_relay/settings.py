@@ -20,6 +20,8 @@ class Settings(BaseModel):
     config_path: Path = Field(default=DEFAULT_CONFIG_PATH, description="RELAY_CONFIG_PATH")
     max_body_bytes: int = Field(default=262_144, ge=1024, description="MAX_BODY_BYTES")
     outbound_timeout_seconds: float = Field(default=10.0, gt=0, description="OUTBOUND_TIMEOUT_SECONDS")
+    loops_webhook_tolerance_seconds: int = Field(default=300, ge=0, description="LOOPS_WEBHOOK_TOLERANCE_SECONDS")
+    worker_max_concurrency: int = Field(default=1, ge=1, description="WORKER_MAX_CONCURRENCY")
 
 
 _ENV = {
@@ -31,6 +33,8 @@ _ENV = {
     "config_path": "RELAY_CONFIG_PATH",
     "max_body_bytes": "MAX_BODY_BYTES",
     "outbound_timeout_seconds": "OUTBOUND_TIMEOUT_SECONDS",
+    "loops_webhook_tolerance_seconds": "LOOPS_WEBHOOK_TOLERANCE_SECONDS",
+    "worker_max_concurrency": "WORKER_MAX_CONCURRENCY",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -39,8 +40,11 @@ from clay_relay.jobs import (
 )
 from clay_relay.observability import count, logger
 from clay_relay.outbound import Outcome
+from clay_relay.pacing import PACER
 from clay_relay.settings import get_settings
 from clay_relay.store import RelayTable
+
+SAFETY_SECONDS = 10  # never wait for a pace slot into the last seconds of the function's timeout
 
 
 class RetryLater(Exception):
@@ -81,6 +85,8 @@ class DeliveryRun:
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
     held: dict[str, DeliveryJob] = field(default_factory=dict)
     unsent: dict[str, tuple[ClayWebhook, int]] = field(default_factory=dict)
+    workers: int = 1
+    seconds_left: Callable[[], float] = lambda: float("inf")
 
     @property
     def policy(self) -> DeliveryPolicy:
@@ -140,6 +146,11 @@ class DeliveryRun:
         if plan.failure:
             self._retry_or_give_up(plan, plan.failure, retry_after=None)
             return
+        destination = plan.job.destination
+        if PACER.delay(destination) > self.seconds_left() - SAFETY_SECONDS:
+            self._retry_or_give_up(plan, f"{destination} paced: no time left in this run", retry_after=1)
+            return
+        PACER.wait(destination, self.policy.rates_per_second[destination], self.workers)
         try:
             outcome = self._send(plan)
         except Exception as error:  # noqa: BLE001 - a bug must not lose the event either
@@ -153,8 +164,8 @@ class DeliveryRun:
             return send_row(self.config.clay_targets[job.target], plan.webhook, job.row)
         callback = self.config.clay_callback
         settings = {
-            LoopsEventJob: callback and callback.loops,
-            LoopsContactJob: callback and callback.loops,
+            LoopsEventJob: self.config.loops_api,
+            LoopsContactJob: self.config.loops_api,
             SlackMessageJob: callback and callback.slack,
             ZapierPostJob: callback and callback.zapier,
             DirectusPatchJob: callback and callback.directus_writeback,
@@ -173,6 +184,8 @@ class DeliveryRun:
 
     def _settle(self, plan: Plan, outcome: Outcome) -> None:
         job = plan.job
+        if outcome.retry_after:
+            PACER.pause(job.destination, outcome.retry_after)
         if outcome.delivered:
             count("Delivered", destination=job.destination)
             logger.info(
@@ -266,7 +279,14 @@ class DeliveryRun:
 
 def handle_batch(event: dict, context: object) -> dict:
     records = event.get("Records", [])
-    run = DeliveryRun(records, load_config(get_settings().config_path))
+    settings = get_settings()
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    run = DeliveryRun(
+        records,
+        load_config(settings.config_path),
+        workers=settings.worker_max_concurrency,
+        seconds_left=(lambda: remaining() / 1000) if remaining else (lambda: float("inf")),
+    )
     run.prepare()
     # A processor per batch: it holds the batch's state while processing.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
