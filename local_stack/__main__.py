@@ -102,6 +102,9 @@ def invoke(args: argparse.Namespace) -> int:
     event = json.loads(Path(args.event).read_text())
     state = _running_stack(args.state_file)
     stack = None
+    # Like `sam local invoke --env-vars events/env.json`: the events' fixed webhook-timestamps pass
+    # (unless LOOPS_WEBHOOK_TOLERANCE_SECONDS is set in your shell).
+    tolerance = os.environ.get("LOOPS_WEBHOOK_TOLERANCE_SECONDS", "0")
     if state:
         os.environ.update(state["environment"])
         print(f"using the running local stack ({state['gateway']})", file=sys.stderr)
@@ -110,6 +113,7 @@ def invoke(args: argparse.Namespace) -> int:
         stack = LocalStack(Options(port=0, sandbox_port=0, moto_port=0))
         stack.start_aws()
         stack.provision(stack.sandboxes.start("127.0.0.1", 0))
+    os.environ["LOOPS_WEBHOOK_TOLERANCE_SECONDS"] = tolerance
     functions = Template(load_template(), "clay-relay-local").functions()
     if args.function not in functions:
         print(f"no function {args.function!r} in template.yaml; choose from {', '.join(functions)}", file=sys.stderr)

@@ -96,7 +96,9 @@ class LocalStack:
         if o.config_path:
             os.environ["RELAY_CONFIG_PATH"] = str(Path(o.config_path).resolve())
         os.environ["LOOPS_API_BASE"] = f"{sandbox_url}/loops/api"
-        os.environ["WORKER_MAX_CONCURRENCY"] = str(max(1, o.workers))
+        # Every local worker shares this process's pacer (on Lambda each instance has its own and
+        # takes 1/WORKER_MAX_CONCURRENCY of each destination's rate): here one pacer holds the whole rate.
+        os.environ["WORKER_MAX_CONCURRENCY"] = "1"
         os.environ.update(o.environment)
         self._configure_sandboxes()
         return self.provisioned

@@ -18,6 +18,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-directus-token"
+LOOPS_WEBHOOK_SECRET = "whsec_ZTJlLWxvb3BzLXdlYmhvb2stc2lnbmluZy1rZXktMDAwMQ=="
 
 E2E_CONFIG = {
     "directus_sources": {
@@ -39,6 +40,7 @@ E2E_CONFIG = {
     "clay_targets": {
         "leads": {"webhooks_secret": "clay-webhooks-leads"},
         "quota": {"webhooks_secret": "clay-webhooks-quota", "submission_limit": 5},
+        "loops_contacts": {"webhooks_secret": "clay-webhooks-loops-contacts"},
     },
     "clay_callback": {
         "hmac_secret": "clay-callback-hmac-keys",
@@ -50,6 +52,8 @@ E2E_CONFIG = {
             "fields": {"icp_score": "icp_score", "industry": "industry", "personalized_opener": "opener"},
         },
     },
+    "loops_webhook": {"clay_target": "loops_contacts", "fields": ["email", "firstName", "lastName", "companyName"]},
+    "loops_forwarding": {},
     "delivery": {"max_attempts": 3, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
 }
 
@@ -64,6 +68,8 @@ LOOPS_API_KEY=e2e-loops-key
 SLACK_WEBHOOK_URL={{sandbox}}/slack/webhooks/hot-leads
 ZAPIER_WEBHOOK_URL={{sandbox}}/zapier/hooks/catch
 DIRECTUS_API={{"url": "{{sandbox}}/directus", "token": "e2e-directus-api-token"}}
+CLAY_WEBHOOKS_LOOPS_CONTACTS=[{{"url": "{{sandbox}}/clay/webhooks/loops-contacts"}}]
+LOOPS_WEBHOOK_SECRET={LOOPS_WEBHOOK_SECRET}
 """
 
 
