@@ -148,6 +148,7 @@ class DeliveryRun:
             return
         destination = plan.job.destination
         if PACER.delay(destination) > self.seconds_left() - SAFETY_SECONDS:
+            self._not_sent(plan)
             self._retry_or_give_up(plan, f"{destination} paced: no time left in this run", retry_after=1)
             return
         PACER.wait(destination, self.policy.rates_per_second[destination], self.workers)
@@ -199,13 +200,18 @@ class DeliveryRun:
                 },
             )
             return
-        if isinstance(job, ClayRowJob) and not outcome.reached:
-            webhook, unsent = self.unsent.get(plan.webhook.webhook_id, (plan.webhook, 0))
-            self.unsent[plan.webhook.webhook_id] = (webhook, unsent + 1)
+        if not outcome.reached:
+            self._not_sent(plan)
         if not outcome.retryable:
             self._dead_letter(plan, f"{job.destination} answered {outcome.reason}")
             return
         self._retry_or_give_up(plan, f"{job.destination}: {outcome.reason}", retry_after=outcome.retry_after)
+
+    def _not_sent(self, plan: Plan) -> None:
+        """A Clay row that never reached Clay gives its reserved submission back (in finish())."""
+        if isinstance(plan.job, ClayRowJob) and plan.webhook is not None:
+            webhook, unsent = self.unsent.get(plan.webhook.webhook_id, (plan.webhook, 0))
+            self.unsent[plan.webhook.webhook_id] = (webhook, unsent + 1)
 
     def _retry_or_give_up(self, plan: Plan, reason: str, retry_after: float | None) -> None:
         if plan.attempts >= self.policy.max_attempts:
