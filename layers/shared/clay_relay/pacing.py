@@ -42,6 +42,10 @@ class Pacer:
         if start > now:
             self._sleep(start - now)
 
+    def reset(self) -> None:
+        with self._lock:
+            self._next.clear()
+
     def pause(self, destination: str, seconds: float) -> None:
         """The destination asked us to slow down: send nothing to it for `seconds`."""
         with self._lock:

@@ -15,18 +15,21 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping
 
 from clay_relay.errors import Unauthorized
 
 PREFIX = "whsec_"
+TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only (str.isdigit() also takes "²")
 
 
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_<base64>` secret (also accepted without the prefix)."""
+    encoded = secret.strip().removeprefix(PREFIX)
     try:
-        key = base64.b64decode(secret.strip().removeprefix(PREFIX), validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)  # padding optional
     except (binascii.Error, ValueError):
         raise ValueError("a Standard Webhooks secret is 'whsec_' followed by base64") from None
     if not key:
@@ -57,7 +60,7 @@ def verify(
     signatures = (headers.get("webhook-signature") or "").strip()
     if not (webhook_id and timestamp and signatures):
         raise Unauthorized("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if not timestamp.isdigit():
+    if not TIMESTAMP.fullmatch(timestamp):
         raise Unauthorized("webhook-timestamp is not a unix timestamp")
     if tolerance_seconds and abs((time.time() if now is None else now) - int(timestamp)) > tolerance_seconds:
         raise Unauthorized("webhook-timestamp is too old or too far in the future")

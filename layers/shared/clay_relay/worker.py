@@ -45,6 +45,7 @@ from clay_relay.settings import get_settings
 from clay_relay.store import RelayTable
 
 SAFETY_SECONDS = 10  # never wait for a pace slot into the last seconds of the function's timeout
+MAX_PACE_WAIT_SECONDS = 5  # a longer pause (e.g. a Retry-After) is waited out on the queue, not in Lambda
 
 
 class RetryLater(Exception):
@@ -147,9 +148,10 @@ class DeliveryRun:
             self._retry_or_give_up(plan, plan.failure, retry_after=None)
             return
         destination = plan.job.destination
-        if PACER.delay(destination) > self.seconds_left() - SAFETY_SECONDS:
+        pause = PACER.delay(destination)
+        if pause > min(MAX_PACE_WAIT_SECONDS, self.seconds_left() - SAFETY_SECONDS):
             self._not_sent(plan)
-            self._retry_or_give_up(plan, f"{destination} paced: no time left in this run", retry_after=1)
+            self._retry_or_give_up(plan, f"{destination} asked to slow down", retry_after=pause)
             return
         PACER.wait(destination, self.policy.rates_per_second[destination], self.workers)
         try:
