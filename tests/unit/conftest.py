@@ -12,8 +12,20 @@ import socket
 import boto3
 import pytest
 
+from local_stack.sandboxes import ClaySandbox, DirectusSandbox, LoopsSandbox, Sandboxes
 from tests.conftest import reset_relay_caches
-from tests.unit.relay_helpers import AwsCalls, CapturedLogs, RecordingClient, StubServer, default_config
+from tests.unit.relay_helpers import (
+    DIRECTUS_API_TOKEN,
+    LOOPS_API_KEY,
+    SLACK_PATH,
+    ZAPIER_PATH,
+    AwsCalls,
+    CapturedLogs,
+    Destinations,
+    RecordingClient,
+    StubServer,
+    default_config,
+)
 
 
 @pytest.fixture
@@ -112,3 +124,32 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/clay/webhooks/gone"
+
+
+@pytest.fixture(scope="session")
+def _sandbox_server():
+    """One sandbox server for the session (stopping one costs half a second); tests reset it."""
+    sandboxes = Sandboxes()
+    base = sandboxes.start("127.0.0.1", 0)
+    yield sandboxes, base
+    sandboxes.stop()
+
+
+@pytest.fixture
+def destinations(aws, monkeypatch, put_secret, _sandbox_server) -> Destinations:
+    """local_stack's Loops, Slack, Zapier and Directus sandboxes (fresh state, nothing received),
+    with the relay's secrets (Loops API key, Slack and Zapier URLs, Directus API) and
+    LOOPS_API_BASE pointing at them."""
+    sandboxes, base = _sandbox_server
+    sandboxes.clear_faults()
+    sandboxes.deliveries.clear()
+    sandboxes.clay = ClaySandbox()
+    sandboxes.loops = LoopsSandbox(api_key=LOOPS_API_KEY)
+    sandboxes.directus = DirectusSandbox(token=DIRECTUS_API_TOKEN)
+    monkeypatch.setenv("LOOPS_API_BASE", f"{base}/loops/api")
+    put_secret("loops-api-key", LOOPS_API_KEY)
+    put_secret("slack-webhook-url", base + SLACK_PATH)
+    put_secret("zapier-webhook-url", base + ZAPIER_PATH)
+    put_secret("directus-api", {"url": f"{base}/directus", "token": DIRECTUS_API_TOKEN})
+    yield Destinations(sandboxes, base)
+    sandboxes.clear_faults()

@@ -35,7 +35,7 @@ def token_matches(presented: str, active: tuple[str, ...]) -> bool:
 
 def signature_matches(body: bytes, presented: str, keys: tuple[str, ...]) -> bool:
     """`sha256=<hex>` (or bare hex) of HMAC-SHA256(key, raw body), for any active key."""
-    digest = presented.strip().removeprefix("sha256=").lower()
+    digest = presented.strip().lower().removeprefix("sha256=")
     matched = False
     for key in keys:
         expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()

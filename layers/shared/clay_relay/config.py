@@ -8,6 +8,7 @@ points elsewhere) and holds no secret: secrets are referenced by name and resolv
 from __future__ import annotations
 
 import json
+import string
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -126,10 +127,22 @@ class SlackSettings(_Strict):
         description="placeholders: any EnrichedLead field, e.g. {email} {industry} {linkedin_url}",
     )
 
+    @field_validator("message")
+    @classmethod
+    def _plain_placeholders(cls, message: str) -> str:
+        """Only plain `{field}` placeholders: a format spec such as `{employee_count:,}` would fail
+        on a lead whose field is empty, so it is refused when the configuration loads."""
+        for _, field, spec, conversion in string.Formatter().parse(message):
+            if field is not None and (spec or conversion or not field.isidentifier()):
+                raise ValueError(
+                    f"use plain placeholders like {{first_name}}, not {{{field}{':' + spec if spec else ''}}}"
+                )
+        return message
+
 
 class ZapierSettings(_Strict):
     webhook_secret: SecretName = "zapier-webhook-url"
-    routes: tuple[Literal["outreach", "nurture", "skip"], ...] = ("outreach", "nurture")
+    routes: tuple[Literal["outreach", "nurture"], ...] = ("outreach", "nurture")  # skipped leads go nowhere
 
 
 LeadField = Literal[

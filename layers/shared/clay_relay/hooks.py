@@ -14,9 +14,14 @@ class _Unknown(dict):
         return "?"
 
 
+def _slack_text(value: object) -> str:
+    """Lead values are data, not markup: `<!channel>` must not ping, `<url|text>` must not link."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def hot_lead_message(lead: EnrichedLead, settings: SlackSettings) -> str:
     """The configured message with the lead's fields filled in ("?" for empty or unknown ones)."""
-    values = _Unknown({k: ("?" if v is None else v) for k, v in lead.model_dump().items()})
+    values = _Unknown({k: ("?" if v is None else _slack_text(v)) for k, v in lead.model_dump().items()})
     values["icp_score"] = f"{lead.icp_score:g}"
     return settings.message.format_map(values)
 

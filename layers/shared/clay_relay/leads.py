@@ -23,7 +23,7 @@ Route = Literal["outreach", "nurture", "skip"]
 
 def _number(value: object, field: str) -> float | None:
     """85, 85.0, "85", " 85 ", "85%", "1,200" → a number; None or "" → None."""
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -36,8 +36,9 @@ def _number(value: object, field: str) -> float | None:
 class EnrichedLead(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    email: str = Field(max_length=320)
-    icp_score: float = Field(ge=0, le=100)
+    # Defaults of None so a missing column gets the same clear message as an empty cell.
+    email: str = Field(default=None, max_length=320, validate_default=True)
+    icp_score: float = Field(default=None, ge=0, le=100, validate_default=True)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     company_name: str | None = Field(default=None, max_length=300)

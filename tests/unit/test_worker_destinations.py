@@ -1,0 +1,364 @@
+"""The delivery worker carrying out the Clay callback's jobs over real (moto) queues, against
+local_stack's sandboxes for Loops, Slack, Zapier and Directus: delivered once; 409 from Loops for
+an event it already has is delivered; 400/401/403 and jobs whose destination was unconfigured go
+to the dead-letter queue with the reason at once; 429, 5xx and unfilled secrets are retried later."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from clay_relay import worker
+from clay_relay.config import ClayCallback
+from clay_relay.delivery_queue import DeliveryQueue
+from clay_relay.enrichment import enrichment_jobs
+from clay_relay.jobs import (
+    DirectusPatchJob,
+    LoopsContactJob,
+    LoopsEventJob,
+    SlackMessageJob,
+    ZapierPostJob,
+    parse_job,
+)
+from clay_relay.leads import parse_lead
+from clay_relay.pacing import Pacer
+from tests.unit.relay_helpers import (
+    DIRECTUS_API_TOKEN,
+    LOOPS_API_KEY,
+    SLACK_PATH,
+    ZAPIER_PATH,
+    Answer,
+    default_config,
+    make_visible_again,
+    message_attribute,
+    receive,
+    received_records,
+    run_worker,
+)
+
+EVENT = {"email": "ada@example.com", "eventName": "clay_outreach", "eventProperties": {"icpScore": 85}}
+CONTACT = {"email": "ada@example.com", "source": "clay-relay", "mailingLists": {"nurture": True}}
+
+
+@pytest.fixture(autouse=True)
+def fresh_pacer(monkeypatch):
+    """Each test starts with nothing sent recently (the pacer is per Lambda instance, module-wide)."""
+    if hasattr(worker, "PACER"):
+        monkeypatch.setattr(worker, "PACER", Pacer())
+
+
+@pytest.fixture
+def queues(aws):
+    return aws.ref("DeliveryQueue"), aws.ref("DeadLetterQueue")
+
+
+def event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def loops_event(payload: dict | None = None) -> LoopsEventJob:
+    return LoopsEventJob(event_id=event_id(), origin="clay/enriched", payload=EVENT if payload is None else payload)
+
+
+def deliver(queue_url: str, *jobs) -> tuple[set[str], list[dict]]:
+    DeliveryQueue().enqueue(list(jobs))
+    records = received_records(queue_url, len(jobs))
+    return run_worker(records), records
+
+
+def dead_letters(queues) -> list[dict]:
+    return receive(queues[1])
+
+
+def statuses(destinations, destination: str) -> list[int]:
+    return [d["status"] for d in destinations.received(destination)]
+
+
+def retried(aws_calls) -> dict[str, int]:
+    """receipt handle → visibility timeout the worker set (its next attempt)."""
+    return {
+        entry["ReceiptHandle"]: entry["VisibilityTimeout"]
+        for call in aws_calls.sqs_calls("change_message_visibility_batch")
+        for entry in call["Entries"]
+    }
+
+
+# --- Loops -------------------------------------------------------------------------------------------
+def test_an_outreach_event_reaches_loops_with_the_api_key_and_its_event_id_as_idempotency_key(destinations, queues):
+    lead = parse_lead({"email": "Ada@Example.com", "first_name": "Ada", "icp_score": "85"})
+    _, _, [job] = enrichment_jobs(lead, ClayCallback())
+    failures, _ = deliver(queues[0], job)
+    assert failures == set()
+    [sent] = destinations.received("loops")
+    assert (sent["method"], sent["path"], sent["status"]) == ("POST", "/loops/api/v1/events/send", 200)
+    assert sent["headers"]["authorization"] == f"Bearer {LOOPS_API_KEY}"
+    assert sent["headers"]["idempotency-key"] == job.event_id
+    assert destinations.sandboxes.loops.events == [job.payload]
+    assert dead_letters(queues) == []
+
+
+def test_a_nurture_contact_is_put_into_loops_in_the_nurture_list(destinations, queues):
+    job = LoopsContactJob(event_id=event_id(), origin="clay/enriched", payload=CONTACT)
+    failures, _ = deliver(queues[0], job)
+    assert failures == set()
+    [sent] = destinations.received("loops")
+    assert (sent["method"], sent["path"], sent["status"]) == ("PUT", "/loops/api/v1/contacts/update", 200)
+    assert destinations.sandboxes.loops.contacts["ada@example.com"]["mailingLists"] == {"nurture": True}
+
+
+def test_a_redelivered_event_that_loops_already_has_is_answered_409_and_counts_as_delivered(
+    destinations, queues, aws_calls
+):
+    failures, records = deliver(queues[0], loops_event())
+    assert failures == set()
+    make_visible_again(queues[0], records)  # e.g. the Lambda died before SQS deleted the message
+    [again] = received_records(queues[0], 1)
+    assert again["attributes"]["ApproximateReceiveCount"] == "2"
+
+    assert run_worker([again]) == set()
+    assert statuses(destinations, "loops") == [200, 409]
+    assert len(destinations.sandboxes.loops.events) == 1
+    assert dead_letters(queues) == []
+    assert retried(aws_calls) == {}
+
+
+def test_the_same_event_under_two_job_ids_reaches_loops_once(destinations, queues):
+    first = loops_event()
+    second = first.model_copy(update={"job_id": uuid.uuid4().hex})
+    failures, _ = deliver(queues[0], first, second)
+    assert failures == set()
+    assert statuses(destinations, "loops") == [200]
+    assert dead_letters(queues) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({**EVENT, "eventProperties": {"personalizedOpener": "x" * 600}}, "too long (max 500 characters)"),
+        ({"eventName": "clay_outreach"}, "An email or userId is required"),
+    ],
+    ids=["value over 500 characters", "no email"],
+)
+def test_a_loops_400_is_dead_lettered_at_once_with_loops_message(destinations, queues, payload, message):
+    job = loops_event(payload)
+    failures, _ = deliver(queues[0], job)
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    assert parse_job(letter["Body"]) == job
+    reason = message_attribute(letter, "reason")
+    assert "400" in reason and message in reason
+    assert message_attribute(letter, "attempts") == "1"
+    assert message_attribute(letter, "destination") == "loops"
+    assert message_attribute(letter, "origin") == "clay/enriched"
+    assert statuses(destinations, "loops") == [400]
+
+
+def test_a_wrong_loops_api_key_is_dead_lettered_with_the_reason(destinations, queues, put_secret):
+    put_secret("loops-api-key", "a-revoked-key")
+    failures, _ = deliver(queues[0], loops_event())
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    assert "401" in reason and "Invalid API key" in reason
+    assert "a-revoked-key" not in reason
+
+
+def fill_loops_rate_limit(destinations) -> None:
+    """Ten requests in the current second, as a burst leaves them (stamped ahead so that a slow
+    run cannot let them age out: no timing involved)."""
+    sandbox = destinations.sandboxes.loops
+    sandbox._recent.extend([time.monotonic() + 60] * sandbox.limit_per_second)
+
+
+@pytest.mark.parametrize("limited_by", ["the sandbox's 10 requests/s", "an injected rate-limit fault"])
+def test_loops_rate_limiting_with_429_is_retried_later_not_dead_lettered(destinations, queues, aws_calls, limited_by):
+    if limited_by == "the sandbox's 10 requests/s":
+        fill_loops_rate_limit(destinations)
+    else:
+        destinations.sandboxes.add_fault({"destination": "loops", "mode": "rate_limit", "times": 1})
+    failures, records = deliver(queues[0], loops_event())
+    assert failures == {records[0]["messageId"]}
+    assert statuses(destinations, "loops") == [429]
+    delays = retried(aws_calls)
+    assert 1 <= delays[records[0]["receiptHandle"]] <= 30  # attempt 1: at most min_backoff_seconds
+    assert dead_letters(queues) == []
+    assert destinations.sandboxes.loops.events == []
+
+
+def test_a_loops_5xx_is_retried_and_delivered_once_loops_recovers(destinations, queues, aws_calls):
+    destinations.sandboxes.add_fault({"destination": "loops", "status": 503, "times": 1})
+    failures, records = deliver(queues[0], loops_event())
+    assert failures == {records[0]["messageId"]}
+    assert records[0]["receiptHandle"] in retried(aws_calls)
+    assert dead_letters(queues) == []
+
+    make_visible_again(queues[0], records)
+    assert run_worker(received_records(queues[0], 1)) == set()
+    assert statuses(destinations, "loops") == [503, 200]
+    assert len(destinations.sandboxes.loops.events) == 1
+
+
+def test_a_loops_api_key_still_holding_the_placeholder_is_retried_until_it_is_filled(
+    destinations, queues, put_secret, logs
+):
+    put_secret("loops-api-key", "REPLACE_ME")
+    failures, records = deliver(queues[0], loops_event())
+    assert failures == {records[0]["messageId"]}
+    assert dead_letters(queues) == []
+    assert destinations.received("loops") == []
+    [warning] = [line for line in logs.lines if line["message"] == "delivery failed, will retry"]
+    assert "placeholder" in warning["reason"]
+
+    put_secret("loops-api-key", LOOPS_API_KEY)
+    make_visible_again(queues[0], records)
+    assert run_worker(received_records(queues[0], 1)) == set()
+    assert statuses(destinations, "loops") == [200]
+
+
+# --- Slack and Zapier --------------------------------------------------------------------------------
+@pytest.fixture
+def zapier_on(use_config):
+    use_config(lambda c: c["clay_callback"].update(zapier={"webhook_secret": "zapier-webhook-url"}))
+
+
+def test_a_hot_lead_message_answered_ok_by_slack_is_delivered(destinations, queues):
+    job = SlackMessageJob(event_id=event_id(), origin="clay/enriched", text="Hot lead: Grace Hopper (ICP 95)")
+    failures, _ = deliver(queues[0], job)
+    assert failures == set()
+    [sent] = destinations.received("slack")
+    assert (sent["path"], sent["status"]) == (SLACK_PATH, 200)
+    assert sent["body"] == {"text": "Hot lead: Grace Hopper (ICP 95)"}
+    assert dead_letters(queues) == []
+
+
+def test_a_message_slack_refuses_with_no_text_is_dead_lettered(destinations, queues):
+    failures, _ = deliver(queues[0], SlackMessageJob(event_id=event_id(), origin="clay/enriched", text=""))
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    assert "400" in message_attribute(letter, "reason") and "no_text" in message_attribute(letter, "reason")
+    assert message_attribute(letter, "destination") == "slack"
+
+
+def test_a_lead_posted_to_zapier_is_delivered(destinations, queues, zapier_on):
+    payload = {"email": "ada@example.com", "icp_score": 85.0, "route": "outreach", "hot": False}
+    failures, _ = deliver(queues[0], ZapierPostJob(event_id=event_id(), origin="clay/enriched", payload=payload))
+    assert failures == set()
+    [sent] = destinations.received("zapier")
+    assert (sent["path"], sent["status"], sent["body"]) == (ZAPIER_PATH, 200, payload)
+
+
+def test_a_zapier_5xx_is_retried(destinations, queues, zapier_on):
+    destinations.sandboxes.add_fault({"destination": "zapier", "status": 502, "times": 1})
+    job = ZapierPostJob(event_id=event_id(), origin="clay/enriched", payload={"email": "ada@example.com"})
+    failures, records = deliver(queues[0], job)
+    assert failures == {records[0]["messageId"]}
+    assert dead_letters(queues) == []
+
+
+# --- Directus write-back -----------------------------------------------------------------------------
+def patch_job(item_id: str = "7") -> DirectusPatchJob:
+    return DirectusPatchJob(
+        event_id=event_id(),
+        origin="clay/enriched",
+        collection="leads",
+        item_id=item_id,
+        fields={"icp_score": 91.0, "industry": "Software"},
+    )
+
+
+def test_the_write_back_patches_the_item_with_the_api_token_and_the_fields(destinations, queues):
+    destinations.sandboxes.directus.items[("leads", "7")] = {"id": 7, "email": "ada@example.com"}
+    failures, _ = deliver(queues[0], patch_job())
+    assert failures == set()
+    [sent] = destinations.received("directus")
+    assert (sent["method"], sent["path"], sent["status"]) == ("PATCH", "/directus/items/leads/7", 200)
+    assert sent["headers"]["authorization"] == f"Bearer {DIRECTUS_API_TOKEN}"
+    assert sent["body"] == {"icp_score": 91.0, "industry": "Software"}
+    assert destinations.sandboxes.directus.items[("leads", "7")]["industry"] == "Software"
+
+
+def test_a_write_back_answered_204_is_delivered(aws, queues, http_stub, put_secret):
+    http_stub.answer("/items/leads/7", Answer(204, body=b""))
+    put_secret("directus-api", {"url": http_stub.url(""), "token": "t"})
+    failures, _ = deliver(queues[0], patch_job())
+    assert failures == set()
+    assert [(r.method, r.path) for r in http_stub.received] == [("PATCH", "/items/leads/7")]
+    assert dead_letters(queues) == []
+
+
+def test_a_write_back_to_an_unknown_item_is_dead_lettered_with_directus_403(destinations, queues):
+    failures, _ = deliver(queues[0], patch_job(item_id="999"))
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    assert "403" in reason and "FORBIDDEN" in reason
+    assert message_attribute(letter, "destination") == "directus"
+
+
+def test_a_write_back_with_the_placeholder_api_secret_is_retried(destinations, queues, put_secret):
+    put_secret("directus-api", "REPLACE_ME")
+    failures, records = deliver(queues[0], patch_job())
+    assert failures == {records[0]["messageId"]}
+    assert dead_letters(queues) == []
+
+
+# --- destinations removed from the configuration -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("section", "job"),
+    [
+        ("slack", SlackMessageJob(event_id="slack-event-1", origin="clay/enriched", text="hi")),
+        ("zapier", ZapierPostJob(event_id="zapier-event-1", origin="clay/enriched", payload={"a": 1})),
+        (
+            "directus_writeback",
+            DirectusPatchJob(event_id="patch-event-1", origin="clay/enriched", collection="c", item_id="1", fields={}),
+        ),
+    ],
+    ids=["slack", "zapier", "directus_writeback"],
+)
+def test_a_job_whose_destination_is_no_longer_configured_is_dead_lettered_saying_so(
+    destinations, queues, use_config, section, job
+):
+    use_config(lambda c: c["clay_callback"].update({section: None}))
+    failures, _ = deliver(queues[0], job)
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    assert "no longer configured" in message_attribute(letter, "reason")
+    assert job.kind in message_attribute(letter, "reason")
+    assert destinations.sandboxes.deliveries.all() == []
+
+
+def test_jobs_of_a_removed_clay_callback_are_dead_lettered_saying_so(destinations, queues, use_config):
+    use_config(lambda c: c.update(clay_callback=None))
+    failures, _ = deliver(queues[0], SlackMessageJob(event_id=event_id(), origin="clay/enriched", text="hi"))
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    assert "no longer configured" in message_attribute(letter, "reason")
+
+
+# --- a whole lead ------------------------------------------------------------------------------------
+def test_every_action_of_a_hot_lead_is_delivered_to_its_destination_in_one_batch(destinations, queues, zapier_on):
+    destinations.sandboxes.directus.items[("leads", "7")] = {"id": 7}
+    settings = ClayCallback.model_validate({**default_config()["clay_callback"], "zapier": {}})
+    cells = {"email": "grace@example.com", "first_name": "Grace", "icp_score": "95", "directus_id": 7}
+    _, _, jobs = enrichment_jobs(parse_lead(cells), settings)
+    assert [job.kind for job in jobs] == ["loops_event", "slack_message", "zapier_post", "directus_patch"]
+
+    failures, _ = deliver(queues[0], *jobs)
+    assert failures == set()
+    delivered = [d["destination"] for d in destinations.sandboxes.deliveries.all() if d["status"] == 200]
+    assert sorted(delivered) == ["directus", "loops", "slack", "zapier"]
+    assert dead_letters(queues) == []
+
+
+def test_one_destination_failing_does_not_hold_back_the_others_in_its_batch(destinations, queues, aws_calls):
+    destinations.sandboxes.add_fault({"destination": "slack", "status": 503, "times": 1})
+    slack = SlackMessageJob(event_id=event_id(), origin="clay/enriched", text="hi")
+    loops = loops_event()
+    DeliveryQueue().enqueue([loops, slack])
+    records = received_records(queues[0], 2)
+    [slack_record] = [r for r in records if parse_job(r["body"]).kind == "slack_message"]
+    assert run_worker(records) == {slack_record["messageId"]}
+    assert statuses(destinations, "loops") == [200]
+    assert dead_letters(queues) == []
