@@ -115,6 +115,28 @@ class RunningStack:
         status_line, _, body = result.stdout.partition("\n")
         return int(status_line.split()[1]), json.loads(body)
 
+    def invoke(self, function: str, event_file: str) -> dict:
+        """`python -m local_stack invoke FUNCTION events/<event_file>.json` using this stack: the answer."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "local_stack",
+                "invoke",
+                function,
+                f"events/{event_file}.json",
+                "--state-file",
+                str(self.state_file),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout[result.stdout.index("{\n") :])
+
     def wait_for(self, predicate, timeout: float = 20.0, interval: float = 0.2):
         """Polls until predicate() is truthy; returns its value (or the last one on timeout)."""
         deadline = time.monotonic() + timeout

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import requests
 
-from tests.e2e.conftest import ROOT, RunningStack
+from tests.e2e.conftest import RunningStack
 
 
 def unique_email() -> str:
@@ -112,26 +110,7 @@ def test_replaying_the_event_files_yields_the_mapped_rows(stack):
 
 
 def test_invoking_the_function_in_process_uses_the_running_stack(stack):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "local_stack",
-            "invoke",
-            "DirectusTriggerFunction",
-            "events/directus/create.json",
-            "--state-file",
-            str(stack.state_file),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout[result.stdout.index("{\n") :])
+    answer = stack.invoke("DirectusTriggerFunction", "directus/create")
     assert answer["statusCode"] == 202
     assert stack.wait_for(lambda: rows_for(stack, "ada.lovelace@example.com"))
 
