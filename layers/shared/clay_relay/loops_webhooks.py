@@ -63,7 +63,8 @@ def clay_row_job(event: LoopsWebhookEvent, webhook_id: str, settings: LoopsWebho
             raise Ignored("contact.created without a contact record")
         fields = dict(event.contact)
     elif event.eventName in settings.forward_events:
-        fields = {"id": identity.id, "email": identity.email, "userId": identity.userId, **(event.model_extra or {})}
+        # The contact's identity wins: email events carry their own top-level `email` object.
+        fields = {**(event.model_extra or {}), "id": identity.id, "email": identity.email, "userId": identity.userId}
     else:
         raise Ignored(f"{event.eventName} events are not forwarded (see loops_webhook.forward_events)")
     columns = settings.columns()
