@@ -32,7 +32,9 @@ def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
 
 
 def _curl_examples(gateway: str) -> str:
-    token = read_local_env().get("DIRECTUS_TOKENS", "").split(",")[0]
+    secrets = read_local_env()
+    token = secrets.get("DIRECTUS_TOKENS", "").split(",")[0]
+    callback_token = secrets.get("CLAY_CALLBACK_TOKENS", "").split(",")[0]
     create = json.dumps(
         {
             "event": "leads.items.create",
@@ -51,6 +53,10 @@ Try it:
        -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
        -d '{create}'
   curl -s {gateway}/_local/deliveries
+  curl -s -X POST {gateway}/clay/enriched \\
+       -H 'Authorization: Bearer {callback_token}' -H 'Content-Type: application/json' \\
+       -d '{{"email": "grace@example.com", "first_name": "Grace", "company_name": "Compiler Co", "icp_score": "92"}}'
+  curl -s -X POST {gateway}/_local/loops/webhook -d '{{"contact": {{"email": "new@example.com", "firstName": "New"}}}}'
   python -m local_stack replay events/directus/update.json     (or: make replay EVENT=...)
   curl -s -X POST {gateway}/_local/faults -d '{{"destination": "clay", "status": 503, "times": 3}}'
 
