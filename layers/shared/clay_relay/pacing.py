@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-MARGIN = 0.95
+MARGIN = 0.92
 
 
 class Pacer:
@@ -25,6 +25,7 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._next: dict[str, float] = {}
+        self._turns: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def delay(self, destination: str) -> float:
@@ -33,14 +34,20 @@ class Pacer:
             return max(0.0, self._next.get(destination, 0.0) - self._clock())
 
     def wait(self, destination: str, rate_per_second: float, workers: int) -> None:
-        """Blocks until a request to `destination` is within its share of the rate, and takes it."""
+        """Blocks until a request to `destination` is within its share of the rate, and takes it.
+
+        Callers for one destination wait in turn, and the next slot is counted from when this one
+        was really taken, so a caller that wakes late never bunches up with the next one."""
         interval = workers / (rate_per_second * MARGIN)
         with self._lock:
-            now = self._clock()
-            start = max(now, self._next.get(destination, 0.0))
-            self._next[destination] = start + interval
-        if start > now:
-            self._sleep(start - now)
+            turn = self._turns.setdefault(destination, threading.Lock())
+        with turn:
+            with self._lock:
+                pause = self._next.get(destination, 0.0) - self._clock()
+            if pause > 0:
+                self._sleep(pause)
+            with self._lock:
+                self._next[destination] = max(self._next.get(destination, 0.0), self._clock()) + interval
 
     def reset(self) -> None:
         with self._lock:
