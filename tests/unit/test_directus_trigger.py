@@ -5,23 +5,18 @@ answering 202 fast; every rejection is a JSON body with the status that fits."""
 from __future__ import annotations
 
 import base64
-import importlib.util
-import itertools
 import json
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from clay_relay.jobs import parse_job
-from tests.unit.relay_helpers import receive, sqs_record
+from tests.unit.relay_helpers import LambdaContext, load_handler, receive, sqs_record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-APP = Path(__file__).resolve().parents[2] / "functions" / "directus_trigger" / "app.py"
 TOKEN = "directus-token-current"
-_loaded = itertools.count(1)
 
 CREATE = {
     "event": "leads.items.create",
@@ -34,23 +29,7 @@ CREATE = {
 @pytest.fixture
 def handler(aws):
     """A fresh copy of the function's module (a new Lambda execution environment)."""
-    spec = importlib.util.spec_from_file_location(f"directus_trigger_app_{next(_loaded)}", APP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
-
-
-class Context:
-    function_name = "test-DirectusTrigger"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-DirectusTrigger"
-    aws_request_id = "00000000-0000-0000-0000-000000000001"
-    log_group_name = "/aws/lambda/test-DirectusTrigger"
-    log_stream_name = "unit"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+    return load_handler("directus_trigger")
 
 
 def http_event(
@@ -104,7 +83,7 @@ def http_event(
 
 
 def call(handler, event: dict) -> tuple[int, dict]:
-    answer = handler(event, Context())
+    answer = handler(event, LambdaContext())
     assert answer["headers"]["Content-Type"] == "application/json"
     return answer["statusCode"], json.loads(answer["body"])
 

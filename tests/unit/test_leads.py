@@ -229,3 +229,12 @@ def test_routing_rejects_thresholds_outside_0_to_100(threshold):
 def test_a_relay_json_with_inverted_thresholds_fails_to_load(use_config):
     with pytest.raises(ConfigError, match="nurture_min_score"):
         use_config(lambda c: c["clay_callback"]["routing"].update(nurture_min_score=90, outreach_min_score=80))
+
+
+def test_every_lead_field_a_write_back_may_name_is_a_field_of_the_lead():
+    """config.LeadField (the keys directus_writeback.fields accepts) cannot drift from EnrichedLead."""
+    from typing import get_args
+
+    from clay_relay.config import LeadField
+
+    assert set(get_args(LeadField)) == set(EnrichedLead.model_fields) - {"directus_id", "lead_id"}

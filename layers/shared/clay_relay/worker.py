@@ -165,20 +165,18 @@ class DeliveryRun:
         job = plan.job
         if isinstance(job, ClayRowJob):
             return send_row(self.config.clay_targets[job.target], plan.webhook, job.row)
+        if isinstance(job, LoopsEventJob):
+            return loops.send_event(job, self.config.loops_api)
+        if isinstance(job, LoopsContactJob):
+            return loops.update_contact(job, self.config.loops_api)
         callback = self.config.clay_callback
         settings = {
-            LoopsEventJob: self.config.loops_api,
-            LoopsContactJob: self.config.loops_api,
             SlackMessageJob: callback and callback.slack,
             ZapierPostJob: callback and callback.zapier,
             DirectusPatchJob: callback and callback.directus_writeback,
         }[type(job)]
         if not settings:
             return Outcome(delivered=False, retryable=False, reason=f"{job.kind} is no longer configured")
-        if isinstance(job, LoopsEventJob):
-            return loops.send_event(job, settings)
-        if isinstance(job, LoopsContactJob):
-            return loops.update_contact(job, settings)
         if isinstance(job, SlackMessageJob):
             return hooks.post_to_hook(settings.webhook_secret, {"text": job.text})
         if isinstance(job, ZapierPostJob):
