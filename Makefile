@@ -17,7 +17,7 @@ VENV := .venv
 TOOLS := .tools
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test lint check-template unit e2e build invoke replay clean
+.PHONY: help install run test lint check-template unit e2e build invoke replay bench-drain clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ invoke: $(VENV)/.installed ## run a function in-process, like sam local invoke: 
 replay: $(VENV)/.installed ## send an event file to the running local stack: make replay EVENT=events/directus/create.json
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=<events/...json>"; exit 2; }
 	$(VENV)/bin/python -m local_stack replay $(EVENT)
+
+bench-drain: $(VENV)/.installed ## drain-throughput benchmark: a burst of Loops events vs its 10/s limit (ARGS="--events 200")
+	$(VENV)/bin/python -m bench.drain $(ARGS)
 
 clean: ## remove virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) .aws-sam .local-stack .pytest_cache .ruff_cache

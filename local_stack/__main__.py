@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         clay_limit=args.clay_limit,
         clay_over_limit=args.clay_over_limit,
         clay_rate=args.clay_rate,
+        clay_dedupe_column=args.clay_dedupe_column or None,
         log_level=args.log_level,
         environment=dict(pair.split("=", 1) for pair in args.env),
         secrets_file=args.secrets_file,
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clay-limit", type=int, default=50_000, help="sandbox Clay submissions per webhook URL")
     p.add_argument("--clay-over-limit", choices=["drop", "reject"], default="drop")
     p.add_argument("--clay-rate", type=float, default=10.0, help="sandbox Clay records/s per workspace")
+    p.add_argument(
+        "--clay-dedupe-column",
+        default="relay_event_id",
+        help="the sandbox Clay table's auto-dedupe column ('' turns auto-dedupe off)",
+    )
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra function environment")
     p.add_argument("--secrets-file", type=Path, default=LOCAL_ENV, help="fake secrets (default local.env)")

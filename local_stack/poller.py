@@ -1,13 +1,17 @@
 """The SQS event source mapping of a function, as Lambda runs it: long-poll the queue, invoke
-the function with a batch, delete what succeeded (ReportBatchItemFailures), leave the rest."""
+the function with a batch, delete what succeeded (ReportBatchItemFailures), leave the rest. An
+invocation may be killed on purpose (`local_stack.chaos`): then nothing is deleted."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
+from collections.abc import Callable
 
 import boto3
 
+from local_stack.chaos import WorkerKilled, doomed
 from local_stack.functions import LocalFunction
 
 
@@ -29,14 +33,23 @@ def sqs_record(message: dict, queue_arn: str) -> dict:
 
 
 class QueuePoller:
-    def __init__(self, function: LocalFunction, queue_url: str, queue_arn: str, batch_size: int = 10):
+    def __init__(
+        self,
+        function: LocalFunction,
+        queue_url: str,
+        queue_arn: str,
+        batch_size: int = 10,
+        crash_next: Callable[[], bool] = lambda: False,
+    ):
         self.function = function
+        self.crash_next = crash_next  # asked before each invocation: kill this one?
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.batch_size = min(10, batch_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"poller-{function.spec.name}", daemon=True)
         self.batches = 0
+        self.killed = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -70,9 +83,15 @@ class QueuePoller:
     def _deliver(self, sqs, messages: list[dict]) -> None:
         self.batches += 1
         event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
+        dying = doomed(len(messages)) if self.crash_next() else contextlib.nullcontext()
         try:
-            result = self.function.invoke(event)
+            with dying:
+                result = self.function.invoke(event)
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+        except WorkerKilled:
+            self.killed += 1
+            print(f"[worker] killed mid-batch ({len(messages)} messages come back later)", flush=True)
+            return
         except Exception:
             traceback.print_exc()  # the whole batch failed: Lambda leaves every message on the queue
             return

@@ -4,7 +4,10 @@ Clay    `POST /clay/webhooks/<id>` (one URL per table webhook): checks the `x-cl
         token when the URL has one (401), accepts JSON objects (400) of at most 100 KB (413),
         limits the workspace to `rate` records/s with bursts of `burst` (429 + Retry-After), counts
         submissions per URL and, past `submission_limit`, does what Clay may do: silently drop the
-        row (200, no row: `over_limit="drop"`, the default) or refuse it (`"reject"`).
+        row (200, no row: `over_limit="drop"`, the default) or refuse it (`"reject"`). Like a table
+        with auto-dedupe on `dedupe_column`, a row whose value there was seen before is removed
+        (the oldest row stays; blank values and values over 200 characters are not compared); the
+        submission still counts.
 Loops   `POST /loops/api/v1/events/send`, `PUT /loops/api/v1/contacts/update`: Bearer API key
         (401), required fields and the 500-character value limit (400 with a message), 10
         requests/s (429), `x-ratelimit-limit`/`x-ratelimit-remaining` on every answer,
@@ -14,7 +17,8 @@ Zapier  `POST /zapier/hooks/<id>`: `{"status": "success"}`.
 Directus `POST /directus/items/<collection>` (create), `PATCH /directus/items/<collection>/<id>`:
         static token (401), 403 for an unknown item, `{"data": item}`; then, like a Flow with an
         event hook, fires `items.create`/`items.update` (payload = the fields written) at the relay.
-Every request received is logged (`deliveries`); injected faults answer first.
+Every request received is logged (`deliveries`); injected faults answer first. The fault
+destination `worker` (mode `crash`) kills delivery-worker invocations instead (see `poller`).
 """
 
 from __future__ import annotations
@@ -85,11 +89,13 @@ class Fault:
     @classmethod
     def from_request(cls, spec: dict) -> Fault:
         destination = spec.get("destination")
-        if destination not in ("clay", "loops", "slack", "zapier", "directus"):
-            raise ValueError("destination must be one of clay, loops, slack, zapier, directus")
-        mode = spec.get("mode", "status")
-        if mode not in ("status", "timeout", "down", "rate_limit"):
-            raise ValueError("mode must be status, timeout, down or rate_limit")
+        if destination not in ("clay", "loops", "slack", "zapier", "directus", "worker"):
+            raise ValueError("destination must be one of clay, loops, slack, zapier, directus, worker")
+        mode = spec.get("mode", "crash" if destination == "worker" else "status")
+        if (destination == "worker") != (mode == "crash"):
+            raise ValueError('mode "crash" is for the destination "worker", and the only mode it has')
+        if mode not in ("status", "timeout", "down", "rate_limit", "crash"):
+            raise ValueError("mode must be status, timeout, down, rate_limit or crash")
         status = spec.get("status", 429 if mode == "rate_limit" else 503)
         times, seconds = spec.get("times"), spec.get("seconds")
         if times is None and seconds is None:
@@ -136,9 +142,11 @@ class ClaySandbox:
     over_limit: str = "drop"
     rate: float = 10.0
     burst: int = 20
+    dedupe_column: str | None = "relay_event_id"  # the table's auto-dedupe column (None: off)
     tokens: dict[str, str] = field(default_factory=dict)  # webhook id → expected token
     submissions: Counter = field(default_factory=Counter)  # webhook id → submissions received
-    rows: Counter = field(default_factory=Counter)  # webhook id → rows created
+    rows: Counter = field(default_factory=Counter)  # webhook id → rows kept
+    _dedupe_values: set = field(default_factory=set)
     _bucket: float = 0.0
     _last: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -164,7 +172,8 @@ class ClaySandbox:
             return Answer(401, {"error": "Unauthorized"})
         if len(body) > CLAY_MAX_BODY:
             return Answer(413, {"error": "Payload too large"})
-        if _json_object(body) is None:
+        row = _json_object(body)
+        if row is None:
             return Answer(400, {"error": "Body must be a JSON object"})
         with self._lock:
             if not self._take_rate_token():
@@ -174,8 +183,19 @@ class ClaySandbox:
                 if self.over_limit == "reject":
                     return Answer(403, {"error": "Webhook submission limit reached"}, note={"row_created": False})
                 return Answer(200, {"status": "ok"}, note={"row_created": False})
+            if self._duplicate(row):
+                return Answer(200, {"status": "ok"}, note={"row_created": False, "deduplicated": True})
             self.rows[webhook_id] += 1
         return Answer(200, {"status": "ok"}, note={"row_created": True})
+
+    def _duplicate(self, row: dict) -> bool:
+        value = row.get(self.dedupe_column) if self.dedupe_column else None
+        if value is None or value == "" or len(str(value)) > 200:
+            return False
+        if str(value) in self._dedupe_values:
+            return True
+        self._dedupe_values.add(str(value))
+        return False
 
 
 LOOPS_MAX_VALUE = 500

@@ -37,6 +37,7 @@ class Options:
     clay_limit: int = 50_000
     clay_over_limit: str = "drop"
     clay_rate: float = 10.0
+    clay_dedupe_column: str | None = "relay_event_id"
     log_level: str = "INFO"
     environment: dict[str, str] = field(default_factory=dict)  # extra function environment
     state_file: Path | None = STATE_FILE  # where `invoke` and `replay` find the running stack
@@ -57,6 +58,7 @@ class LocalStack:
                 submission_limit=self.options.clay_limit,
                 over_limit=self.options.clay_over_limit,
                 rate=self.options.clay_rate,
+                dedupe_column=self.options.clay_dedupe_column,
             )
         )
         self.pollers: list[QueuePoller] = []
@@ -149,7 +151,13 @@ class LocalStack:
                 logical = next(k for k, v in self.provisioned.resolver.attributes.items() if v == queue)
                 url = self.provisioned.ref(logical.split(".")[0])
                 for _ in range(max(1, o.workers)):
-                    poller = QueuePoller(LocalFunction(spec), url, queue, int(source.get("BatchSize", 10)))
+                    poller = QueuePoller(
+                        LocalFunction(spec),
+                        url,
+                        queue,
+                        int(source.get("BatchSize", 10)),
+                        crash_next=lambda: self.sandboxes.active_fault("worker") is not None,
+                    )
                     poller.start()
                     self.pollers.append(poller)
         self.gateway = Gateway(routes, http_functions, self.sandboxes)

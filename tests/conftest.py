@@ -49,6 +49,7 @@ def reset_relay_caches() -> None:
     delivery_queue._sqs.cache_clear()
     clay._used_up.clear()
     pacing.PACER.reset()
+    pacing.BREAKER.reset()
     parameters.clear_caches()
     base.DEFAULT_PROVIDERS.clear()
 

@@ -54,7 +54,7 @@ E2E_CONFIG = {
     },
     "loops_webhook": {"clay_target": "loops_contacts", "fields": ["email", "firstName", "lastName", "companyName"]},
     "loops_forwarding": {},
-    "delivery": {"max_attempts": 3, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
+    "delivery": {"retry_horizon_seconds": 5, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
 }
 
 _QUOTA_POOL = '[{"url": "{sandbox}/clay/webhooks/quota-1", "token": "q1"}, {"url": "{sandbox}/clay/webhooks/quota-2"}]'

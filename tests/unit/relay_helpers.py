@@ -132,7 +132,11 @@ def run_worker(records: list[dict], context: object = None) -> set[str]:
 
 def make_visible_again(queue_url: str, records: list[dict]) -> None:
     """What SQS does when a message's visibility timeout ends (or the Lambda that received it
-    died): it can be received again, as a redelivery."""
+    died): it can be received again, as a redelivery. By then the worker's cool-down for a
+    destination that failed is over too."""
+    from clay_relay.pacing import BREAKER
+
+    BREAKER.reset()
     sqs = boto3.client("sqs")
     for record in records:
         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0)

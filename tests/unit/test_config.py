@@ -34,7 +34,8 @@ def test_default_relay_json_validates():
     target = config.clay_targets["leads"]
     assert target.webhooks_secret == "clay-webhooks-leads"
     assert target.submission_limit == 50_000
-    assert config.delivery.max_attempts == 16
+    assert target.idempotency_column == "relay_event_id"
+    assert config.delivery.retry_horizon_seconds == 86_400, "retries go on for a day by default"
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,8 @@ def test_source_naming_an_unknown_clay_target_is_rejected(tmp_path):
     [
         (lambda c: c["directus_sources"]["leads"].update(on_update="maybe"), "on_update"),
         (lambda c: c["clay_targets"]["leads"].update(submission_limit=50_001), "submission_limit"),
-        (lambda c: c["delivery"].update(max_attempts=0), "max_attempts"),
+        (lambda c: c["delivery"].update(retry_horizon_seconds=0), "retry_horizon_seconds"),
+        (lambda c: c["delivery"].update(retry_horizon_seconds=14 * 86_400), "retry_horizon_seconds"),
         (lambda c: c["directus_sources"]["leads"].update(fields="email"), "fields"),
     ],
 )

@@ -10,6 +10,7 @@ from clay_relay.config import SlackSettings
 from clay_relay.leads import parse_lead
 from tests.unit.relay_helpers import SLACK_PATH, ZAPIER_PATH
 
+EVENT_ID = "5a1e0f2b9c3d"
 GRACE = {
     "email": "grace@example.com",
     "first_name": "Grace",
@@ -54,7 +55,7 @@ def test_lead_values_are_escaped_so_that_they_cannot_ping_the_channel_or_add_lin
 
 # --- posting -----------------------------------------------------------------------------------------
 def test_slack_answering_ok_in_plain_text_is_delivered(destinations):
-    outcome = hooks.post_to_hook("slack-webhook-url", {"text": "Hot lead: Grace Hopper"})
+    outcome = hooks.post_to_hook("slack-webhook-url", {"text": "Hot lead: Grace Hopper"}, event_id=EVENT_ID)
     assert (outcome.delivered, outcome.status) == (True, 200)
     [sent] = destinations.received("slack")
     assert sent["path"] == SLACK_PATH
@@ -63,13 +64,15 @@ def test_slack_answering_ok_in_plain_text_is_delivered(destinations):
 
 
 def test_slack_refusing_an_empty_message_is_not_retried(destinations):
-    outcome = hooks.post_to_hook("slack-webhook-url", {"text": ""})
+    outcome = hooks.post_to_hook("slack-webhook-url", {"text": ""}, event_id=EVENT_ID)
     assert (outcome.delivered, outcome.retryable, outcome.status) == (False, False, 400)
     assert "no_text" in outcome.reason
 
 
 def test_zapier_answering_success_is_delivered(destinations):
-    outcome = hooks.post_to_hook("zapier-webhook-url", {"email": "grace@example.com", "route": "outreach"})
+    outcome = hooks.post_to_hook(
+        "zapier-webhook-url", {"email": "grace@example.com", "route": "outreach"}, event_id=EVENT_ID
+    )
     assert (outcome.delivered, outcome.status) == (True, 200)
     [sent] = destinations.received("zapier")
     assert sent["path"] == ZAPIER_PATH
@@ -78,20 +81,20 @@ def test_zapier_answering_success_is_delivered(destinations):
 
 def test_a_url_secret_with_surrounding_whitespace_still_works(destinations, put_secret):
     put_secret("slack-webhook-url", f"  {destinations.base}{SLACK_PATH}\n")
-    assert hooks.post_to_hook("slack-webhook-url", {"text": "hi"}).delivered
+    assert hooks.post_to_hook("slack-webhook-url", {"text": "hi"}, event_id=EVENT_ID).delivered
 
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_a_busy_or_failing_hook_is_retried(destinations, status):
     destinations.sandboxes.add_fault({"destination": "slack", "status": status})
-    outcome = hooks.post_to_hook("slack-webhook-url", {"text": "hi"})
+    outcome = hooks.post_to_hook("slack-webhook-url", {"text": "hi"}, event_id=EVENT_ID)
     assert (outcome.delivered, outcome.retryable, outcome.status) == (False, True, status)
 
 
 @pytest.mark.parametrize("secret", ["slack-webhook-url", "zapier-webhook-url"])
 def test_a_hook_url_still_holding_the_placeholder_is_retried_without_posting(destinations, put_secret, secret):
     put_secret(secret, "REPLACE_ME")
-    outcome = hooks.post_to_hook(secret, {"text": "hi"})
+    outcome = hooks.post_to_hook(secret, {"text": "hi"}, event_id=EVENT_ID)
     assert (outcome.delivered, outcome.retryable, outcome.reached) == (False, True, False)
     assert "placeholder" in outcome.reason
     assert destinations.sandboxes.deliveries.all() == []

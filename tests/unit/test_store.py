@@ -13,7 +13,7 @@ import types
 import pytest
 
 from clay_relay import store
-from clay_relay.store import RelayTable
+from clay_relay.store import Claim, RelayTable
 from tests.unit.relay_helpers import RecordingClient
 
 WINDOW = 3600
@@ -38,34 +38,56 @@ def clock(monkeypatch):
 
 # --- claims ----------------------------------------------------------------------------------------
 def test_first_claim_of_an_event_wins(table):
-    assert table.claim("event-aaaa", "job-1", WINDOW) is True
+    assert table.claim("event-aaaa", "job-1", WINDOW) is Claim.OWNED
 
 
 def test_claim_by_another_job_of_the_same_event_is_refused(table):
     table.claim("event-aaaa", "job-1", WINDOW)
-    assert table.claim("event-aaaa", "job-2", WINDOW) is False
+    assert table.claim("event-aaaa", "job-2", WINDOW) is Claim.DUPLICATE
 
 
 def test_same_job_claims_again_on_redelivery_or_replay(table):
-    assert table.claim("event-aaaa", "job-1", WINDOW) is True
-    assert table.claim("event-aaaa", "job-2", WINDOW) is False
-    assert table.claim("event-aaaa", "job-1", WINDOW) is True
-    assert table.claim("event-aaaa", "job-1", WINDOW) is True
+    assert table.claim("event-aaaa", "job-1", WINDOW) is Claim.OWNED
+    assert table.claim("event-aaaa", "job-2", WINDOW) is Claim.DUPLICATE
+    assert table.claim("event-aaaa", "job-1", WINDOW) is Claim.OWNED
+    assert table.claim("event-aaaa", "job-1", WINDOW) is Claim.OWNED
 
 
 def test_claims_of_different_events_do_not_interfere(table):
-    assert table.claim("event-aaaa", "job-1", WINDOW)
-    assert table.claim("event-bbbb", "job-2", WINDOW)
+    assert table.claim("event-aaaa", "job-1", WINDOW) is Claim.OWNED
+    assert table.claim("event-bbbb", "job-2", WINDOW) is Claim.OWNED
 
 
 def test_another_job_may_claim_once_the_window_has_passed(table, clock):
-    assert table.claim("event-aaaa", "job-1", 60)
+    assert table.claim("event-aaaa", "job-1", 60) is Claim.OWNED
     clock(59)
-    assert table.claim("event-aaaa", "job-2", 60) is False
+    assert table.claim("event-aaaa", "job-2", 60) is Claim.DUPLICATE
     clock(2)
-    assert table.claim("event-aaaa", "job-2", 60) is True
+    assert table.claim("event-aaaa", "job-2", 60) is Claim.OWNED
     # and the new claim now belongs to job-2
-    assert table.claim("event-aaaa", "job-1", 60) is False
+    assert table.claim("event-aaaa", "job-1", 60) is Claim.DUPLICATE
+
+
+# --- claims of jobs whose repeat would show (sending → delivered / released) -------------------------
+def test_a_sending_claim_redelivered_without_an_outcome_is_unconfirmed(table):
+    assert table.claim("event-aaaa", "job-1", WINDOW, sending=True) is Claim.OWNED
+    assert table.claim("event-aaaa", "job-1", WINDOW, sending=True) is Claim.UNCONFIRMED, (
+        "the worker stopped between the claim and the answer: the request may have gone out"
+    )
+
+
+def test_a_sending_claim_marked_delivered_is_never_sent_again(table):
+    table.claim("event-aaaa", "job-1", WINDOW, sending=True)
+    table.mark_delivered("event-aaaa")
+    assert table.claim("event-aaaa", "job-1", WINDOW, sending=True) is Claim.DELIVERED
+    assert table.claim("event-aaaa", "job-2", WINDOW, sending=True) is Claim.DUPLICATE
+
+
+def test_a_released_sending_claim_may_be_claimed_again_by_its_job(table):
+    table.claim("event-aaaa", "job-1", WINDOW, sending=True)
+    table.release("event-aaaa")
+    assert table.claim("event-aaaa", "job-1", WINDOW, sending=True) is Claim.OWNED
+    assert table.claim("event-aaaa", "job-2", WINDOW, sending=True) is Claim.DUPLICATE
 
 
 def test_already_seen_reports_only_live_claims(table, clock):

@@ -5,9 +5,12 @@ when every Clay webhook URL is used up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import time
 import uuid
+from unittest import mock
 
 import boto3
 import pytest
@@ -18,7 +21,14 @@ from clay_relay.delivery_queue import DeliveryQueue
 from clay_relay.jobs import ClayRowJob, parse_job
 from clay_relay.store import RelayTable
 from clay_relay.worker import backoff_seconds, handle_batch
-from tests.unit.relay_helpers import Answer, delayed_bodies, queue_attribute, receive, sqs_record
+from tests.unit.relay_helpers import (
+    Answer,
+    delayed_bodies,
+    make_visible_again,
+    queue_attribute,
+    receive,
+    sqs_record,
+)
 
 CLAY_PATH = "/clay/webhooks/leads-1"
 POOL_SECRET = "clay-webhooks-leads"
@@ -34,6 +44,11 @@ def clay(aws, http_stub, put_secret):
 @pytest.fixture
 def queues(aws):
     return aws.ref("DeliveryQueue"), aws.ref("DeadLetterQueue")
+
+
+def sent_row(job: ClayRowJob) -> dict:
+    """What Clay receives for a job: its row, with its event id in the idempotency column."""
+    return {**job.row, "relay_event_id": job.event_id}
 
 
 def row_job(n: int = 1, **overrides) -> ClayRowJob:
@@ -77,11 +92,11 @@ def attribute(message: dict, name: str) -> str:
     return message["MessageAttributes"][name]["StringValue"]
 
 
-def come_back_now(queue_url: str, records: list[dict]) -> None:
-    """What SQS does when a message's visibility timeout ends: it can be received again."""
-    sqs = boto3.client("sqs")
-    for record in records:
-        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0)
+@contextlib.contextmanager
+def freeze_clock(now: float):
+    """The worker's wall clock (job ages) reads `now`."""
+    with mock.patch("clay_relay.worker.time", mock.Mock(time=lambda: now)):
+        yield
 
 
 # --- delivered -------------------------------------------------------------------------------------
@@ -90,7 +105,7 @@ def test_2xx_is_delivered_with_the_row_and_auth_header_and_not_reported_failed(c
     failures, _ = deliver(queues[0], job)
     assert failures == set()
     [posted] = clay.posted_to(CLAY_PATH)
-    assert posted.json() == job.row
+    assert posted.json() == sent_row(job)
     assert posted.headers["x-clay-webhook-auth"] == "clay-token-1"
     assert posted.headers["content-type"] == "application/json"
     assert dead_letters(queues[1]) == []
@@ -143,11 +158,19 @@ def test_503_is_reported_failed_and_hidden_until_its_backoff(clay, queues, aws_c
 
 
 def test_retry_after_longer_than_the_backoff_is_honoured(clay, queues, aws_calls):
-    clay.answer(CLAY_PATH, Answer(429, headers={"Retry-After": "600"}))
+    clay.answer(CLAY_PATH, Answer(503, headers={"Retry-After": "600"}))
     failures, records = deliver(queues[0], row_job(1))
     assert failures == {records[0]["messageId"]}
     [change] = aws_calls.sqs_calls("change_message_visibility_batch")
     assert change["Entries"][0]["VisibilityTimeout"] == 600
+
+
+def test_a_429_waits_out_its_retry_after_spread_so_that_the_deferred_do_not_return_at_once(clay, queues, aws_calls):
+    clay.answer(CLAY_PATH, Answer(429, headers={"Retry-After": "600"}))
+    failures, records = deliver(queues[0], row_job(1))
+    assert failures == {records[0]["messageId"]}
+    [change] = aws_calls.sqs_calls("change_message_visibility_batch")
+    assert 600 <= change["Entries"][0]["VisibilityTimeout"] <= 1200
 
 
 def test_redelivered_job_is_delivered_once_clay_recovers(clay, queues):
@@ -155,11 +178,11 @@ def test_redelivered_job_is_delivered_once_clay_recovers(clay, queues):
     job = row_job(1)
     failures, records = deliver(queues[0], job)
     assert failures == {records[0]["messageId"]}
-    come_back_now(queues[0], records)
+    make_visible_again(queues[0], records)
     [again] = received_batch(queues[0], 1)
     assert again["attributes"]["ApproximateReceiveCount"] == "2"
     assert run_worker([again]) == set()
-    assert [r.json() for r in clay.posted_to(CLAY_PATH)] == [job.row, job.row]
+    assert [r.json() for r in clay.posted_to(CLAY_PATH)] == [sent_row(job)] * 2, "same row, same idempotency key"
 
 
 def test_only_the_failed_rows_of_a_batch_are_reported(clay, queues):
@@ -189,21 +212,22 @@ def test_unreadable_pool_secret_is_retried_not_dead_lettered(aws, queues, put_se
 
 
 # --- dead-lettered -------------------------------------------------------------------------------
-def test_503_at_the_last_attempt_is_dead_lettered_with_reason_and_attempts(clay, queues, use_config):
-    use_config(lambda c: c["delivery"].update(max_attempts=2))
+def test_503_after_the_retry_horizon_is_dead_lettered_with_reason_and_attempts(clay, queues, use_config):
+    use_config(lambda c: c["delivery"].update(retry_horizon_seconds=3600))
     clay.answer(CLAY_PATH, Answer(503, body=b"upstream busy"))
-    job = row_job(1)
+    job = row_job(1, accepted_at=time.time() - 3000)
     failures, records = deliver(queues[0], job)
-    assert failures == {records[0]["messageId"]}
-    come_back_now(queues[0], records)
+    assert failures == {records[0]["messageId"]}, "within the horizon: retried"
+    make_visible_again(queues[0], records)
     [last] = received_batch(queues[0], 1)
     assert last["attributes"]["ApproximateReceiveCount"] == "2"
 
-    assert run_worker([last]) == set()
+    with freeze_clock(job.accepted_at + 3600):
+        assert run_worker([last]) == set()
     [letter] = dead_letters(queues[1])
     assert parse_job(letter["Body"]) == job
     reason = attribute(letter, "reason")
-    assert "503" in reason and "2 attempts" in reason and "upstream busy" in reason
+    assert "503" in reason and "2 attempts in 1.0 h" in reason and "upstream busy" in reason
     assert attribute(letter, "attempts") == "2"
     assert attribute(letter, "destination") == "clay"
     assert attribute(letter, "origin") == "directus/leads"
@@ -264,7 +288,7 @@ def test_held_row_is_delivered_when_it_comes_back_after_a_url_was_added(clay, qu
     failures, _ = deliver(queues[0], job)
     assert failures == set()
     assert clay.posted_to(CLAY_PATH) == []
-    assert [r.json() for r in clay.posted_to("/clay/webhooks/leads-2")] == [job.row]
+    assert [r.json() for r in clay.posted_to("/clay/webhooks/leads-2")] == [sent_row(job)]
 
 
 # --- backoff -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -24,6 +25,7 @@ from clay_relay.jobs import (
 )
 from clay_relay.leads import parse_lead
 from clay_relay.pacing import Pacer
+from clay_relay.store import RelayTable
 from tests.unit.relay_helpers import (
     DIRECTUS_API_TOKEN,
     LOOPS_API_KEY,
@@ -208,7 +210,7 @@ def test_a_loops_api_key_still_holding_the_placeholder_is_retried_until_it_is_fi
     assert failures == {records[0]["messageId"]}
     assert dead_letters(queues) == []
     assert destinations.received("loops") == []
-    [warning] = [line for line in logs.lines if line["message"] == "delivery failed, will retry"]
+    [warning] = [line for line in logs.lines if line["message"] == "not delivered yet, will retry"]
     assert "placeholder" in warning["reason"]
 
     put_secret("loops-api-key", LOOPS_API_KEY)
@@ -362,3 +364,148 @@ def test_one_destination_failing_does_not_hold_back_the_others_in_its_batch(dest
     assert run_worker(records) == {slack_record["messageId"]}
     assert statuses(destinations, "loops") == [200]
     assert dead_letters(queues) == []
+
+
+# --- isolation: a destination that hangs or fails costs the others nothing ---------------------------
+def delivered_at(destinations, destination: str) -> list[datetime]:
+    return [datetime.fromisoformat(d["at"]) for d in destinations.received(destination) if d["status"] == 200]
+
+
+def test_a_destination_that_hangs_does_not_delay_the_others_in_its_batch(destinations, queues, relay_env):
+    relay_env(OUTBOUND_TIMEOUT_SECONDS="1")
+    destinations.sandboxes.add_fault({"destination": "slack", "mode": "timeout", "times": 1, "delay": 3})
+    slack = SlackMessageJob(event_id=event_id(), origin="clay/enriched", text="hi")
+    failures, records = deliver(queues[0], slack, loops_event())
+
+    [slack_record] = [r for r in records if parse_job(r["body"]).kind == "slack_message"]
+    assert failures == {slack_record["messageId"]}
+    [hung] = destinations.received("slack")
+    [loops_delivered] = delivered_at(destinations, "loops")
+    assert (loops_delivered - datetime.fromisoformat(hung["at"])).total_seconds() < 0.5, (
+        "Loops was served while Slack kept the request waiting for its whole timeout"
+    )
+
+
+def test_after_a_destination_fails_its_other_jobs_in_the_batch_wait_without_being_sent(destinations, queues, aws_calls):
+    destinations.sandboxes.add_fault({"destination": "loops", "status": 503, "times": 1})
+    failures, records = deliver(queues[0], loops_event(), loops_event(), loops_event())
+
+    assert failures == {r["messageId"] for r in records}
+    assert statuses(destinations, "loops") == [503], "one request spent on a failing destination, not three"
+    assert set(retried(aws_calls)) == {r["receiptHandle"] for r in records}
+    assert dead_letters(queues) == []
+
+
+def test_the_waiting_jobs_are_sent_once_the_destinations_cool_down_is_over(destinations, queues):
+    destinations.sandboxes.add_fault({"destination": "loops", "status": 503, "times": 1})
+    _, records = deliver(queues[0], loops_event(), loops_event(), loops_event())
+
+    make_visible_again(queues[0], records)
+    assert run_worker(received_records(queues[0], 3)) == set()
+    assert statuses(destinations, "loops") == [503, 200, 200, 200]
+    assert len(destinations.sandboxes.loops.events) == 3
+
+
+def test_a_429_pauses_the_destination_instead_of_failing_the_rest_of_the_batch(destinations, queues, aws_calls):
+    destinations.sandboxes.add_fault({"destination": "loops", "mode": "rate_limit", "times": 1})
+    first, second, third = loops_event(), loops_event(), loops_event()
+    failures, records = deliver(queues[0], first, second, third)
+
+    [throttled] = [r for r in records if parse_job(r["body"]).job_id == first.job_id]
+    assert failures == {throttled["messageId"]}
+    assert statuses(destinations, "loops") == [429, 200, 200], "the others waited for the pause, then went"
+    assert 1 <= retried(aws_calls)[throttled["receiptHandle"]] <= 2, "back after the pause, spread out"
+
+
+class ShortOfTime:
+    def get_remaining_time_in_millis(self) -> int:
+        return 3_000
+
+
+def test_a_worker_short_of_time_sends_nothing_more_and_hands_its_jobs_back_at_once(destinations, queues, aws_calls):
+    DeliveryQueue().enqueue([loops_event(), loops_event()])
+    records = received_records(queues[0], 2)
+
+    assert run_worker(records, ShortOfTime()) == {r["messageId"] for r in records}
+    assert destinations.received("loops") == [], "no request that could outlive the function"
+    assert set(retried(aws_calls).values()) == {1}
+    assert dead_letters(queues) == []
+
+
+# --- rate limits spend time, not retries; the horizon ends them -------------------------------------
+def test_a_job_deferred_by_rate_limits_many_times_is_still_retried_within_the_horizon(destinations, queues, aws_calls):
+    destinations.sandboxes.add_fault({"destination": "loops", "mode": "rate_limit", "times": 1})
+    DeliveryQueue().enqueue([loops_event()])
+    [record] = received_records(queues[0], 1)
+    record["attributes"]["ApproximateReceiveCount"] = "60"
+
+    assert run_worker([record]) == {record["messageId"]}
+    assert dead_letters(queues) == []
+    assert retried(aws_calls)[record["receiptHandle"]] >= 1
+
+
+def test_a_job_still_rate_limited_past_the_horizon_is_dead_lettered_with_its_attempts_and_last_error(
+    destinations, queues, use_config
+):
+    use_config(lambda c: c["delivery"].update(retry_horizon_seconds=60))
+    destinations.sandboxes.add_fault({"destination": "loops", "mode": "rate_limit", "times": 1})
+    job = loops_event().model_copy(update={"accepted_at": time.time() - 61})
+    failures, _ = deliver(queues[0], job)
+
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    assert reason.startswith("gave up after 1 attempts in 61 s") and "429" in reason
+    assert message_attribute(letter, "attempts") == "1"
+
+
+# --- never twice where a repeat would show: Slack, Zapier -------------------------------------------
+def slack_job() -> SlackMessageJob:
+    return SlackMessageJob(event_id=event_id(), origin="clay/enriched", text="Hot lead: Grace Hopper")
+
+
+def test_a_slack_message_delivered_by_a_worker_that_died_before_acknowledging_is_not_sent_again(destinations, queues):
+    failures, records = deliver(queues[0], slack_job())
+    assert failures == set()
+
+    make_visible_again(queues[0], records)  # nobody deleted it: the worker died after delivering
+    assert run_worker(received_records(queues[0], 1)) == set()
+    assert statuses(destinations, "slack") == [200]
+    assert dead_letters(queues) == []
+
+
+def test_a_slack_message_whose_worker_died_mid_request_is_dead_lettered_as_unconfirmed_not_sent(destinations, queues):
+    job = slack_job()
+    RelayTable().claim(job.event_id, job.job_id, job.dedupe_window_seconds, sending=True)  # then the worker died
+    failures, _ = deliver(queues[0], job)
+
+    assert failures == set()
+    assert destinations.received("slack") == []
+    [letter] = dead_letters(queues)
+    assert message_attribute(letter, "reason").startswith("unconfirmed:")
+    assert "check slack before replaying" in message_attribute(letter, "reason")
+
+
+def test_a_slack_message_refused_with_a_5xx_is_sent_again_and_delivered_once(destinations, queues):
+    destinations.sandboxes.add_fault({"destination": "slack", "status": 503, "times": 1})
+    _, records = deliver(queues[0], slack_job())
+
+    make_visible_again(queues[0], records)
+    assert run_worker(received_records(queues[0], 1)) == set()
+    assert statuses(destinations, "slack") == [503, 200]
+
+
+def test_a_zapier_post_that_timed_out_is_not_posted_again_but_dead_lettered_as_unconfirmed(
+    destinations, queues, zapier_on, relay_env
+):
+    relay_env(OUTBOUND_TIMEOUT_SECONDS="0.5")
+    destinations.sandboxes.add_fault({"destination": "zapier", "mode": "timeout", "times": 1, "delay": 1.5})
+    job = ZapierPostJob(event_id=event_id(), origin="clay/enriched", payload={"email": "ada@example.com"})
+    failures, records = deliver(queues[0], job)
+    assert failures == {records[0]["messageId"]}
+
+    make_visible_again(queues[0], records)
+    assert run_worker(received_records(queues[0], 1)) == set()
+    assert len(destinations.received("zapier")) == 1, "it may have arrived: not posted a second time"
+    [letter] = dead_letters(queues)
+    assert message_attribute(letter, "reason").startswith("unconfirmed:")

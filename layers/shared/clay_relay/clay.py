@@ -128,6 +128,11 @@ def check_row_size(target: ClayTarget, row: dict) -> None:
         raise PayloadTooLarge(f"the Clay row would be {size} bytes; Clay accepts at most {target.max_row_bytes}")
 
 
-def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict) -> Outcome:
+def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict, event_id: str) -> Outcome:
+    """Posts the row, with its event id in the target's idempotency column: a row sent again (a
+    worker that died after Clay answered and before the queue heard of it) is a duplicate that the
+    table's auto-dedupe on that column removes."""
+    if target.idempotency_column:
+        row = {**row, target.idempotency_column: event_id}
     headers = {target.auth_header: webhook.token} if webhook.token else {}
-    return post_json(webhook.url, row, headers)
+    return post_json(webhook.url, row, headers, event_id=event_id)

@@ -34,6 +34,12 @@ class ClayTarget(_Strict):
     submission_limit: int = Field(default=50_000, ge=1, le=50_000)
     warn_at: tuple[float, ...] = Field(default=(0.8, 0.95))
     max_row_bytes: int = Field(default=100_000, ge=1_000)
+    idempotency_column: str | None = Field(
+        default="relay_event_id",
+        min_length=1,
+        max_length=200,
+        description="column carrying each row's event id, for the table's auto-dedupe (null: none)",
+    )
 
 
 class MetadataColumns(_Strict):
@@ -73,9 +79,11 @@ def column_map(fields: dict[str, str] | list[str] | None) -> dict[str, str] | No
 
 
 class DeliveryPolicy(_Strict):
-    """How the worker retries: exponential backoff with jitter, then the dead-letter queue."""
+    """How the worker retries: exponential backoff with jitter for `retry_horizon_seconds` after
+    the event was accepted, then the dead-letter queue. Waiting for a destination's rate limit or
+    for a Clay URL with quota left spends no retries."""
 
-    max_attempts: int = Field(default=16, ge=1, le=90)
+    retry_horizon_seconds: int = Field(default=86_400, ge=1, le=13 * 86_400)  # SQS keeps messages 14 days
     min_backoff_seconds: int = Field(default=30, ge=0, le=43_200)
     max_backoff_seconds: int = Field(default=3_600, ge=1, le=43_200)
     hold_seconds: int = Field(default=900, ge=1, le=900, description="re-check delay for held events")

@@ -138,4 +138,4 @@ def write_back(job: DirectusPatchJob, settings: DirectusWriteBack) -> Outcome:
         reason = f"directus API secret {settings.api_secret!r} unusable: {error}"
         return Outcome(delivered=False, retryable=True, reason=reason, reached=False)
     url = f"{base}/items/{quote(job.collection, safe='')}/{quote(job.item_id, safe='')}"
-    return send_json("PATCH", url, job.fields, {"Authorization": f"Bearer {token}"})
+    return send_json("PATCH", url, job.fields, {"Authorization": f"Bearer {token}"}, event_id=job.event_id)

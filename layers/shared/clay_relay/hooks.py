@@ -26,9 +26,9 @@ def hot_lead_message(lead: EnrichedLead, settings: SlackSettings) -> str:
     return settings.message.format_map(values)
 
 
-def post_to_hook(url_secret: str, payload: dict) -> Outcome:
+def post_to_hook(url_secret: str, payload: dict, *, event_id: str) -> Outcome:
     try:
         url = read_secret(url_secret).strip()
     except SecretUnavailable as error:
         return Outcome(delivered=False, retryable=True, reason=str(error), reached=False)
-    return post_json(url, payload)
+    return post_json(url, payload, event_id=event_id)

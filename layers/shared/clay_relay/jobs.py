@@ -32,6 +32,10 @@ class _Job(BaseModel):
     accepted_at: float = Field(default_factory=time.time)
     holds: int = Field(default=0, description="times it waited for a Clay webhook URL with quota left")
     destination: ClassVar[str]  # where the worker delivers it: clay, loops, slack, zapier, directus
+    # Whether sending the request twice is harmless: an idempotency key (Loops' Idempotency-Key,
+    # the Clay row's idempotency column) or an idempotent method (PUT, PATCH). Jobs whose repeat
+    # would show (a second Slack message) are claimed as `sending` and never sent twice.
+    repeat_is_harmless: ClassVar[bool] = True
 
 
 class ClayRowJob(_Job):
@@ -67,6 +71,7 @@ class SlackMessageJob(_Job):
     text: str
 
     destination: ClassVar[str] = "slack"
+    repeat_is_harmless: ClassVar[bool] = False
 
 
 class ZapierPostJob(_Job):
@@ -76,6 +81,7 @@ class ZapierPostJob(_Job):
     payload: dict
 
     destination: ClassVar[str] = "zapier"
+    repeat_is_harmless: ClassVar[bool] = False
 
 
 class DirectusPatchJob(_Job):

@@ -95,17 +95,20 @@ def forwarded_request(body: dict, *, event: bool) -> dict:
     return payload
 
 
-def _call(method: str, path: str, api: LoopsApi, payload: dict, headers: dict | None = None) -> Outcome:
+def _call(
+    method: str, path: str, api: LoopsApi, job: LoopsEventJob | LoopsContactJob, headers: dict | None = None
+) -> Outcome:
     try:
         api_key = read_secret(api.api_key_secret).strip()
     except SecretUnavailable as error:
         return Outcome(delivered=False, retryable=True, reason=str(error), reached=False)
     base = os.environ.get("LOOPS_API_BASE", DEFAULT_API_BASE).rstrip("/")
-    return send_json(method, f"{base}{path}", payload, {"Authorization": f"Bearer {api_key}", **(headers or {})})
+    headers = {"Authorization": f"Bearer {api_key}", **(headers or {})}
+    return send_json(method, f"{base}{path}", job.payload, headers, event_id=job.event_id)
 
 
 def send_event(job: LoopsEventJob, api: LoopsApi) -> Outcome:
-    outcome = _call("POST", "/v1/events/send", api, job.payload, {"Idempotency-Key": job.event_id})
+    outcome = _call("POST", "/v1/events/send", api, job, {"Idempotency-Key": job.event_id})
     if outcome.status == 409:
         return Outcome(
             delivered=True, retryable=False, reason="already sent (Idempotency-Key seen by Loops)", status=409
@@ -114,4 +117,4 @@ def send_event(job: LoopsEventJob, api: LoopsApi) -> Outcome:
 
 
 def update_contact(job: LoopsContactJob, api: LoopsApi) -> Outcome:
-    return _call("PUT", "/v1/contacts/update", api, job.payload)
+    return _call("PUT", "/v1/contacts/update", api, job)

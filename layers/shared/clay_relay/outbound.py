@@ -15,6 +15,7 @@ from clay_relay.settings import get_settings
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 USER_AGENT = "clay-relay/1.0"
+EVENT_ID_HEADER = "X-Relay-Event-Id"  # on every request: the destination's logs can name the event
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,16 @@ class Outcome:
     status: int | None = None
     retry_after: float | None = None
     reached: bool = True  # False when the request certainly never reached the destination
+
+    @property
+    def throttled(self) -> bool:
+        """The destination is rate limiting us: slow down; the job itself is fine."""
+        return self.status == 429
+
+    @property
+    def unavailable(self) -> bool:
+        """The destination is down or failing (timeout, connection failure, 5xx): leave it alone a while."""
+        return not self.delivered and self.retryable and (self.status is None or self.status >= 500)
 
 
 @cache
@@ -52,13 +63,15 @@ def classify(response: requests.Response) -> Outcome:
     status = response.status_code
     exhausted = response.headers.get("x-ratelimit-remaining") == "0"
     if 200 <= status < 300:
-        # Delivered; a rate-limited destination that says it has nothing left gets a second's rest.
+        # Delivered, and the destination's window is full: nothing more to it for one request's
+        # share of its limit (at our own pace that costs nothing; it slows us down when someone
+        # else shares the limit).
         return Outcome(
             delivered=True,
             retryable=False,
             reason=f"HTTP {status}",
             status=status,
-            retry_after=1.0 if exhausted else None,
+            retry_after=_one_share(response.headers.get("x-ratelimit-limit")) if exhausted else None,
         )
     excerpt = " ".join(response.text[:200].split())
     reason = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
@@ -74,18 +87,29 @@ def classify(response: requests.Response) -> Outcome:
     )
 
 
-def post_json(url: str, payload: object, headers: dict[str, str] | None = None) -> Outcome:
-    return send_json("POST", url, payload, headers)
+def _one_share(limit: str | None) -> float:
+    """Seconds per request at the destination's advertised limit per second (a second if unknown)."""
+    try:
+        per_second = float(limit or 1)
+    except ValueError:
+        per_second = 1.0
+    return 1 / per_second if per_second >= 1 else 1.0
 
 
-def send_json(method: str, url: str, payload: object, headers: dict[str, str] | None = None) -> Outcome:
+def post_json(url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str) -> Outcome:
+    return send_json("POST", url, payload, headers, event_id=event_id)
+
+
+def send_json(
+    method: str, url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str
+) -> Outcome:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     try:
         response = _session().request(
             method,
             url,
             data=body,
-            headers={"Content-Type": "application/json", **(headers or {})},
+            headers={"Content-Type": "application/json", EVENT_ID_HEADER: event_id, **(headers or {})},
             timeout=get_settings().outbound_timeout_seconds,
         )
     except requests.exceptions.ConnectTimeout:

@@ -1,19 +1,31 @@
-"""Pacing: each destination's requests are spaced so that every worker together stays within the
-destination's rate (Loops: 10 requests/s per team; Clay: ~10 records/s per workspace).
+"""Pacing and isolation per destination: each destination's requests are spaced so that every worker
+together stays within the destination's rate (Loops: 10 requests/s per team; Clay: ~10 records/s
+per workspace), and a destination that is down is left alone for a while instead of holding up the
+worker.
 
 No shared state is needed (and no DynamoDB write per request): Lambda never runs more worker
 instances than the event source's maximum concurrency (WORKER_MAX_CONCURRENCY), so each instance
-takes an equal share of the rate, with a small margin for clock jitter. A `429`, `Retry-After` or
-`x-ratelimit-remaining: 0` pauses that destination in this instance.
+takes an equal share of the rate. The share is a whole number of requests per second, so that the
+instances together stay within the rate in *every* one-second window, not only on average (10/s
+over 3 instances is 3/s each, not 3.33/s, whose bursts could add up to 12 in one second). A `429`,
+`Retry-After` or `x-ratelimit-remaining: 0` pauses that destination in this instance.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 
-MARGIN = 0.92
+MARGIN = 0.95  # of each share, for the jitter between a slot being taken and the request arriving
+
+
+def interval_seconds(rate_per_second: float, workers: int) -> float:
+    """Spacing between one instance's requests to a destination of `rate_per_second`."""
+    share = rate_per_second / workers
+    whole = math.floor(share) if share >= 1 else share  # below 1/s per instance, on average
+    return 1 / (whole * MARGIN)
 
 
 class Pacer:
@@ -38,7 +50,7 @@ class Pacer:
 
         Callers for one destination wait in turn, and the next slot is counted from when this one
         was really taken, so a caller that wakes late never bunches up with the next one."""
-        interval = workers / (rate_per_second * MARGIN)
+        interval = interval_seconds(rate_per_second, workers)
         with self._lock:
             turn = self._turns.setdefault(destination, threading.Lock())
         with turn:
@@ -49,14 +61,46 @@ class Pacer:
             with self._lock:
                 self._next[destination] = max(self._next.get(destination, 0.0), self._clock()) + interval
 
-    def reset(self) -> None:
-        with self._lock:
-            self._next.clear()
-
     def pause(self, destination: str, seconds: float) -> None:
         """The destination asked us to slow down: send nothing to it for `seconds`."""
         with self._lock:
             self._next[destination] = max(self._next.get(destination, 0.0), self._clock() + seconds)
 
+    def reset(self) -> None:
+        with self._lock:
+            self._next.clear()
+
+
+class CircuitBreaker:
+    """A destination that just timed out, refused the connection or answered 5xx is not called
+    again by this instance for a cool-down: the jobs for it wait on the queue (with backoff)
+    instead of each spending a timeout, so the worker's time goes to the destinations that work.
+    After the cool-down one request probes it again."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._open: dict[str, tuple[float, str]] = {}  # destination → (closes at, why it opened)
+        self._lock = threading.Lock()
+
+    def trip(self, destination: str, seconds: float, reason: str) -> None:
+        if seconds > 0:
+            with self._lock:
+                self._open[destination] = (self._clock() + seconds, reason)
+
+    def close(self, destination: str) -> None:
+        with self._lock:
+            self._open.pop(destination, None)
+
+    def why_open(self, destination: str) -> str | None:
+        """The reason the destination is being left alone, or None when it may be called."""
+        with self._lock:
+            closes_at, reason = self._open.get(destination, (0.0, ""))
+            return reason if self._clock() < closes_at else None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._open.clear()
+
 
 PACER = Pacer()
+BREAKER = CircuitBreaker()

@@ -1,7 +1,8 @@
 """The only module that talks to DynamoDB: one table for deduplication claims and Clay quota.
 
 Items (partition key `pk` only; hashed ids spread them over partitions):
-- `event#<event_id>`: the worker's claim on an event: `job_id`, `expires_at` (TTL).
+- `event#<event_id>`: the worker's claim on an event: `job_id`, `expires_at` (TTL); for
+  destinations without an idempotency key also `sending_since` / `delivered_at`.
 - `clay-quota#<webhook id>`: submissions `used` of one Clay webhook URL and its `quota`.
 
 Cost per relayed event (see README, "Cost"): one conditional put (the claim) plus one conditional
@@ -10,6 +11,7 @@ update per batch and URL (the quota reservation); the receiver only reads.
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -43,6 +45,13 @@ class Reservation:
         return self.used_after >= self.quota
 
 
+class Claim(enum.Enum):
+    OWNED = "owned"  # this job delivers the event
+    DUPLICATE = "duplicate"  # another job of the same event has it
+    DELIVERED = "delivered"  # this job already delivered it (a repeat of its message)
+    UNCONFIRMED = "unconfirmed"  # this job was sending it when its worker stopped: outcome unknown
+
+
 class RelayTable:
     def __init__(self, table_name: str | None = None):
         self.name = table_name or get_settings().table_name
@@ -69,26 +78,54 @@ class RelayTable:
             return seen
         return seen
 
-    def claim(self, event_id: str, job_id: str, window_seconds: int) -> bool:
-        """Claim the event for this job. True when this job owns it (first time, or a redelivery
-        or replay of the same job); False when another job already delivered or holds it."""
+    def claim(self, event_id: str, job_id: str, window_seconds: int, *, sending: bool = False) -> Claim:
+        """Claim the event for this job: OWNED the first time, and for a redelivery or replay of
+        the same job; DUPLICATE when another job has it. With `sending` (destinations without an
+        idempotency key, claimed just before the request) the claim also says a request is under
+        way, so that a redelivery learns whether it went out: DELIVERED once `mark_delivered`
+        ran, UNCONFIRMED when the worker stopped between the claim and the outcome."""
         now = int(time.time())
+        item = {
+            "pk": {"S": f"event#{event_id}"},
+            "job_id": {"S": job_id},
+            "expires_at": {"N": str(now + window_seconds)},
+        }
+        if sending:
+            item["sending_since"] = {"N": str(now)}
         try:
             _dynamodb().put_item(
                 TableName=self.name,
-                Item={
-                    "pk": {"S": f"event#{event_id}"},
-                    "job_id": {"S": job_id},
-                    "expires_at": {"N": str(now + window_seconds)},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR job_id = :job OR expires_at < :now",
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR (job_id = :job"
+                " AND attribute_not_exists(delivered_at) AND attribute_not_exists(sending_since))",
                 ExpressionAttributeValues={":job": {"S": job_id}, ":now": {"N": str(now)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _conditional_failure(error):
-                return False
-            raise
-        return True
+            if not _conditional_failure(error):
+                raise
+            old = error.response.get("Item") or {}
+            if old.get("job_id", {}).get("S") != job_id:
+                return Claim.DUPLICATE
+            return Claim.DELIVERED if "delivered_at" in old else Claim.UNCONFIRMED
+        return Claim.OWNED
+
+    def mark_delivered(self, event_id: str) -> None:
+        """The request of a `sending` claim succeeded: a redelivery of the job is settled."""
+        _dynamodb().update_item(
+            TableName=self.name,
+            Key={"pk": {"S": f"event#{event_id}"}},
+            UpdateExpression="SET delivered_at = :now REMOVE sending_since",
+            ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+        )
+
+    def release(self, event_id: str) -> None:
+        """The request of a `sending` claim certainly failed: the job may claim it again."""
+        _dynamodb().update_item(
+            TableName=self.name,
+            Key={"pk": {"S": f"event#{event_id}"}},
+            UpdateExpression="REMOVE sending_since",
+        )
 
     # --- Clay quota ------------------------------------------------------------------------------
     def reserve_submissions(self, webhook_id: str, wanted: int, quota: int, target: str) -> Reservation:

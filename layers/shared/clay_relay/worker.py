@@ -2,22 +2,29 @@
 Slack messages, Zapier posts, Directus write-backs), reporting partial failures.
 
 For a batch it:
-1. claims each job's event (one conditional put each; a second copy of an event is skipped),
+1. claims each job's event (one conditional put each; a second copy of an event is skipped);
+   jobs whose repeat would show (Slack, Zapier) are claimed just before their request instead,
 2. reserves Clay submissions for all rows of a target in one conditional update per URL,
-3. delivers each job (Powertools BatchProcessor: one failing record never fails the others),
-4. then, in batch calls: hides failed messages until their next attempt (exponential backoff with
-   jitter, at least the destination's Retry-After), moves the hopeless and the exhausted to the
-   dead-letter queue with the reason, and re-queues rows held for lack of Clay quota.
+3. delivers the jobs, each destination in its own thread so that a slow or failing destination
+   never holds up the others, paced to the destination's rate; a destination that asked to slow
+   down is paused, one that is down is left alone for a while (circuit breaker),
+4. reports each record through Powertools' BatchProcessor (one failing record never fails the others),
+5. then, in batch calls: hides failed messages until their next attempt (exponential backoff with
+   jitter, at least the destination's Retry-After), moves the hopeless and those past the retry
+   horizon to the dead-letter queue with the reason, and re-queues rows held for lack of Clay quota.
 Anything that cannot be settled is reported as a batch item failure, so SQS keeps it: an accepted
 event is delivered or dead-lettered, never dropped.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -40,12 +47,13 @@ from clay_relay.jobs import (
 )
 from clay_relay.observability import count, logger
 from clay_relay.outbound import Outcome
-from clay_relay.pacing import PACER
+from clay_relay.pacing import BREAKER, PACER
 from clay_relay.settings import get_settings
-from clay_relay.store import RelayTable
+from clay_relay.store import Claim, RelayTable
 
-SAFETY_SECONDS = 10  # never wait for a pace slot into the last seconds of the function's timeout
+SAFETY_SECONDS = 5  # time kept to settle the batch after the last request's timeout
 MAX_PACE_WAIT_SECONDS = 5  # a longer pause (e.g. a Retry-After) is waited out on the queue, not in Lambda
+THROTTLE_GRACE = 20  # deferrals for a rate limit before they back off like failures
 
 
 class RetryLater(Exception):
@@ -59,9 +67,11 @@ class Plan:
     record: dict
     job: DeliveryJob | None = None
     attempts: int = 1
-    settled: str | None = None  # "duplicate", "dead-lettered" or "held": nothing left to deliver
+    settled: str | None = None  # "delivered", "duplicate", "dead-lettered" or "held": nothing left to do
     failure: str | None = None  # failed before delivery (e.g. quota or claim unavailable)
     webhook: ClayWebhook | None = None
+    retry_reason: str | None = None  # set when the message comes back later
+    unsent: bool = False  # a reserved Clay submission that never reached Clay
 
     @property
     def message_id(self) -> str:
@@ -75,6 +85,19 @@ def backoff_seconds(attempts: int, policy: DeliveryPolicy, retry_after: float | 
     return math.ceil(max(delay, retry_after or 0))
 
 
+def throttle_seconds(pause: float, attempts: int, policy: DeliveryPolicy) -> int:
+    """How long a job waits when its destination is rate limiting: the pause, spread out so that the
+    deferred jobs do not all come back at once; exponential only for a job deferred over and over."""
+    delay = random.uniform(max(pause, 1.0), 2 * max(pause, 1.0))
+    if attempts > THROTTLE_GRACE:
+        delay = max(delay, backoff_seconds(attempts - THROTTLE_GRACE, policy))
+    return math.ceil(delay)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
+
+
 @dataclass
 class DeliveryRun:
     records: list[dict]
@@ -85,8 +108,8 @@ class DeliveryRun:
     retry_delays: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
     held: dict[str, DeliveryJob] = field(default_factory=dict)
-    unsent: dict[str, tuple[ClayWebhook, int]] = field(default_factory=dict)
     workers: int = 1
+    request_seconds: float = 10.0  # the longest one request can take (the outbound timeout)
     seconds_left: Callable[[], float] = lambda: float("inf")
 
     @property
@@ -103,13 +126,28 @@ class DeliveryRun:
             except ValidationError as error:
                 self._dead_letter(plan, f"unreadable job: {error.errors()[0]['msg']}", "unknown", "unknown")
                 continue
-            try:
-                if not self.table.claim(plan.job.event_id, plan.job.job_id, plan.job.dedupe_window_seconds):
-                    plan.settled = "duplicate"
-                    count("DuplicatesSkipped", destination=plan.job.destination)
-            except Exception as error:  # noqa: BLE001 - any failure here means 'try again later'
-                plan.failure = f"could not claim the event: {type(error).__name__}"
+            if plan.job.repeat_is_harmless:
+                self._claim(plan)
         self._reserve_clay_quota()
+
+    def _claim(self, plan: Plan, *, sending: bool = False) -> bool:
+        """Claims the plan's event; False when there is nothing to send (settled or failed)."""
+        job = plan.job
+        try:
+            claim = self.table.claim(job.event_id, job.job_id, job.dedupe_window_seconds, sending=sending)
+        except Exception as error:  # noqa: BLE001 - any failure here means 'try again later'
+            plan.failure = f"could not claim the event: {type(error).__name__}"
+            return False
+        if claim is Claim.DUPLICATE or claim is Claim.DELIVERED:
+            plan.settled = "duplicate"
+            count("DuplicatesSkipped", destination=job.destination)
+        elif claim is Claim.UNCONFIRMED:
+            self._dead_letter(
+                plan,
+                f"unconfirmed: the worker stopped while sending it, or {job.destination} did not answer in time; "
+                f"it may have arrived: check {job.destination} before replaying",
+            )
+        return claim is Claim.OWNED
 
     def _reserve_clay_quota(self) -> None:
         by_target: dict[str, list[Plan]] = defaultdict(list)
@@ -139,24 +177,57 @@ class DeliveryRun:
             for plan in waiting:
                 self._hold(plan, target_name)
 
-    # --- 3: delivery (the BatchProcessor's record handler) ---------------------------------------
-    def deliver(self, record: SQSRecord) -> None:
-        plan = self.plans[record.message_id]
-        if plan.settled:
+    # --- 3: delivery, one thread per destination -------------------------------------------------
+    def deliver_all(self) -> None:
+        by_destination: dict[str, list[Plan]] = defaultdict(list)
+        for plan in self.plans.values():
+            if not plan.settled:
+                by_destination[plan.job.destination].append(plan)
+        if len(by_destination) <= 1:
+            for plans in by_destination.values():
+                self._deliver_in_turn(plans)
             return
+        with ThreadPoolExecutor(len(by_destination), thread_name_prefix="delivery") as pool:
+            # Each thread keeps the invocation's context (its log keys).
+            futures = [
+                pool.submit(contextvars.copy_context().run, self._deliver_in_turn, plans)
+                for plans in by_destination.values()
+            ]
+        for future in futures:
+            future.result()
+
+    def _deliver_in_turn(self, plans: list[Plan]) -> None:
+        for plan in plans:
+            try:
+                self._deliver(plan)
+            except Exception as error:  # noqa: BLE001 - a bug must not lose the event, nor stop the others
+                logger.exception("unexpected error while delivering")
+                self._retry(plan, f"unexpected error: {type(error).__name__}", None)
+
+    def _deliver(self, plan: Plan) -> None:
         if plan.failure:
-            self._retry_or_give_up(plan, plan.failure, retry_after=None)
+            self._retry(plan, plan.failure, None)
             return
-        destination = plan.job.destination
+        job = plan.job
+        destination = job.destination
+        if self.seconds_left() < self.request_seconds + SAFETY_SECONDS:
+            self._defer(plan, "the worker ran out of time before sending it", 1)
+            return
+        if why := BREAKER.why_open(destination):
+            self._defer(plan, f"{destination} unavailable, not attempted (last error: {why})", None)
+            return
         pause = PACER.delay(destination)
-        if pause > min(MAX_PACE_WAIT_SECONDS, self.seconds_left() - SAFETY_SECONDS):
-            self._not_sent(plan)
-            self._retry_or_give_up(plan, f"{destination} asked to slow down", retry_after=pause)
+        if pause > MAX_PACE_WAIT_SECONDS:
+            self._defer(plan, f"{destination} asked to slow down", throttle_seconds(pause, plan.attempts, self.policy))
             return
         PACER.wait(destination, self.policy.rates_per_second[destination], self.workers)
+        if not job.repeat_is_harmless and not self._claim(plan, sending=True):
+            if plan.failure:
+                self._retry(plan, plan.failure, None)
+            return
         try:
             outcome = self._send(plan)
-        except Exception as error:  # noqa: BLE001 - a bug must not lose the event either
+        except Exception as error:  # noqa: BLE001
             logger.exception("unexpected error while delivering")
             outcome = Outcome(delivered=False, retryable=True, reason=f"unexpected error: {type(error).__name__}")
         self._settle(plan, outcome)
@@ -164,7 +235,7 @@ class DeliveryRun:
     def _send(self, plan: Plan) -> Outcome:
         job = plan.job
         if isinstance(job, ClayRowJob):
-            return send_row(self.config.clay_targets[job.target], plan.webhook, job.row)
+            return send_row(self.config.clay_targets[job.target], plan.webhook, job.row, job.event_id)
         if isinstance(job, LoopsEventJob):
             return loops.send_event(job, self.config.loops_api)
         if isinstance(job, LoopsContactJob):
@@ -176,18 +247,24 @@ class DeliveryRun:
             DirectusPatchJob: callback and callback.directus_writeback,
         }[type(job)]
         if not settings:
-            return Outcome(delivered=False, retryable=False, reason=f"{job.kind} is no longer configured")
+            return Outcome(
+                delivered=False, retryable=False, reason=f"{job.kind} is no longer configured", reached=False
+            )
         if isinstance(job, SlackMessageJob):
-            return hooks.post_to_hook(settings.webhook_secret, {"text": job.text})
+            return hooks.post_to_hook(settings.webhook_secret, {"text": job.text}, event_id=job.event_id)
         if isinstance(job, ZapierPostJob):
-            return hooks.post_to_hook(settings.webhook_secret, job.payload)
+            return hooks.post_to_hook(settings.webhook_secret, job.payload, event_id=job.event_id)
         return directus.write_back(job, settings)
 
     def _settle(self, plan: Plan, outcome: Outcome) -> None:
         job = plan.job
+        if not job.repeat_is_harmless:
+            self._record_outcome(plan, outcome)
         if outcome.retry_after:
             PACER.pause(job.destination, outcome.retry_after)
         if outcome.delivered:
+            plan.settled = "delivered"
+            BREAKER.close(job.destination)
             count("Delivered", destination=job.destination)
             logger.info(
                 "delivered",
@@ -201,47 +278,67 @@ class DeliveryRun:
             )
             return
         if not outcome.reached:
-            self._not_sent(plan)
+            plan.unsent = True
+        reason = f"{job.destination} answered {outcome.reason}"
         if not outcome.retryable:
-            self._dead_letter(plan, f"{job.destination} answered {outcome.reason}")
-            return
-        self._retry_or_give_up(plan, f"{job.destination}: {outcome.reason}", retry_after=outcome.retry_after)
+            self._dead_letter(plan, reason)
+        elif outcome.throttled:
+            self._defer(plan, reason, throttle_seconds(outcome.retry_after or 1.0, plan.attempts, self.policy))
+        else:
+            if outcome.unavailable:
+                # Until the earliest a retry can come back (half the first backoff).
+                BREAKER.trip(job.destination, self.policy.min_backoff_seconds / 2, outcome.reason)
+            self._retry(plan, reason, outcome.retry_after)
 
-    def _not_sent(self, plan: Plan) -> None:
-        """A Clay row that never reached Clay gives its reserved submission back (in finish())."""
-        if isinstance(plan.job, ClayRowJob) and plan.webhook is not None:
-            webhook, unsent = self.unsent.get(plan.webhook.webhook_id, (plan.webhook, 0))
-            self.unsent[plan.webhook.webhook_id] = (webhook, unsent + 1)
+    def _record_outcome(self, plan: Plan, outcome: Outcome) -> None:
+        """For a job claimed as `sending`: settle the claim when the outcome is known. A request
+        that may have arrived (timed out waiting for the answer) stays unconfirmed."""
+        try:
+            if outcome.delivered:
+                self.table.mark_delivered(plan.job.event_id)
+            elif not outcome.reached or outcome.status is not None:
+                self.table.release(plan.job.event_id)
+        except Exception:  # noqa: BLE001 - the next attempt then finds it unconfirmed: dead-lettered, not sent twice
+            logger.exception("could not record the outcome of a delivery", extra={"event_id": plan.job.event_id})
 
-    def _retry_or_give_up(self, plan: Plan, reason: str, retry_after: float | None) -> None:
-        if plan.attempts >= self.policy.max_attempts:
-            self._dead_letter(plan, f"gave up after {plan.attempts} attempts; last error: {reason}")
+    def _defer(self, plan: Plan, reason: str, delay: int | None) -> None:
+        """Not attempted now (rate limit, circuit open, no time left): back later; spends no attempt
+        beyond the message's receive, only time within the horizon."""
+        if isinstance(plan.job, ClayRowJob):
+            plan.unsent = True
+        self._retry(plan, reason, None, delay=delay)
+
+    def _retry(self, plan: Plan, reason: str, retry_after: float | None, *, delay: int | None = None) -> None:
+        age = time.time() - plan.job.accepted_at
+        if age >= self.policy.retry_horizon_seconds:
+            self._dead_letter(plan, f"gave up after {plan.attempts} attempts in {_duration(age)}; last error: {reason}")
             return
-        delay = backoff_seconds(plan.attempts, self.policy, retry_after)
+        delay = delay if delay is not None else backoff_seconds(plan.attempts, self.policy, retry_after)
         self.retry_delays[plan.record["receiptHandle"]] = delay
-        count("DeliveryRetried", destination=plan.job.destination if plan.job else "unknown")
+        plan.retry_reason = reason
+        count("DeliveryRetried", destination=plan.job.destination)
         logger.warning(
-            "delivery failed, will retry",
+            "not delivered yet, will retry",
             extra={
-                "event_id": plan.job.event_id if plan.job else None,
+                "event_id": plan.job.event_id,
                 "attempt": plan.attempts,
                 "retry_in_seconds": delay,
                 "reason": reason,
             },
         )
-        raise RetryLater(reason)
 
     def _dead_letter(self, plan: Plan, reason: str, destination: str | None = None, origin: str | None = None) -> None:
         plan.settled = "dead-lettered"
         job = plan.job
+        destination = destination or job.destination
         self.dead_letters[plan.message_id] = DeadLetter(
             body=plan.record["body"],
             reason=reason,
             attempts=plan.attempts,
-            destination=destination or (job.destination if job else "unknown"),
-            origin=origin or (job.origin if job else "unknown"),
+            destination=destination,
+            origin=origin or job.origin,
         )
-        count("DeadLettered", destination=destination or (job.destination if job else "unknown"))
+        count("DeadLettered", destination=destination)
         logger.error(
             "moved to the dead-letter queue", extra={"event_id": job.event_id if job else None, "reason": reason}
         )
@@ -255,7 +352,12 @@ class DeliveryRun:
             extra={"event_id": plan.job.event_id, "target": target_name, "holds": plan.job.holds + 1},
         )
 
-    # --- 4: settle in batch calls ----------------------------------------------------------------
+    # --- 4: the BatchProcessor's record handler --------------------------------------------------
+    def report(self, record: SQSRecord) -> None:
+        if reason := self.plans[record.message_id].retry_reason:
+            raise RetryLater(reason)
+
+    # --- 5: settle in batch calls ----------------------------------------------------------------
     def finish(self, response: dict) -> dict:
         failures = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         if self.held:
@@ -275,9 +377,13 @@ class DeliveryRun:
                 self.queue.retry_later(self.retry_delays)
             except Exception:  # noqa: BLE001 - they come back after the queue's visibility timeout
                 logger.exception("could not set retry delays")
-        for webhook, unsent in self.unsent.values():
+        unsent: dict[str, list[ClayWebhook]] = defaultdict(list)
+        for plan in self.plans.values():
+            if plan.unsent and plan.webhook is not None:
+                unsent[plan.webhook.webhook_id].append(plan.webhook)
+        for webhooks in unsent.values():
             try:
-                ClayQuota(self.table).give_back(webhook, unsent)
+                ClayQuota(self.table).give_back(webhooks[0], len(webhooks))
             except Exception:  # noqa: BLE001 - only costs quota, never an event
                 logger.exception("could not give back unused Clay submissions")
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(failures)]}
@@ -291,11 +397,13 @@ def handle_batch(event: dict, context: object) -> dict:
         records,
         load_config(settings.config_path),
         workers=settings.worker_max_concurrency,
+        request_seconds=settings.outbound_timeout_seconds,
         seconds_left=(lambda: remaining() / 1000) if remaining else (lambda: float("inf")),
     )
     run.prepare()
+    run.deliver_all()
     # A processor per batch: it holds the batch's state while processing.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    with processor(records=records, handler=run.deliver, lambda_context=context):
+    with processor(records=records, handler=run.report, lambda_context=context):
         processor.process()
     return run.finish(processor.response())
