@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import faulthandler
 import json
 import os
 import signal
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         clay_over_limit=args.clay_over_limit,
         clay_rate=args.clay_rate,
         clay_dedupe_column=args.clay_dedupe_column or None,
+        queue_visibility_timeout=args.queue_visibility_timeout,
         log_level=args.log_level,
         environment=dict(pair.split("=", 1) for pair in args.env),
         secrets_file=args.secrets_file,
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print(_curl_examples(urls.gateway), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where every thread is
     try:
         stopped.wait()
     except KeyboardInterrupt:
@@ -180,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         "--clay-dedupe-column",
         default="relay_event_id",
         help="the sandbox Clay table's auto-dedupe column ('' turns auto-dedupe off)",
+    )
+    p.add_argument(
+        "--queue-visibility-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="the queues' visibility timeout (default: the template's 360): how soon a killed worker's batch returns",
     )
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra function environment")

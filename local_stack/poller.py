@@ -13,6 +13,7 @@ import boto3
 
 from local_stack.chaos import WorkerKilled, doomed
 from local_stack.functions import LocalFunction
+from local_stack.sandboxes import Fault
 
 
 def sqs_record(message: dict, queue_arn: str) -> dict:
@@ -39,7 +40,7 @@ class QueuePoller:
         queue_url: str,
         queue_arn: str,
         batch_size: int = 10,
-        crash_next: Callable[[], bool] = lambda: False,
+        crash_next: Callable[[], Fault | None] = lambda: None,
     ):
         self.function = function
         self.crash_next = crash_next  # asked before each invocation: kill this one?
@@ -83,14 +84,15 @@ class QueuePoller:
     def _deliver(self, sqs, messages: list[dict]) -> None:
         self.batches += 1
         event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
-        dying = doomed(len(messages)) if self.crash_next() else contextlib.nullcontext()
+        crash = self.crash_next()
+        dying = doomed(len(messages), after_delivery=crash.after == "delivery") if crash else contextlib.nullcontext()
         try:
             with dying:
                 result = self.function.invoke(event)
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-        except WorkerKilled:
+        except WorkerKilled as death:
             self.killed += 1
-            print(f"[worker] killed mid-batch ({len(messages)} messages come back later)", flush=True)
+            print(f"[worker] killed mid-batch {death} ({len(messages)} messages come back later)", flush=True)
             return
         except Exception:
             traceback.print_exc()  # the whole batch failed: Lambda leaves every message on the queue

@@ -85,6 +85,7 @@ class Fault:
     times: int | None = None  # how many requests it applies to (None: until `until`)
     until: float | None = None  # monotonic deadline
     delay: float = 15.0
+    after: str = "any"  # a worker crash: after a random outbound call, or right after a "delivery"
 
     @classmethod
     def from_request(cls, spec: dict) -> Fault:
@@ -97,6 +98,9 @@ class Fault:
         if mode not in ("status", "timeout", "down", "rate_limit", "crash"):
             raise ValueError("mode must be status, timeout, down, rate_limit or crash")
         status = spec.get("status", 429 if mode == "rate_limit" else 503)
+        after = spec.get("after", "any")
+        if after not in ("any", "delivery"):
+            raise ValueError('after must be "any" (a random outbound call) or "delivery"')
         times, seconds = spec.get("times"), spec.get("seconds")
         if times is None and seconds is None:
             times = 1
@@ -107,6 +111,7 @@ class Fault:
             times=int(times) if times is not None else None,
             until=time.monotonic() + float(seconds) if seconds is not None else None,
             delay=float(spec.get("delay", 15.0)),
+            after=after,
         )
 
     def take(self) -> bool:

@@ -38,6 +38,7 @@ class Options:
     clay_over_limit: str = "drop"
     clay_rate: float = 10.0
     clay_dedupe_column: str | None = "relay_event_id"
+    queue_visibility_timeout: int | None = None  # default: the template's
     log_level: str = "INFO"
     environment: dict[str, str] = field(default_factory=dict)  # extra function environment
     state_file: Path | None = STATE_FILE  # where `invoke` and `replay` find the running stack
@@ -86,7 +87,11 @@ class LocalStack:
     def provision(self, sandbox_url: str) -> Provisioned:
         o = self.options
         template = Template(load_template(), o.stack_name)
-        self.provisioned = provision(template, read_local_env(o.secrets_file, sandbox_url=sandbox_url))
+        self.provisioned = provision(
+            template,
+            read_local_env(o.secrets_file, sandbox_url=sandbox_url),
+            visibility_timeout=o.queue_visibility_timeout,
+        )
         os.environ.update(self.provisioned.environment)
         os.environ.update(
             {
@@ -156,7 +161,7 @@ class LocalStack:
                         url,
                         queue,
                         int(source.get("BatchSize", 10)),
-                        crash_next=lambda: self.sandboxes.active_fault("worker") is not None,
+                        crash_next=lambda: self.sandboxes.active_fault("worker"),
                     )
                     poller.start()
                     self.pollers.append(poller)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,7 @@ class RunningStack:
     sandboxes: str
     moto: str
     state_file: Path
+    log_file: Path
 
     def post_lead(self, body: object, *, token: str = "local-clay-callback-token", **kwargs) -> requests.Response:
         return requests.post(
@@ -163,12 +165,13 @@ def _get(entry: dict, dotted: str) -> object:
     return value
 
 
-def start_stack(folder: Path, *, clay_limit: int = 50_000):
-    """Starts `python -m local_stack run` on free ports; yields a RunningStack; stops it (SIGTERM)."""
-    (folder / "relay.json").write_text(json.dumps(E2E_CONFIG))
+def start_stack(folder: Path, *, clay_limit: int = 50_000, config: dict = E2E_CONFIG, extra_args: tuple = ()):
+    """Starts `python -m local_stack run` on free ports; yields a RunningStack; stops it (SIGTERM).
+    Its output goes to `stack.log` in `folder`."""
+    (folder / "relay.json").write_text(json.dumps(config))
     (folder / "local.env").write_text(E2E_SECRETS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    log = open(folder / "stack.log", "w")
+    log = open(folder / "stack.log", "w", buffering=1)  # line by line: readable while it runs
     process = subprocess.Popen(
         [
             sys.executable,
@@ -196,6 +199,7 @@ def start_stack(folder: Path, *, clay_limit: int = 50_000):
             "OUTBOUND_TIMEOUT_SECONDS=1",
             "--log-level",
             "WARNING",
+            *extra_args,
         ],
         cwd=ROOT,
         env=env,
@@ -207,14 +211,20 @@ def start_stack(folder: Path, *, clay_limit: int = 50_000):
     if not ready.get("ready"):
         process.kill()
         pytest.fail(f"local stack did not start: {(folder / 'stack.log').read_text()[-3000:]}")
+    # Keep reading what it prints (one line per request), or it would block on a full pipe.
+    drain = threading.Thread(target=lambda: log.writelines(process.stdout), daemon=True)
+    drain.start()
     try:
-        yield RunningStack(ready["gateway"], ready["sandboxes"], ready["moto"], folder / "state.json")
+        yield RunningStack(
+            ready["gateway"], ready["sandboxes"], ready["moto"], folder / "state.json", folder / "stack.log"
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        drain.join(timeout=5)
         log.close()
 
 

@@ -45,7 +45,8 @@ def test_a_created_item_becomes_one_mapped_row_in_the_clay_table(stack):
         "directus_event": "leads.items.create",
         "directus_collection": "leads",
         "directus_id": 41,
-    }, "unmapped fields (status) are left out, mapped ones renamed"
+        "relay_event_id": answer.json()["event_id"],
+    }, "unmapped fields (status) are left out, mapped ones renamed; the event id is the row's dedupe key"
 
 
 def test_the_same_event_twice_yields_one_row(stack):
@@ -86,7 +87,7 @@ def test_replaying_the_event_files_yields_the_mapped_rows(stack):
     assert created[0]["body"]["job_title"] == "Head of Research"
     assert created[0]["body"]["company_domain"] == "analytical-engines.example"
 
-    status, _ = stack.replay("directus/update")
+    status, update = stack.replay("directus/update")
     assert status == 202
     updated = stack.wait_for(
         lambda: [d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "Chief Scientist"]
@@ -97,15 +98,17 @@ def test_replaying_the_event_files_yields_the_mapped_rows(stack):
         "directus_event": "leads.items.update",
         "directus_collection": "leads",
         "directus_id": "1",
+        "relay_event_id": update["event_id"],
     }, "an update carries the changed fields only"
 
-    status, _ = stack.replay("directus/delete")
+    status, delete = stack.replay("directus/delete")
     assert status == 202
     deleted = stack.wait_for(lambda: _by_event(stack, "leads.items.delete"))
     assert deleted[0]["body"] == {
         "directus_event": "leads.items.delete",
         "directus_collection": "leads",
         "directus_id": "1",
+        "relay_event_id": delete["event_id"],
     }
 
 
@@ -164,9 +167,12 @@ def test_a_clay_timeout_is_retried(stack):
     assert stack.wait_for(lambda: rows_for(stack, email), timeout=30)
 
 
-def test_a_row_clay_keeps_refusing_ends_in_the_dead_letter_queue_with_the_reason(stack):
+def test_a_row_clay_keeps_refusing_past_the_retry_horizon_ends_in_the_dead_letter_queue_with_the_reason(stack):
     email = unique_email()
-    requests.post(f"{stack.gateway}/_local/faults", json={"destination": "clay", "status": 502, "times": 3}, timeout=5)
+    # Longer than the e2e configuration's 5 s horizon.
+    requests.post(
+        f"{stack.gateway}/_local/faults", json={"destination": "clay", "status": 502, "seconds": 8}, timeout=5
+    )
     answer = stack.post_directus(create_event(email, key=46))
     assert answer.status_code == 202
     event_id = answer.json()["event_id"]
@@ -180,9 +186,11 @@ def test_a_row_clay_keeps_refusing_ends_in_the_dead_letter_queue_with_the_reason
         return [m for m in messages if json.loads(m["Body"])["event_id"] == event_id]
 
     letters = stack.wait_for(dead_letter, timeout=40, interval=0.5)
+    requests.delete(f"{stack.gateway}/_local/faults", timeout=5)
     assert letters, "the row was dead-lettered"
     attributes = letters[0]["MessageAttributes"]
-    assert "502" in attributes["reason"]["StringValue"]
-    assert "gave up after 3 attempts" in attributes["reason"]["StringValue"]
+    reason = attributes["reason"]["StringValue"]
+    assert reason.startswith("gave up after ") and "502" in reason
+    assert int(attributes["attempts"]["StringValue"]) >= 2
     assert attributes["destination"]["StringValue"] == "clay"
     assert not rows_for(stack, email)

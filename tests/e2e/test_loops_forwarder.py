@@ -86,6 +86,7 @@ def test_a_signed_contact_created_becomes_one_clay_row_even_when_loops_redeliver
         "loops_event": "contact.created",
         "loops_contact_id": f"c-{email}",
         "loops_event_time": rows[0]["body"]["loops_event_time"],
+        "relay_event_id": first.json()["event_id"],
     }
     again = signed_post(stack, contact_created(email), webhook_id=webhook_id)  # Loops' retry: same id, new signature
     assert again.status_code == 202 and again.json()["duplicate"] is True

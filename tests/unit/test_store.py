@@ -83,6 +83,13 @@ def test_a_sending_claim_marked_delivered_is_never_sent_again(table):
     assert table.claim("event-aaaa", "job-2", WINDOW, sending=True) is Claim.DUPLICATE
 
 
+def test_a_replay_from_the_dead_letter_queue_takes_over_an_unconfirmed_claim_but_not_a_delivered_one(table):
+    table.claim("event-aaaa", "job-1", WINDOW, sending=True)
+    assert table.claim("event-aaaa", "job-1", WINDOW, sending=True, replayed=True) is Claim.OWNED
+    table.mark_delivered("event-aaaa")
+    assert table.claim("event-aaaa", "job-1", WINDOW, sending=True, replayed=True) is Claim.DELIVERED
+
+
 def test_a_released_sending_claim_may_be_claimed_again_by_its_job(table):
     table.claim("event-aaaa", "job-1", WINDOW, sending=True)
     table.release("event-aaaa")

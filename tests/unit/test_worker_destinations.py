@@ -38,6 +38,7 @@ from tests.unit.relay_helpers import (
     receive,
     received_records,
     run_worker,
+    sqs_record,
 )
 
 EVENT = {"email": "ada@example.com", "eventName": "clay_outreach", "eventProperties": {"icpScore": 85}}
@@ -483,7 +484,21 @@ def test_a_slack_message_whose_worker_died_mid_request_is_dead_lettered_as_uncon
     assert destinations.received("slack") == []
     [letter] = dead_letters(queues)
     assert message_attribute(letter, "reason").startswith("unconfirmed:")
-    assert "check slack before replaying" in message_attribute(letter, "reason")
+    assert "check slack, and replay it if it did not" in message_attribute(letter, "reason")
+
+
+def test_an_unconfirmed_slack_message_replayed_from_the_dead_letter_queue_is_sent(destinations, queues):
+    job = slack_job()
+    RelayTable().claim(job.event_id, job.job_id, job.dedupe_window_seconds, sending=True)
+    deliver(queues[0], job)
+    [letter] = dead_letters(queues)
+
+    # The operator checked Slack and moves it back (a DLQ redrive keeps the message's attributes).
+    redriven = sqs_record(letter, queues[0])
+    assert run_worker([redriven]) == set()
+    assert statuses(destinations, "slack") == [200]
+    assert run_worker([redriven]) == set(), "replayed twice by mistake: still one message"
+    assert statuses(destinations, "slack") == [200]
 
 
 def test_a_slack_message_refused_with_a_5xx_is_sent_again_and_delivered_once(destinations, queues):

@@ -78,12 +78,15 @@ class RelayTable:
             return seen
         return seen
 
-    def claim(self, event_id: str, job_id: str, window_seconds: int, *, sending: bool = False) -> Claim:
+    def claim(
+        self, event_id: str, job_id: str, window_seconds: int, *, sending: bool = False, replayed: bool = False
+    ) -> Claim:
         """Claim the event for this job: OWNED the first time, and for a redelivery or replay of
         the same job; DUPLICATE when another job has it. With `sending` (destinations without an
         idempotency key, claimed just before the request) the claim also says a request is under
         way, so that a redelivery learns whether it went out: DELIVERED once `mark_delivered`
-        ran, UNCONFIRMED when the worker stopped between the claim and the outcome."""
+        ran, UNCONFIRMED when the worker stopped between the claim and the outcome. A job
+        `replayed` by an operator from the dead-letter queue takes over its unconfirmed claim."""
         now = int(time.time())
         item = {
             "pk": {"S": f"event#{event_id}"},
@@ -92,12 +95,14 @@ class RelayTable:
         }
         if sending:
             item["sending_since"] = {"N": str(now)}
+        same_job = "job_id = :job AND attribute_not_exists(delivered_at)"
+        if not replayed:
+            same_job += " AND attribute_not_exists(sending_since)"
         try:
             _dynamodb().put_item(
                 TableName=self.name,
                 Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR (job_id = :job"
-                " AND attribute_not_exists(delivered_at) AND attribute_not_exists(sending_since))",
+                ConditionExpression=f"attribute_not_exists(pk) OR expires_at < :now OR ({same_job})",
                 ExpressionAttributeValues={":job": {"S": job_id}, ":now": {"N": str(now)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )

@@ -77,6 +77,11 @@ class Plan:
     def message_id(self) -> str:
         return self.record["messageId"]
 
+    @property
+    def replayed(self) -> bool:
+        """Moved back from the dead-letter queue by an operator (it still carries its `reason`)."""
+        return "reason" in (self.record.get("messageAttributes") or {})
+
 
 def backoff_seconds(attempts: int, policy: DeliveryPolicy, retry_after: float | None = None) -> int:
     """Exponential backoff with equal jitter, never sooner than the destination asked."""
@@ -134,7 +139,9 @@ class DeliveryRun:
         """Claims the plan's event; False when there is nothing to send (settled or failed)."""
         job = plan.job
         try:
-            claim = self.table.claim(job.event_id, job.job_id, job.dedupe_window_seconds, sending=sending)
+            claim = self.table.claim(
+                job.event_id, job.job_id, job.dedupe_window_seconds, sending=sending, replayed=plan.replayed
+            )
         except Exception as error:  # noqa: BLE001 - any failure here means 'try again later'
             plan.failure = f"could not claim the event: {type(error).__name__}"
             return False
@@ -145,7 +152,7 @@ class DeliveryRun:
             self._dead_letter(
                 plan,
                 f"unconfirmed: the worker stopped while sending it, or {job.destination} did not answer in time; "
-                f"it may have arrived: check {job.destination} before replaying",
+                f"it may have arrived: check {job.destination}, and replay it if it did not",
             )
         return claim is Claim.OWNED
 
