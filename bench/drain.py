@@ -26,33 +26,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import select
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from local_stack.process import StackFailed, StackProcess, stack_process, tail
+
 LIMIT_PER_SECOND = 10  # the sandbox Loops' limit (local_stack/sandboxes.py), like Loops' own
 TARGET_RATE_RATIO = 0.9
 TARGET_429_FRACTION = 0.01
 DEAD_LETTER_QUEUE = "clay-relay-local-dead-letters"
 POLL_SECONDS = 2.0
 PROGRESS_SECONDS = 5.0
-START_TIMEOUT_SECONDS = 120.0
 
 CALLBACK_TOKEN = "bench-clay-callback-token"  # noqa: S105 - a fake secret of the throwaway stack
 # Only /loops/events is needed; retries and holds take seconds instead of minutes (as in the e2e tests).
@@ -64,72 +58,6 @@ LOCAL_ENV = f"""
 CLAY_CALLBACK_TOKENS={CALLBACK_TOKEN}
 LOOPS_API_KEY=bench-loops-key
 """
-
-
-class StackFailed(RuntimeError):
-    """The local stack did not report itself ready."""
-
-
-@dataclass(frozen=True)
-class Stack:
-    gateway: str
-    moto: str
-    log: Path
-
-
-@contextmanager
-def local_stack(folder: Path) -> Iterator[Stack]:
-    """`python -m local_stack run` on free ports, configured from `folder`; stopped with SIGTERM."""
-    (folder / "relay.json").write_text(json.dumps(RELAY_CONFIG))
-    (folder / "local.env").write_text(LOCAL_ENV)
-    log_path = folder / "stack.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    command = [
-        sys.executable,
-        "-m",
-        "local_stack",
-        "run",
-        "--port",
-        "0",
-        "--sandbox-port",
-        "0",
-        "--moto-port",
-        "0",
-        "--quiet",
-        "--workers",
-        "2",
-        "--config",
-        str(folder / "relay.json"),
-        "--secrets-file",
-        str(folder / "local.env"),
-        "--state-file",
-        str(folder / "state.json"),
-        "--log-level",
-        "WARNING",
-    ]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)  # noqa: S603
-        try:
-            readable, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
-            line = process.stdout.readline() if readable else ""
-            try:
-                ready = json.loads(line or "{}")
-            except ValueError:
-                ready = {}
-            if not ready.get("ready"):
-                raise StackFailed(f"the local stack did not start; its log ends:\n{_tail(log_path, 40)}")
-            yield Stack(gateway=ready["gateway"], moto=ready["moto"], log=log_path)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _tail(path: Path, lines: int) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def send_burst(gateway: str, events: int, threads: int) -> tuple[Counter[int], set[str]]:
@@ -191,7 +119,7 @@ def dead_lettered(moto: str) -> int:
     return sum(int(attributes.get(name, 0)) for name in names)
 
 
-def wait_for_drain(stack: Stack, accepted: set[str], started: float, timeout: float) -> tuple[list[dict], int]:
+def wait_for_drain(stack: StackProcess, accepted: set[str], started: float, timeout: float) -> tuple[list[dict], int]:
     """Polls until every accepted event is delivered or dead-lettered, or `timeout` s after `started`
     (monotonic); prints progress to stderr. Returns the Loops requests and the dead-letter count."""
     last_count, last_time = 0, started
@@ -301,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds like Ctrl-C: the stack is stopped
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-drain-") as folder, local_stack(Path(folder)) as stack:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-drain-") as folder,
+            stack_process(Path(folder), RELAY_CONFIG, LOCAL_ENV, "--workers", "2") as stack,
+        ):
             print(f"local stack up at {stack.gateway}; sending {args.events} events", file=sys.stderr, flush=True)
             first_sent, started = datetime.now(UTC), time.monotonic()
             statuses, accepted = send_burst(stack.gateway, args.events, args.threads)
@@ -314,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             entries, dead = wait_for_drain(stack, accepted, started, args.timeout)
             result = measure(args.events, accepted, entries, dead, first_sent)
             if result["lost"]:
-                print(f"events were lost; the stack's log ends:\n{_tail(stack.log, 20)}", file=sys.stderr)
+                print(f"events were lost; the stack's log ends:\n{tail(stack.log_file, 20)}", file=sys.stderr)
     except StackFailed as error:
         print(error, file=sys.stderr)
         return 1

@@ -4,11 +4,8 @@ on free ports, with a test configuration whose retries and holds are seconds ins
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+
+from local_stack.process import StackFailed, stack_process
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-directus-token"
@@ -168,64 +167,12 @@ def _get(entry: dict, dotted: str) -> object:
 def start_stack(folder: Path, *, clay_limit: int = 50_000, config: dict = E2E_CONFIG, extra_args: tuple = ()):
     """Starts `python -m local_stack run` on free ports; yields a RunningStack; stops it (SIGTERM).
     Its output goes to `stack.log` in `folder`."""
-    (folder / "relay.json").write_text(json.dumps(config))
-    (folder / "local.env").write_text(E2E_SECRETS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    log = open(folder / "stack.log", "w", buffering=1)  # line by line: readable while it runs
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local_stack",
-            "run",
-            "--port",
-            "0",
-            "--sandbox-port",
-            "0",
-            "--moto-port",
-            "0",
-            "--quiet",
-            "--workers",
-            "2",
-            "--config",
-            str(folder / "relay.json"),
-            "--secrets-file",
-            str(folder / "local.env"),
-            "--state-file",
-            str(folder / "state.json"),
-            "--clay-limit",
-            str(clay_limit),
-            "--env",
-            "OUTBOUND_TIMEOUT_SECONDS=1",
-            "--log-level",
-            "WARNING",
-            *extra_args,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    ready = json.loads(process.stdout.readline() or "{}")
-    if not ready.get("ready"):
-        process.kill()
-        pytest.fail(f"local stack did not start: {(folder / 'stack.log').read_text()[-3000:]}")
-    # Keep reading what it prints (one line per request), or it would block on a full pipe.
-    drain = threading.Thread(target=lambda: log.writelines(process.stdout), daemon=True)
-    drain.start()
+    options = ("--workers", "2", "--clay-limit", str(clay_limit), "--env", "OUTBOUND_TIMEOUT_SECONDS=1", *extra_args)
     try:
-        yield RunningStack(
-            ready["gateway"], ready["sandboxes"], ready["moto"], folder / "state.json", folder / "stack.log"
-        )
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        drain.join(timeout=5)
-        log.close()
+        with stack_process(folder, config, E2E_SECRETS, *options) as running:
+            yield RunningStack(running.gateway, running.sandboxes, running.moto, running.state_file, running.log_file)
+    except StackFailed as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="session")
