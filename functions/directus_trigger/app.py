@@ -37,7 +37,7 @@ def receive_directus_event(source: str) -> Response:
         count("EventsSkipped")
         return json_response(202, {"accepted": True, "event_id": event_id, "duplicate": False, "skipped": str(skipped)})
     for job in jobs:
-        check_row_size(config.clay_targets[source_config.clay_target], job.row)
+        check_row_size(config.clay_targets[source_config.clay_target], job.row, job.event_id)
     accepted = intake.accept(jobs)
     logger.info("directus event accepted", extra={"source": source, "event": event.event, "rows": len(accepted)})
     return json_response(

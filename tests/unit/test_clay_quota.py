@@ -1,13 +1,15 @@
 """The pool of Clay webhook URLs of a target: submissions are reserved URL after URL, in pool
 order, never past a URL's limit; the operator is warned at 80 % and 95 %; when every URL is used
-up fewer (or no) submissions are granted, until a URL is added to the pool's secret."""
+up fewer (or no) submissions are granted, until a URL is added to the pool's secret. A row is
+posted with its event id in the target's idempotency column, and measured that way at the edge."""
 
 from __future__ import annotations
 
 import pytest
 
-from clay_relay.clay import ClayPoolUnavailable, ClayQuota, ClayWebhook, load_pool
+from clay_relay.clay import ClayPoolUnavailable, ClayQuota, ClayWebhook, check_row_size, load_pool, posted_row
 from clay_relay.config import ClayTarget
+from clay_relay.errors import PayloadTooLarge
 from clay_relay.store import RelayTable
 from tests.conftest import reset_relay_caches
 
@@ -149,3 +151,21 @@ def test_malformed_pool_secret_makes_the_pool_unavailable(aws, put_secret, value
 def test_missing_pool_secret_makes_the_pool_unavailable(aws):
     with pytest.raises(ClayPoolUnavailable):
         ClayQuota(RelayTable()).allocate("leads", ClayTarget(webhooks_secret="no-such-pool"), 1)
+
+
+# --- rows --------------------------------------------------------------------------------------------
+def test_the_row_size_limit_counts_the_idempotency_column_clay_will_receive():
+    row = {"notes": "x" * (1000 - len('{"notes":""}'))}  # exactly 1000 bytes on its own
+    check_row_size(ClayTarget(webhooks_secret="pool", max_row_bytes=1000, idempotency_column=None), row, "e" * 32)
+    with pytest.raises(PayloadTooLarge):
+        check_row_size(ClayTarget(webhooks_secret="pool", max_row_bytes=1000), row, "e" * 32)
+
+
+def test_the_posted_row_carries_its_event_id_in_the_idempotency_column_unless_there_is_none():
+    row = {"email": "ada@example.com"}
+    assert posted_row(ClayTarget(webhooks_secret="pool"), row, "abc") == {**row, "relay_event_id": "abc"}
+    assert (
+        posted_row(ClayTarget(webhooks_secret="pool", idempotency_column="dedupe_key"), row, "abc")["dedupe_key"]
+        == "abc"
+    )
+    assert posted_row(ClayTarget(webhooks_secret="pool", idempotency_column=None), row, "abc") == row

@@ -373,7 +373,7 @@ def delivered_at(destinations, destination: str) -> list[datetime]:
 
 
 def test_a_destination_that_hangs_does_not_delay_the_others_in_its_batch(destinations, queues, relay_env):
-    relay_env(OUTBOUND_TIMEOUT_SECONDS="1")
+    relay_env(OUTBOUND_TIMEOUT_SECONDS="2")
     destinations.sandboxes.add_fault({"destination": "slack", "mode": "timeout", "times": 1, "delay": 3})
     slack = SlackMessageJob(event_id=event_id(), origin="clay/enriched", text="hi")
     failures, records = deliver(queues[0], slack, loops_event())
@@ -382,8 +382,8 @@ def test_a_destination_that_hangs_does_not_delay_the_others_in_its_batch(destina
     assert failures == {slack_record["messageId"]}
     [hung] = destinations.received("slack")
     [loops_delivered] = delivered_at(destinations, "loops")
-    assert (loops_delivered - datetime.fromisoformat(hung["at"])).total_seconds() < 0.5, (
-        "Loops was served while Slack kept the request waiting for its whole timeout"
+    assert (loops_delivered - datetime.fromisoformat(hung["at"])).total_seconds() < 1.5, (
+        "Loops was served while Slack kept the request waiting for its 2 s timeout, not after it"
     )
 
 

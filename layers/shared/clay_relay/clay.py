@@ -121,18 +121,20 @@ class ClayQuota:
         _used_up.discard(webhook.webhook_id)
 
 
-def check_row_size(target: ClayTarget, row: dict) -> None:
+def posted_row(target: ClayTarget, row: dict, event_id: str) -> dict:
+    """The row as Clay receives it: with its event id in the target's idempotency column, so that a
+    row sent again (a worker that died after Clay answered and before the queue heard of it) is a
+    duplicate that the table's auto-dedupe on that column removes."""
+    return {**row, target.idempotency_column: event_id} if target.idempotency_column else row
+
+
+def check_row_size(target: ClayTarget, row: dict, event_id: str) -> None:
     """Refuse at the edge a row Clay would refuse (its payload limit), rather than dead-letter it later."""
-    size = len(json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(json.dumps(posted_row(target, row, event_id), separators=(",", ":"), ensure_ascii=False).encode())
     if size > target.max_row_bytes:
         raise PayloadTooLarge(f"the Clay row would be {size} bytes; Clay accepts at most {target.max_row_bytes}")
 
 
 def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict, event_id: str) -> Outcome:
-    """Posts the row, with its event id in the target's idempotency column: a row sent again (a
-    worker that died after Clay answered and before the queue heard of it) is a duplicate that the
-    table's auto-dedupe on that column removes."""
-    if target.idempotency_column:
-        row = {**row, target.idempotency_column: event_id}
     headers = {target.auth_header: webhook.token} if webhook.token else {}
-    return post_json(webhook.url, row, headers, event_id=event_id)
+    return post_json(webhook.url, posted_row(target, row, event_id), headers, event_id=event_id)

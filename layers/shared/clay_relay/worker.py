@@ -217,7 +217,7 @@ class DeliveryRun:
             return
         job = plan.job
         destination = job.destination
-        if self.seconds_left() < self.request_seconds + SAFETY_SECONDS:
+        if self.seconds_left() < MAX_PACE_WAIT_SECONDS + self.request_seconds + SAFETY_SECONDS:
             self._defer(plan, "the worker ran out of time before sending it", 1)
             return
         if why := BREAKER.why_open(destination):
