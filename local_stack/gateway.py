@@ -175,6 +175,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
                     "destination": fault.destination,
                     "mode": fault.mode,
                     "status": fault.status,
+                    **({"after": fault.after} if fault.mode == "crash" else {}),
                     "times": fault.times,
                     "seconds_left": fault.until and round(fault.until - time.monotonic(), 1),
                 },

@@ -97,7 +97,7 @@ class Fault:
             raise ValueError('mode "crash" is for the destination "worker", and the only mode it has')
         if mode not in ("status", "timeout", "down", "rate_limit", "crash"):
             raise ValueError("mode must be status, timeout, down, rate_limit or crash")
-        status = spec.get("status", 429 if mode == "rate_limit" else 503)
+        status = None if mode == "crash" else spec.get("status", 429 if mode == "rate_limit" else 503)
         after = spec.get("after", "any")
         if after not in ("any", "delivery"):
             raise ValueError('after must be "any" (a random outbound call) or "delivery"')
@@ -106,7 +106,7 @@ class Fault:
             times = 1
         return cls(
             destination=destination,
-            status=int(status),
+            status=None if status is None else int(status),
             mode="status" if mode == "rate_limit" else mode,
             times=int(times) if times is not None else None,
             until=time.monotonic() + float(seconds) if seconds is not None else None,
