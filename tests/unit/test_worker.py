@@ -15,10 +15,12 @@ from unittest import mock
 import boto3
 import pytest
 
+from clay_relay import worker
 from clay_relay.clay import ClayWebhook
 from clay_relay.config import DeliveryPolicy
 from clay_relay.delivery_queue import DeliveryQueue
 from clay_relay.jobs import ClayRowJob, parse_job
+from clay_relay.pacing import Pacer
 from clay_relay.store import RelayTable
 from clay_relay.worker import backoff_seconds, handle_batch
 from tests.unit.relay_helpers import (
@@ -327,3 +329,29 @@ def test_message_for_dead_letter_keeps_the_original_job_json(clay, queues):
     deliver(queues[0], job)
     [letter] = dead_letters(queues[1])
     assert json.loads(letter["Body"])["row"] == job.row
+
+
+# --- pacing lanes ----------------------------------------------------------------------------------
+def test_tables_of_two_clay_workspaces_are_paced_apart_and_tables_of_one_workspace_together(
+    clay, queues, use_config, put_secret, monkeypatch
+):
+    use_config(
+        lambda c: c["clay_targets"].update(
+            prospects={"webhooks_secret": "clay-webhooks-prospects", "workspace": "agency"},
+            accounts={"webhooks_secret": POOL_SECRET},  # the default workspace, like `leads`
+        )
+    )
+    put_secret("clay-webhooks-prospects", [{"url": clay.url("/clay/webhooks/prospects-1")}])
+    lanes: list[str] = []
+
+    class RecordingPacer(Pacer):
+        def wait(self, lane: str, rate_per_second: float, workers: int) -> None:
+            lanes.append(lane)
+            super().wait(lane, rate_per_second, workers)
+
+    monkeypatch.setattr(worker, "PACER", RecordingPacer())
+    failures, _ = deliver(queues[0], row_job(1), row_job(2, target="prospects"), row_job(3, target="accounts"))
+
+    assert failures == set()
+    assert sorted(lanes) == ["clay:agency", "clay:default", "clay:default"]
+    assert len(clay.posted_to("/clay/webhooks/prospects-1")) == 1

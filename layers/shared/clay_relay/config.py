@@ -30,6 +30,9 @@ class ClayTarget(_Strict):
     webhooks_secret: SecretName = Field(
         description='Secret holding the pool: a JSON list of {"url": ..., "token": ...} (token optional)'
     )
+    workspace: Name = Field(
+        default="default", description="the Clay workspace of the table: tables of one workspace share its rate"
+    )
     auth_header: str = Field(default="x-clay-webhook-auth", min_length=1)
     submission_limit: int = Field(default=50_000, ge=1, le=50_000)
     warn_at: tuple[float, ...] = Field(default=(0.8, 0.95))
@@ -89,7 +92,7 @@ class DeliveryPolicy(_Strict):
     hold_seconds: int = Field(default=900, ge=1, le=900, description="re-check delay for held events")
     rates_per_second: dict[Literal["clay", "loops", "slack", "zapier", "directus"], float] = Field(
         default={"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10},
-        description="requests per second to each destination, summed over every worker",
+        description="requests per second to each destination (for Clay: to each workspace), summed over every worker",
     )
 
     @field_validator("rates_per_second")

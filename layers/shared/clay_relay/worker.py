@@ -5,9 +5,9 @@ For a batch it:
 1. claims each job's event (one conditional put each; a second copy of an event is skipped);
    jobs whose repeat would show (Slack, Zapier) are claimed just before their request instead,
 2. reserves Clay submissions for all rows of a target in one conditional update per URL,
-3. delivers the jobs, each destination in its own thread so that a slow or failing destination
-   never holds up the others, paced to the destination's rate; a destination that asked to slow
-   down is paused, one that is down is left alone for a while (circuit breaker),
+3. delivers the jobs, each lane (a destination; for Clay, a workspace) in its own thread so that a
+   slow or failing one never holds up the others, paced to the destination's rate; a lane that
+   asked to slow down is paused, one that is down is left alone for a while (circuit breaker),
 4. reports each record through Powertools' BatchProcessor (one failing record never fails the others),
 5. then, in batch calls: hides failed messages until their next attempt (exponential backoff with
    jitter, at least the destination's Retry-After), moves the hopeless and those past the retry
@@ -184,21 +184,26 @@ class DeliveryRun:
             for plan in waiting:
                 self._hold(plan, target_name)
 
-    # --- 3: delivery, one thread per destination -------------------------------------------------
+    # --- 3: delivery, one thread per lane ---------------------------------------------------------
+    def lane(self, job: DeliveryJob) -> str:
+        """What is paced and left alone as one: a Clay workspace (its tables share its rate), else
+        the destination (one Loops team, one Slack, ...)."""
+        target = self.config.clay_targets.get(job.target) if isinstance(job, ClayRowJob) else None
+        return f"clay:{target.workspace}" if target else job.destination
+
     def deliver_all(self) -> None:
-        by_destination: dict[str, list[Plan]] = defaultdict(list)
+        by_lane: dict[str, list[Plan]] = defaultdict(list)
         for plan in self.plans.values():
             if not plan.settled:
-                by_destination[plan.job.destination].append(plan)
-        if len(by_destination) <= 1:
-            for plans in by_destination.values():
+                by_lane[self.lane(plan.job)].append(plan)
+        if len(by_lane) <= 1:
+            for plans in by_lane.values():
                 self._deliver_in_turn(plans)
             return
-        with ThreadPoolExecutor(len(by_destination), thread_name_prefix="delivery") as pool:
+        with ThreadPoolExecutor(len(by_lane), thread_name_prefix="delivery") as pool:
             # Each thread keeps the invocation's context (its log keys).
             futures = [
-                pool.submit(contextvars.copy_context().run, self._deliver_in_turn, plans)
-                for plans in by_destination.values()
+                pool.submit(contextvars.copy_context().run, self._deliver_in_turn, plans) for plans in by_lane.values()
             ]
         for future in futures:
             future.result()
@@ -216,18 +221,18 @@ class DeliveryRun:
             self._retry(plan, plan.failure, None)
             return
         job = plan.job
-        destination = job.destination
+        destination, lane = job.destination, self.lane(job)
         if self.seconds_left() < MAX_PACE_WAIT_SECONDS + self.request_seconds + SAFETY_SECONDS:
             self._defer(plan, "the worker ran out of time before sending it", 1)
             return
-        if why := BREAKER.why_open(destination):
+        if why := BREAKER.why_open(lane):
             self._defer(plan, f"{destination} unavailable, not attempted (last error: {why})", None)
             return
-        pause = PACER.delay(destination)
+        pause = PACER.delay(lane)
         if pause > MAX_PACE_WAIT_SECONDS:
             self._defer(plan, f"{destination} asked to slow down", throttle_seconds(pause, plan.attempts, self.policy))
             return
-        PACER.wait(destination, self.policy.rates_per_second[destination], self.workers)
+        PACER.wait(lane, self.policy.rates_per_second[destination], self.workers)
         if not job.repeat_is_harmless and not self._claim(plan, sending=True):
             if plan.failure:
                 self._retry(plan, plan.failure, None)
@@ -267,11 +272,12 @@ class DeliveryRun:
         job = plan.job
         if not job.repeat_is_harmless:
             self._record_outcome(plan, outcome)
+        lane = self.lane(job)
         if outcome.retry_after:
-            PACER.pause(job.destination, outcome.retry_after)
+            PACER.pause(lane, outcome.retry_after)
         if outcome.delivered:
             plan.settled = "delivered"
-            BREAKER.close(job.destination)
+            BREAKER.close(lane)
             count("Delivered", destination=job.destination)
             logger.info(
                 "delivered",
@@ -294,7 +300,7 @@ class DeliveryRun:
         else:
             if outcome.unavailable:
                 # Until the earliest a retry can come back (half the first backoff).
-                BREAKER.trip(job.destination, self.policy.min_backoff_seconds / 2, outcome.reason)
+                BREAKER.trip(lane, self.policy.min_backoff_seconds / 2, outcome.reason)
             self._retry(plan, reason, outcome.retry_after)
 
     def _record_outcome(self, plan: Plan, outcome: Outcome) -> None:
