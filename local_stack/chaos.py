@@ -8,6 +8,10 @@ and the batch is not acknowledged, so its messages come back after the queue's v
 Every step boundary of the worker (after the claim, after a delivery before its acknowledgement,
 between two records) is hit this way. With `"after": "delivery"` it dies right after its first
 request to a destination (any call that is not to AWS) was answered: delivered, not acknowledged.
+
+`{"destination": "receiver", "mode": "crash", "times": 3}` does the same to the next three
+requests' receivers, right after their duplicate check and before the job is queued: the gateway
+answers 502, as API Gateway does for a Lambda that died, and nothing was accepted.
 """
 
 from __future__ import annotations
@@ -30,16 +34,28 @@ class WorkerKilled(BaseException):
 
 @dataclass
 class _Doom:
-    dies_after: int | None  # outbound calls; None: after the first delivery
+    dies_after: int | None = None  # outbound calls (else after the first delivery, or before queueing)
+    before_enqueue: bool = False
     calls_made: int = 0
     dead: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def cause(self) -> str:
+        if self.before_enqueue:
+            return "after its duplicate check, before queueing"
         return "after a delivery" if self.dies_after is None else f"after {self.dies_after} outbound calls"
 
+    def before_call(self, enqueue: bool) -> None:
+        with self.lock:
+            if self.before_enqueue and enqueue:
+                self.dead = True
+        if self.dead:
+            raise WorkerKilled(self.cause)  # a dead process sends nothing more
+
     def after_call(self, delivery: bool) -> None:
+        if self.before_enqueue:
+            return
         with self.lock:
             self.calls_made += 1
             if delivery if self.dies_after is None else self.calls_made >= self.dies_after:
@@ -48,7 +64,7 @@ class _Doom:
             raise WorkerKilled(self.cause)
 
 
-_doom: contextvars.ContextVar[_Doom | None] = contextvars.ContextVar("worker_doom", default=None)
+_doom: contextvars.ContextVar[_Doom | None] = contextvars.ContextVar("doom", default=None)
 _install_lock = threading.Lock()
 _original_urlopen = None
 
@@ -61,11 +77,11 @@ def _install() -> None:
             return
         _original_urlopen = urllib3.connectionpool.HTTPConnectionPool.urlopen
 
-        def urlopen(self, *args, **kwargs):
+        def urlopen(self, method, url, body=None, headers=None, *args, **kwargs):
             doom = _doom.get()
-            if doom is not None and doom.dead:
-                raise WorkerKilled(doom.cause)  # a dead process sends nothing more
-            answer = _original_urlopen(self, *args, **kwargs)
+            if doom is not None:
+                doom.before_call(enqueue="SendMessage" in str((headers or {}).get("X-Amz-Target", "")))
+            answer = _original_urlopen(self, method, url, body, headers, *args, **kwargs)
             if doom is not None:
                 aws = urlsplit(os.environ.get("AWS_ENDPOINT_URL", ""))
                 doom.after_call(delivery=(self.host, self.port) != (aws.hostname, aws.port))
@@ -75,13 +91,23 @@ def _install() -> None:
 
 
 @contextlib.contextmanager
-def doomed(batch_size: int, *, after_delivery: bool = False) -> Iterator[None]:
-    """The invocation run inside dies after a random one of the outbound calls a batch of
-    `batch_size` makes (about two per record, plus a few to prepare and settle it), or right
-    after its first delivery."""
+def _dying(doom: _Doom) -> Iterator[None]:
     _install()
-    token = _doom.set(_Doom(dies_after=None if after_delivery else random.randint(1, 2 * batch_size + 4)))
+    token = _doom.set(doom)
     try:
         yield
     finally:
         _doom.reset(token)
+
+
+def doomed(batch_size: int, *, after_delivery: bool = False) -> contextlib.AbstractContextManager[None]:
+    """The worker invocation run inside dies after a random one of the outbound calls a batch of
+    `batch_size` makes (about two per record, plus a few to prepare and settle it), or right
+    after its first delivery."""
+    return _dying(_Doom(dies_after=None if after_delivery else random.randint(1, 2 * batch_size + 4)))
+
+
+def dies_before_enqueue() -> contextlib.AbstractContextManager[None]:
+    """The receiver invocation run inside dies after its duplicate check, right before it would
+    put the job on the queue: the sender gets API Gateway's 502 and nothing was accepted."""
+    return _dying(_Doom(before_enqueue=True))

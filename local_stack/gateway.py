@@ -7,6 +7,7 @@ Also serves the local stack's own control routes under /_local/.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import traceback
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
+from local_stack.chaos import WorkerKilled, dies_before_enqueue
 from local_stack.functions import LocalFunction
 from local_stack.sandboxes import Sandboxes
 from local_stack.serving import BackgroundServer
@@ -138,8 +140,14 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             key = key.lower()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         event = api_gateway_event(route, self.command, self.path, headers, body, params, self.client_address[0])
+        crash = self.owner.sandboxes.active_fault("receiver")
         try:
-            result = self.owner.functions[route.function].invoke(event)
+            with dies_before_enqueue() if crash else contextlib.nullcontext():
+                result = self.owner.functions[route.function].invoke(event)
+        except WorkerKilled as death:
+            print(f"[receiver] killed {death}", flush=True)
+            self._json(502, {"message": "Internal Server Error"})  # API Gateway's answer when the Lambda died
+            return
         except Exception:
             traceback.print_exc()
             self._json(500, {"message": "Internal Server Error"})

@@ -18,7 +18,7 @@ Directus `POST /directus/items/<collection>` (create), `PATCH /directus/items/<c
         static token (401), 403 for an unknown item, `{"data": item}`; then, like a Flow with an
         event hook, fires `items.create`/`items.update` (payload = the fields written) at the relay.
 Every request received is logged (`deliveries`); injected faults answer first. The fault
-destination `worker` (mode `crash`) kills delivery-worker invocations instead (see `poller`).
+destinations `worker` and `receiver` (mode `crash`) kill function invocations instead (`chaos`).
 """
 
 from __future__ import annotations
@@ -90,17 +90,20 @@ class Fault:
     @classmethod
     def from_request(cls, spec: dict) -> Fault:
         destination = spec.get("destination")
-        if destination not in ("clay", "loops", "slack", "zapier", "directus", "worker"):
-            raise ValueError("destination must be one of clay, loops, slack, zapier, directus, worker")
-        mode = spec.get("mode", "crash" if destination == "worker" else "status")
-        if (destination == "worker") != (mode == "crash"):
-            raise ValueError('mode "crash" is for the destination "worker", and the only mode it has')
+        if destination not in ("clay", "loops", "slack", "zapier", "directus", "worker", "receiver"):
+            raise ValueError("destination must be one of clay, loops, slack, zapier, directus, worker, receiver")
+        crashes = destination in ("worker", "receiver")
+        mode = spec.get("mode", "crash" if crashes else "status")
+        if crashes != (mode == "crash"):
+            raise ValueError(
+                'mode "crash" is for the destinations "worker" and "receiver", and the only mode they have'
+            )
         if mode not in ("status", "timeout", "down", "rate_limit", "crash"):
             raise ValueError("mode must be status, timeout, down, rate_limit or crash")
         status = None if mode == "crash" else spec.get("status", 429 if mode == "rate_limit" else 503)
         after = spec.get("after", "any")
-        if after not in ("any", "delivery"):
-            raise ValueError('after must be "any" (a random outbound call) or "delivery"')
+        if after not in ("any", "delivery") or (after != "any" and destination != "worker"):
+            raise ValueError('after (worker crashes only) must be "any" (a random outbound call) or "delivery"')
         times, seconds = spec.get("times"), spec.get("seconds")
         if times is None and seconds is None:
             times = 1

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from local_stack.chaos import WorkerKilled, doomed
+from local_stack.chaos import WorkerKilled, dies_before_enqueue, doomed
 from local_stack.sandboxes import ClaySandbox, Fault
 
 
@@ -20,9 +20,10 @@ from local_stack.sandboxes import ClaySandbox, Fault
     ("spec", "says"),
     [
         ({"destination": "ftp"}, "destination must be one of"),
-        ({"destination": "clay", "mode": "crash"}, 'mode "crash" is for the destination "worker"'),
-        ({"destination": "worker", "mode": "down"}, 'mode "crash" is for the destination "worker"'),
-        ({"destination": "worker", "after": "lunch"}, 'after must be "any"'),
+        ({"destination": "clay", "mode": "crash"}, 'mode "crash" is for the destinations "worker" and "receiver"'),
+        ({"destination": "worker", "mode": "down"}, 'mode "crash" is for the destinations "worker" and "receiver"'),
+        ({"destination": "worker", "after": "lunch"}, 'after \\(worker crashes only\\) must be "any"'),
+        ({"destination": "receiver", "after": "delivery"}, "worker crashes only"),
         ({"destination": "loops", "mode": "sometimes"}, "mode must be"),
     ],
 )
@@ -113,3 +114,11 @@ def test_calls_outside_a_doomed_invocation_are_untouched(http_stub, aws_endpoint
         pass
     for _ in range(3):
         assert requests.post(http_stub.url("/hook"), json={}, timeout=5).status_code == 200
+
+
+def test_a_receiver_dies_right_before_it_would_queue_the_job_and_not_before(http_stub, aws_endpoint):
+    url = http_stub.url("/aws")
+    with pytest.raises(WorkerKilled, match="after its duplicate check, before queueing"), dies_before_enqueue():
+        requests.post(url, headers={"X-Amz-Target": "DynamoDB_20120810.BatchGetItem"}, timeout=5)
+        requests.post(url, headers={"X-Amz-Target": "AmazonSQS.SendMessageBatch"}, timeout=5)
+    assert len(http_stub.posted_to("/aws")) == 1, "the duplicate check went out, the job never did"
