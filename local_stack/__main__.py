@@ -60,6 +60,7 @@ Try it:
   curl -s -X POST {gateway}/_local/loops/webhook -d '{{"contact": {{"email": "new@example.com", "firstName": "New"}}}}'
   python -m local_stack replay events/directus/update.json     (or: make replay EVENT=...)
   curl -s -X POST {gateway}/_local/faults -d '{{"destination": "clay", "status": 503, "times": 3}}'
+  curl -s -X POST {gateway}/_local/faults -d '{{"destination": "worker", "mode": "crash", "times": 1}}'
 
 Ctrl-C stops everything.
 """

@@ -524,3 +524,43 @@ def test_a_zapier_post_that_timed_out_is_not_posted_again_but_dead_lettered_as_u
     assert len(destinations.received("zapier")) == 1, "it may have arrived: not posted a second time"
     [letter] = dead_letters(queues)
     assert message_attribute(letter, "reason").startswith("unconfirmed:")
+
+
+# --- what operators count ----------------------------------------------------------------------------
+@pytest.fixture
+def counted(monkeypatch) -> list[tuple[str, str | None]]:
+    """The worker's metrics: (name, destination)."""
+    metrics: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(worker, "count", lambda name, value=1, *, destination=None: metrics.append((name, destination)))
+    return metrics
+
+
+def test_a_rate_limit_is_counted_as_a_deferral_and_a_failure_as_a_retry(destinations, queues, counted):
+    destinations.sandboxes.add_fault({"destination": "loops", "mode": "rate_limit", "times": 1})
+    destinations.sandboxes.add_fault({"destination": "slack", "status": 503, "times": 1})
+    deliver(queues[0], loops_event(), slack_job())
+
+    assert ("DeliveryDeferred", "loops") in counted
+    assert ("DeliveryRetried", "slack") in counted
+    assert ("DeliveryRetried", "loops") not in counted, "a rate limit is not a failure"
+
+
+# --- a poison job ------------------------------------------------------------------------------------
+def test_a_job_whose_handling_fails_unexpectedly_does_not_hold_back_its_batch(destinations, queues, monkeypatch):
+    poison = loops_event({**EVENT, "email": "poison@example.com"})
+    real_send = worker.loops.send_event
+
+    def send_event(job, api):
+        if job.event_id == poison.event_id:
+            raise RuntimeError("a bug that only this job triggers")
+        return real_send(job, api)
+
+    monkeypatch.setattr(worker.loops, "send_event", send_event)
+    healthy = [loops_event({**EVENT, "email": f"lead{n}@example.com"}) for n in range(3)]
+    failures, records = deliver(queues[0], healthy[0], poison, *healthy[1:], slack_job())
+
+    [poison_record] = [r for r in records if parse_job(r["body"]).job_id == poison.job_id]
+    assert failures == {poison_record["messageId"]}, "only the poison job comes back"
+    assert [e["email"] for e in destinations.sandboxes.loops.events] == [f"lead{n}@example.com" for n in range(3)]
+    assert statuses(destinations, "slack") == [200]
+    assert dead_letters(queues) == []

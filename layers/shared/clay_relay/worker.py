@@ -213,6 +213,8 @@ class DeliveryRun:
             try:
                 self._deliver(plan)
             except Exception as error:  # noqa: BLE001 - a bug must not lose the event, nor stop the others
+                # Only this job is retried: the destination is not to blame (no breaker), and a job
+                # claimed as `sending` stays unconfirmed, as the request may have gone out.
                 logger.exception("unexpected error while delivering")
                 self._retry(plan, f"unexpected error: {type(error).__name__}", None)
 
@@ -237,12 +239,7 @@ class DeliveryRun:
             if plan.failure:
                 self._retry(plan, plan.failure, None)
             return
-        try:
-            outcome = self._send(plan)
-        except Exception as error:  # noqa: BLE001
-            logger.exception("unexpected error while delivering")
-            outcome = Outcome(delivered=False, retryable=True, reason=f"unexpected error: {type(error).__name__}")
-        self._settle(plan, outcome)
+        self._settle(plan, self._send(plan))
 
     def _send(self, plan: Plan) -> Outcome:
         job = plan.job
@@ -319,9 +316,17 @@ class DeliveryRun:
         beyond the message's receive, only time within the horizon."""
         if isinstance(plan.job, ClayRowJob):
             plan.unsent = True
-        self._retry(plan, reason, None, delay=delay)
+        self._retry(plan, reason, None, delay=delay, metric="DeliveryDeferred")
 
-    def _retry(self, plan: Plan, reason: str, retry_after: float | None, *, delay: int | None = None) -> None:
+    def _retry(
+        self,
+        plan: Plan,
+        reason: str,
+        retry_after: float | None,
+        *,
+        delay: int | None = None,
+        metric: str = "DeliveryRetried",
+    ) -> None:
         age = time.time() - plan.job.accepted_at
         if age >= self.policy.retry_horizon_seconds:
             self._dead_letter(plan, f"gave up after {plan.attempts} attempts in {_duration(age)}; last error: {reason}")
@@ -329,7 +334,7 @@ class DeliveryRun:
         delay = delay if delay is not None else backoff_seconds(plan.attempts, self.policy, retry_after)
         self.retry_delays[plan.record["receiptHandle"]] = delay
         plan.retry_reason = reason
-        count("DeliveryRetried", destination=plan.job.destination)
+        count(metric, destination=plan.job.destination)
         logger.warning(
             "not delivered yet, will retry",
             extra={
