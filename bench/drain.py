@@ -36,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import requests
 
 from local_stack.process import StackFailed, StackProcess, stack_process, tail
@@ -105,14 +104,8 @@ def _at(entry: dict) -> datetime:
     return datetime.fromisoformat(entry["at"])
 
 
-def dead_lettered(moto: str) -> int:
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=moto,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - moto's fake credentials
-    )
+def dead_lettered(stack: StackProcess) -> int:
+    sqs = stack.aws("sqs")
     url = sqs.get_queue_url(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
     names = [f"ApproximateNumberOfMessages{state}" for state in ("", "NotVisible", "Delayed")]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
@@ -126,7 +119,7 @@ def wait_for_drain(stack: StackProcess, accepted: set[str], started: float, time
     while True:
         entries = loops_requests(stack.gateway)
         delivered = len(accepted & delivered_at(entries).keys())
-        dead = dead_lettered(stack.moto)
+        dead = dead_lettered(stack)
         now = time.monotonic()
         if delivered + dead >= len(accepted) or now - started >= timeout:
             return entries, dead

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
+
 from local_stack.template import ROOT
 
 START_TIMEOUT_SECONDS = 120
@@ -31,6 +33,16 @@ class StackProcess:
     moto: str
     state_file: Path
     log_file: Path
+
+    def aws(self, service: str):
+        """A boto3 client of the stack's moto server."""
+        return boto3.client(
+            service,
+            endpoint_url=self.moto,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - moto's fake credentials
+        )
 
 
 @contextlib.contextmanager

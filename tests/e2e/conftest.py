@@ -7,14 +7,12 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
-from local_stack.process import StackFailed, stack_process
+from local_stack.process import StackFailed, StackProcess, stack_process
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-directus-token"
@@ -73,13 +71,8 @@ LOOPS_WEBHOOK_SECRET={LOOPS_WEBHOOK_SECRET}
 """
 
 
-@dataclass
-class RunningStack:
-    gateway: str
-    sandboxes: str
-    moto: str
-    state_file: Path
-    log_file: Path
+class RunningStack(StackProcess):
+    """The running stack, with what the tests send to it and read from it."""
 
     def post_lead(self, body: object, *, token: str = "local-clay-callback-token", **kwargs) -> requests.Response:
         return requests.post(
@@ -147,15 +140,6 @@ class RunningStack:
             value = predicate()
         return value
 
-    def aws(self, service: str):
-        return boto3.client(
-            service,
-            endpoint_url=self.moto,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-
 
 def _get(entry: dict, dotted: str) -> object:
     value: object = entry
@@ -170,7 +154,7 @@ def start_stack(folder: Path, *, clay_limit: int = 50_000, config: dict = E2E_CO
     options = ("--workers", "2", "--clay-limit", str(clay_limit), "--env", "OUTBOUND_TIMEOUT_SECONDS=1", *extra_args)
     try:
         with stack_process(folder, config, E2E_SECRETS, *options) as running:
-            yield RunningStack(running.gateway, running.sandboxes, running.moto, running.state_file, running.log_file)
+            yield RunningStack(**vars(running))
     except StackFailed as error:
         pytest.fail(str(error))
 
