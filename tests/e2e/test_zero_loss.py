@@ -52,7 +52,7 @@ FAULTS_FROM_THE_START = [  # a destination's faults apply in this order
 ]
 FAULTS_HALFWAY = [
     {"destination": "clay", "mode": "down", "seconds": 3},
-    {"destination": "loops", "mode": "rate_limit", "seconds": 3},
+    {"destination": "loops", "mode": "rate_limit", "times": 3},
     {"destination": "zapier", "mode": "down", "seconds": 2},
     {"destination": "worker", "mode": "crash", "times": 6},
     {"destination": "worker", "mode": "crash", "times": 4, "after": "delivery"},
