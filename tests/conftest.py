@@ -41,12 +41,13 @@ def reset_relay_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters import base
 
-    from clay_relay import clay, config, delivery_queue, pacing, settings, store
+    from clay_relay import clay, config, delivery_queue, pacing, secrets, settings, store
 
     settings.get_settings.cache_clear()
     config.load_config.cache_clear()
     store._dynamodb.cache_clear()
     delivery_queue._sqs.cache_clear()
+    secrets._provider.cache_clear()
     clay._used_up.clear()
     pacing.PACER.reset()
     pacing.BREAKER.reset()

@@ -32,7 +32,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(logger_formatter=MaskingFormatter())
 metrics = Metrics()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # requests is patched when outbound first uses it
 
 
 def count(name: str, value: int = 1, *, destination: str | None = None) -> None:

@@ -8,10 +8,12 @@ import json
 import time
 from dataclasses import dataclass
 from functools import cache
-
-import requests
+from typing import TYPE_CHECKING
 
 from clay_relay.settings import get_settings
+
+if TYPE_CHECKING:
+    import requests
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 USER_AGENT = "clay-relay/1.0"
@@ -40,6 +42,13 @@ class Outcome:
 
 @cache
 def _session() -> requests.Session:
+    # requests (and its X-Ray patch) are loaded on the first request out: the receivers, which
+    # only map payloads, never pay for them at cold start.
+    import requests
+
+    from clay_relay.observability import tracer
+
+    tracer.patch(["requests"])
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     return session
@@ -104,8 +113,11 @@ def send_json(
     method: str, url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str
 ) -> Outcome:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    session = _session()
+    import requests
+
     try:
-        response = _session().request(
+        response = session.request(
             method,
             url,
             data=body,

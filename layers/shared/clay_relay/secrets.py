@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 
+import boto3
 from aws_lambda_powertools.utilities import parameters
 
 from clay_relay.observability import logger
@@ -22,11 +24,18 @@ class SecretUnavailable(RuntimeError):
     """The secret is missing, unreadable or empty. Callers fail closed."""
 
 
+@cache
+def _provider() -> parameters.SecretsProvider:
+    """Its client comes from boto3's default session, like DynamoDB's and SQS': botocore loads its
+    data once per cold start instead of once per session."""
+    return parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+
+
 def read_secret(name: str, *, refresh: bool = False) -> str:
     settings = get_settings()
     full_name = settings.secrets_prefix + name
     try:
-        value = parameters.get_secret(full_name, max_age=settings.secrets_cache_seconds, force_fetch=refresh)
+        value = _provider().get(full_name, max_age=settings.secrets_cache_seconds, force_fetch=refresh)
     except parameters.exceptions.GetParameterError as error:
         logger.error("secret unavailable", extra={"secret": full_name, "reason": type(error.__cause__).__name__})
         raise SecretUnavailable(f"secret {full_name!r} is unavailable") from None

@@ -1,0 +1,131 @@
+"""Runs inside a fresh interpreter started by bench/handlers.py, set up like a Lambda execution
+environment: `python3.13 -S` (no site-packages), sys.path = function code, layer, runtime (boto3
+only), read-only bytecode caches (PYTHONDONTWRITEBYTECODE), Lambda's environment variables.
+
+    child.py cold   SPEC   import the handler and serve one request; print the times
+    child.py record SPEC   serve two requests against moto; write the AWS calls and raw answers
+    child.py warm   SPEC   serve N requests with AWS answered from the recording; print CPU time
+
+It prints one line `BENCH {json}` (the handler's own logs go to stdout too).
+Standard library only before the handler is imported, so nothing is imported ahead of it.
+"""
+
+import json
+import sys
+import time
+
+STARTED = time.perf_counter()
+
+
+class Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def load_handler(spec: dict):
+    sys.path[:0] = spec["paths"]
+    module_name, _, function = spec["handler"].rpartition(".")
+    module = __import__(module_name)
+    return getattr(module, function)
+
+
+def report(**figures) -> None:
+    sys.stdout.flush()
+    print("BENCH " + json.dumps(figures), flush=True)
+
+
+def cold(spec: dict) -> None:
+    handler = load_handler(spec)
+    imported = time.perf_counter()
+    answer = handler(spec["event"], Context())
+    served = time.perf_counter()
+    report(
+        init_ms=(imported - STARTED) * 1000,
+        first_request_ms=(served - imported) * 1000,
+        total_ms=(served - STARTED) * 1000,
+        status=answer["statusCode"],
+    )
+
+
+def record(spec: dict) -> None:
+    """Two invocations (the first cold, the second warm) with every AWS call and its raw answer."""
+    sys.path[:0] = spec["paths"]
+    import botocore.session
+
+    invocations: list[list[dict]] = []
+
+    def before(params, model, **_):
+        invocations[-1].append({"service": model.service_model.service_name, "operation": model.name, "params": params})
+
+    def received(response_dict, **_):
+        invocations[-1][-1]["answer"] = {
+            "status": response_dict["status_code"],
+            "headers": dict(response_dict["headers"]),
+            "body": response_dict["body"].decode(),
+        }
+
+    original = botocore.session.Session.__init__
+
+    def hooked(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.register("before-parameter-build", before)
+        self.register("response-received", received)
+
+    botocore.session.Session.__init__ = hooked
+    handler = load_handler({**spec, "paths": []})
+    statuses = []
+    for _ in range(2):
+        invocations.append([])
+        statuses.append(handler(spec["event"], Context())["statusCode"])
+    with open(spec["record_to"], "w") as file:
+        json.dump({"statuses": statuses, "invocations": invocations}, file)
+    report(statuses=statuses, calls=[[f"{c['service']}:{c['operation']}" for c in calls] for calls in invocations])
+
+
+def warm(spec: dict) -> None:
+    """AWS answered from the recording (no network), then `iterations` requests timed in CPU."""
+    sys.path[:0] = spec["paths"]
+    import botocore.endpoint
+    from botocore.awsrequest import AWSResponse
+
+    recorded = json.load(open(spec["recording"]))["invocations"]
+    answers = {f"{c['operation']}": c["answer"] for calls in recorded for c in calls}
+
+    class Raw:
+        def __init__(self, body: bytes):
+            self.body = body
+
+        def stream(self, **_):
+            yield self.body
+
+    def send(self, request):
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        answer = answers[target.rpartition(".")[2]]
+        return AWSResponse(request.url, answer["status"], answer["headers"], Raw(answer["body"].encode()))
+
+    botocore.endpoint.Endpoint._send = send
+    handler = load_handler({**spec, "paths": []})
+    event, iterations = spec["event"], spec["iterations"]
+    for _ in range(50):  # warm-up: secrets cached, code paths taken once
+        assert handler(event, Context())["statusCode"] < 300
+    cpu = time.process_time()
+    for _ in range(iterations):
+        handler(event, Context())
+    cpu = time.process_time() - cpu
+    report(cpu_ms_per_request=cpu * 1000 / iterations, iterations=iterations)
+
+
+if __name__ == "__main__":
+    mode, spec_file = sys.argv[1], sys.argv[2]
+    with open(spec_file) as spec_input:
+        {"cold": cold, "record": record, "warm": warm}[mode](json.load(spec_input))
