@@ -38,21 +38,17 @@ TEST_SECRETS = {
 
 def reset_relay_caches() -> None:
     """Forget clients, settings, config and cached secrets built under another environment."""
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters import base
-
-    from clay_relay import clay, config, delivery_queue, pacing, secrets, settings, store
+    from clay_relay import aws_clients, clay, config, delivery_queue, pacing, secrets, settings, store
 
     settings.get_settings.cache_clear()
     config.load_config.cache_clear()
     store._dynamodb.cache_clear()
     delivery_queue._sqs.cache_clear()
-    secrets._provider.cache_clear()
+    secrets.CACHE.clear()
+    aws_clients.session.cache_clear()
     clay._used_up.clear()
     pacing.PACER.reset()
     pacing.BREAKER.reset()
-    parameters.clear_caches()
-    base.DEFAULT_PROVIDERS.clear()
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 
-import boto3
-
+from clay_relay import aws_clients
 from clay_relay.jobs import DeliveryJob, dump_job
 from clay_relay.settings import get_settings
 
@@ -21,7 +20,7 @@ MAX_VISIBILITY_SECONDS = 43_200
 
 @cache
 def _sqs():
-    return boto3.client("sqs")
+    return aws_clients.client("sqs")
 
 
 class QueueError(RuntimeError):

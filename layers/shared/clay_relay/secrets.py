@@ -1,4 +1,9 @@
-"""Secrets by name, read from AWS Secrets Manager at run time and cached (Powertools parameters).
+"""Secrets by name, read from AWS Secrets Manager at run time and cached for
+`SECRETS_CACHE_SECONDS` (a rotated secret is picked up within that time, or at once by a caller
+that saw it fail and asks for `refresh`).
+
+Not Powertools' parameters utility: importing it imports boto3 (and s3transfer), about 90 ms of
+every cold start; this is the part of it the relay uses, on the relay's botocore client.
 
 A name in the configuration (`directus-tokens`) is looked up as `SECRETS_PREFIX + name`
 (`clay-relay/directus-tokens` for a stack named clay-relay), which is also what the functions'
@@ -9,11 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+import threading
+import time
 
-import boto3
-from aws_lambda_powertools.utilities import parameters
+from botocore.exceptions import BotoCoreError, ClientError
 
+from clay_relay import aws_clients
 from clay_relay.observability import logger
 from clay_relay.settings import get_settings
 
@@ -24,20 +30,41 @@ class SecretUnavailable(RuntimeError):
     """The secret is missing, unreadable or empty. Callers fail closed."""
 
 
-@cache
-def _provider() -> parameters.SecretsProvider:
-    """Its client comes from boto3's default session, like DynamoDB's and SQS': botocore loads its
-    data once per cold start instead of once per session."""
-    return parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+class _Cache:
+    """Secret values by full name, with the monotonic time they were read."""
+
+    def __init__(self):
+        self._values: dict[str, tuple[float, str | None]] = {}
+        self._client = None
+        self._lock = threading.Lock()
+
+    def get(self, full_name: str, *, max_age: float, refresh: bool) -> str | None:
+        read_at, value = self._values.get(full_name, (None, None))
+        if refresh or read_at is None or time.monotonic() - read_at >= max_age:
+            with self._lock:
+                if self._client is None:
+                    self._client = aws_clients.client("secretsmanager")
+            value = self._client.get_secret_value(SecretId=full_name).get("SecretString")
+            self._values[full_name] = (time.monotonic(), value)
+        return value
+
+    def clear(self) -> None:
+        """Forget values and the client (tests, which change the AWS behind it)."""
+        self._values.clear()
+        self._client = None
+
+
+CACHE = _Cache()
 
 
 def read_secret(name: str, *, refresh: bool = False) -> str:
     settings = get_settings()
     full_name = settings.secrets_prefix + name
     try:
-        value = _provider().get(full_name, max_age=settings.secrets_cache_seconds, force_fetch=refresh)
-    except parameters.exceptions.GetParameterError as error:
-        logger.error("secret unavailable", extra={"secret": full_name, "reason": type(error.__cause__).__name__})
+        value = CACHE.get(full_name, max_age=settings.secrets_cache_seconds, refresh=refresh)
+    except (BotoCoreError, ClientError) as error:
+        reason = error.response["Error"].get("Code") if isinstance(error, ClientError) else type(error).__name__
+        logger.error("secret unavailable", extra={"secret": full_name, "reason": reason})
         raise SecretUnavailable(f"secret {full_name!r} is unavailable") from None
     if not isinstance(value, str) or not value.strip():
         raise SecretUnavailable(f"secret {full_name!r} is empty")

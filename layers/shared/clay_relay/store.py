@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from functools import cache
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clay_relay import aws_clients
 from clay_relay.settings import get_settings
 
 QUOTA_RETRIES = 8
@@ -26,7 +26,7 @@ QUOTA_RETRIES = 8
 
 @cache
 def _dynamodb():
-    return boto3.client("dynamodb")
+    return aws_clients.client("dynamodb")
 
 
 def _conditional_failure(error: ClientError) -> bool:

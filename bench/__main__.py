@@ -1,0 +1,230 @@
+"""`make bench`: every performance figure of clay-relay in one run on this machine, written to
+bench/results.json and bench/results.md (and printed as it goes).
+
+    cold start      bench/handlers.py   each HTTP function vs a raw-boto3 baseline, fresh processes
+    warm overhead   bench/handlers.py   CPU per request vs the same baseline, AWS answered from a recording
+    AWS calls/cost  bench/aws_calls.py  every flow end to end against moto; $ per million relayed events
+    drain           bench/drain.py      a burst of Loops events against Loops' 10/s limit
+    layer size      layers/shared/Makefile for Lambda's arm64, zipped and unzipped
+
+    .venv/bin/python -m bench [--cold-runs 9] [--warm-iterations 2000] [--flow-events 100] [--drain-events 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import aws_calls, handlers
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench"
+TARGETS = {  # key: (limit, "max" | "min")
+    "cold_start_ratio": (1.25, "max"),
+    "warm_overhead_ratio": (1.5, "max"),
+    "dynamodb_writes_per_event": (1.2, "max"),
+    "sqs_requests_per_event": (1.3, "max"),
+    "cost_per_million_usd": (2.50, "max"),
+    "drain_rate_ratio": (0.9, "min"),
+    "drain_429_fraction": (0.01, "max"),
+}
+TEMPLATE_MEMORY_MB = 256
+# Lambda duration assumptions for the cost (the benchmark cannot time AWS or the destinations):
+AWS_CALL_MS = 8  # one DynamoDB/SQS request from Lambda, in-region
+DESTINATION_MS = 150  # one request to Clay/Loops/Slack/Directus, answered
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def layer_size(python: str) -> dict[str, int]:
+    """The layer as `sam build` makes it for Lambda (arm64), unzipped and zipped."""
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "-C",
+                str(ROOT / "layers" / "shared"),
+                "build-SharedLayer",
+                f"ARTIFACTS_DIR={folder}",
+                f"PYTHON={python}",
+            ],
+            check=True,
+        )
+        files = [p for p in Path(folder).rglob("*") if p.is_file()]
+        archive = Path(folder) / "layer.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+            for path in files:
+                zipped.write(path, path.relative_to(folder))
+        names = {p.relative_to(folder).parts[1] for p in files if len(p.relative_to(folder).parts) > 1}
+        return {
+            "layer_unzipped_bytes": sum(p.stat().st_size for p in files),
+            "layer_zip_bytes": archive.stat().st_size,
+            "layer_bundles_boto3": int(any(n.startswith(("boto3", "botocore")) for n in names)),
+        }
+
+
+def drain(events: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "drain.json"
+        subprocess.run(
+            [sys.executable, "-m", "bench.drain", "--events", str(events), "--json", str(out)], check=True, cwd=ROOT
+        )
+        return json.loads(out.read_text())
+
+
+def flows_and_cost(events: int, receiver_ms: float) -> dict:
+    flows = {}
+    for flow in aws_calls.FLOWS:
+        progress(f"counting AWS requests: {flow.name} ({events} requests)")
+        counted = aws_calls.count_flow(flow, events)
+        worker_ms = DESTINATION_MS + AWS_CALL_MS * counted["dynamodb_writes_per_event"]
+        receiver_wall_ms = receiver_ms + AWS_CALL_MS * 2  # a duplicate check and a send
+        counted["cost_per_million_usd"] = {
+            f"{memory}mb": aws_calls.cost_per_million(
+                counted, receiver_ms=receiver_wall_ms, worker_ms_per_event=worker_ms, memory_mb=memory
+            )
+            for memory in (TEMPLATE_MEMORY_MB, 128)
+        }
+        flows[flow.name] = counted
+    return flows
+
+
+def summary(results: dict) -> dict:
+    flows = results["flows"].values()
+    return {
+        "cold_start_ratio": results["handlers"]["cold_start_ratio"],
+        "warm_overhead_ratio": results["handlers"]["warm_overhead_ratio"],
+        "dynamodb_writes_per_event": max(f["dynamodb_writes_per_event"] for f in flows),
+        "sqs_requests_per_event": max(f["sqs_requests_per_event"] for f in flows),
+        "cost_per_million_usd": max(f["cost_per_million_usd"][f"{TEMPLATE_MEMORY_MB}mb"]["total"] for f in flows),
+        "drain_rate_ratio": results["drain"]["drain_rate_ratio"],
+        "drain_429_fraction": results["drain"]["drain_429_fraction"],
+        "layer_zip_bytes": results["layer"]["layer_zip_bytes"],
+    }
+
+
+def met(key: str, value: float) -> bool:
+    limit, kind = TARGETS[key]
+    return value <= limit if kind == "max" else value >= limit
+
+
+def markdown(results: dict) -> str:
+    s, h = results["summary"], results["handlers"]
+    lines = [
+        "# clay-relay benchmark results",
+        "",
+        f"Measured {results['date']} on {results['machine']}, CPython {h['python']} (functions), "
+        f"`make bench` in {results['seconds']:.0f} s. Ratios are measured side by side in this one run.",
+        "",
+        "| figure | value | target | met |",
+        "|---|---|---|---|",
+    ]
+    for key, (limit, kind) in TARGETS.items():
+        value = s[key]
+        shown = f"${value:.2f}" if key.startswith("cost") else f"{value:.3f}" if value < 10 else f"{value:,.0f}"
+        sign, verdict = "≤" if kind == "max" else "≥", "yes" if met(key, value) else "**no**"
+        lines.append(f"| `{key}` | {shown} | {sign} {limit} | {verdict} |")
+    layer = results["layer"]
+    lines += [
+        f"| `layer_zip_bytes` | {layer['layer_zip_bytes']:,} ({layer['layer_unzipped_bytes']:,} unzipped) | "
+        f"boto3 not bundled | {'yes' if not layer['layer_bundles_boto3'] else '**no**'} |",
+        "",
+        "## Cold start and warm overhead, per HTTP function",
+        "",
+        "Cold: a fresh `python3.13 -S -B` importing the handler and serving its first request (AWS: moto's "
+        "server, reset before each run), median of the runs. Warm: CPU per request, AWS answered from a "
+        f"recording; X-Ray samples 1 request in {handlers.SAMPLED_EVERY} as Lambda does under load (every request "
+        "traced in the last column). Baseline: raw boto3 + json.loads making the same AWS calls.",
+        "",
+        "| function | cold ms (baseline) | ratio | init ms (baseline) | first request ms (baseline) | "
+        "warm CPU ms (baseline) | ratio | ratio, every request traced |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in h["functions"].items():
+        lines.append(
+            f"| {name} | {f['cold_ms']['relay']:.0f} ({f['cold_ms']['baseline']:.0f}) | {f['cold_start_ratio']:.2f} | "
+            f"{f['init_ms']['relay']:.0f} ({f['init_ms']['baseline']:.0f}) | "
+            f"{f['first_request_ms']['relay']:.0f} ({f['first_request_ms']['baseline']:.0f}) | "
+            f"{f['warm_cpu_ms']['relay']:.3f} ({f['warm_cpu_ms']['baseline']:.3f}) | {f['warm_overhead_ratio']:.2f} | "
+            f"{f['warm_overhead_ratio_every_request_traced']:.2f} |"
+        )
+    lines += [
+        "",
+        "## AWS requests and cost per relayed event, per flow",
+        "",
+        "A relayed event is one job delivered to one destination. Cost: us-east-1 list prices (design.md), "
+        f"Lambda duration assumed {AWS_CALL_MS} ms per AWS request and {DESTINATION_MS} ms per destination request.",
+        "",
+        "| flow | DynamoDB writes | items read | SQS requests | $ per million "
+        f"({TEMPLATE_MEMORY_MB} MB) | $ per million (128 MB) | of which API Gateway |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, f in results["flows"].items():
+        cost, small = f["cost_per_million_usd"][f"{TEMPLATE_MEMORY_MB}mb"], f["cost_per_million_usd"]["128mb"]
+        lines.append(
+            f"| {name} | {f['dynamodb_writes_per_event']:.2f} | {f['dynamodb_items_read_per_event']:.2f} | "
+            f"{f['sqs_requests_per_event']:.2f} | ${cost['total']:.2f} | ${small['total']:.2f} | "
+            f"${cost['api_gateway']:.2f} |"
+        )
+    d = results["drain"]
+    lines += [
+        "",
+        "## Drain at Loops' limit",
+        "",
+        f"{d['events']} events: {d['drain_rate_ratio']:.2f} of the 10/s limit, 429s {d['drain_429_fraction']:.1%} of "
+        f"attempts, busiest second {d['busiest_second']} requests, lost {d['lost']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cold-runs", type=int, default=9, help="fresh processes per function and side (default 9)")
+    parser.add_argument("--warm-iterations", type=int, default=2000, help="requests per warm run (default 2000)")
+    parser.add_argument(
+        "--flow-events", type=int, default=100, help="requests per flow for the AWS counts (default 100)"
+    )
+    parser.add_argument("--drain-events", type=int, default=500, help="events in the drain burst (default 500)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="folder for results.json and results.md")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    python = handlers.python313()
+    results: dict = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+    }
+    progress("cold start and warm overhead (bench/handlers.py)")
+    results["handlers"] = handlers.measure(args.cold_runs, args.warm_iterations, progress)
+    receiver_ms = max(f["warm_cpu_ms"]["relay"] for f in results["handlers"]["functions"].values())
+    results["flows"] = flows_and_cost(args.flow_events, receiver_ms)
+    progress(f"drain benchmark: {args.drain_events} Loops events (bench/drain.py)")
+    results["drain"] = drain(args.drain_events)
+    progress("layer size (layers/shared/Makefile for arm64)")
+    results["layer"] = layer_size(python)
+    results["seconds"] = time.monotonic() - started
+    results["summary"] = summary(results)
+    results["targets_met"] = {key: met(key, results["summary"][key]) for key in TARGETS}
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "results.json").write_text(json.dumps({**results["summary"], "details": results}, indent=2) + "\n")
+    (args.output / "results.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
