@@ -50,18 +50,7 @@ def progress(message: str) -> None:
 def layer_size(python: str) -> dict[str, int]:
     """The layer as `sam build` makes it for Lambda (arm64), unzipped and zipped."""
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run(
-            [
-                "make",
-                "--no-print-directory",
-                "-C",
-                str(ROOT / "layers" / "shared"),
-                "build-SharedLayer",
-                f"ARTIFACTS_DIR={folder}",
-                f"PYTHON={python}",
-            ],
-            check=True,
-        )
+        handlers.build_layer(Path(folder), python)
         files = [p for p in Path(folder).rglob("*") if p.is_file()]
         archive = Path(folder) / "layer.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:

@@ -31,6 +31,7 @@ from local_stack.gateway import api_gateway_event
 from local_stack.poller import QueuePoller
 from local_stack.sandboxes import Sandboxes
 from local_stack.template import Template, load_template
+from tests.conftest import reset_relay_caches  # the same reset the tests use between environments
 
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 STACK = "clay-relay-bench"
@@ -142,24 +143,11 @@ def _stack() -> Iterator[tuple[dict, Sandboxes, dict[str, str]]]:
         os.environ.update(saved)
 
 
-def _reset_caches() -> None:
-    from clay_relay import aws_clients, config, delivery_queue, pacing, secrets, settings, store
-
-    settings.get_settings.cache_clear()
-    config.load_config.cache_clear()
-    store._dynamodb.cache_clear()
-    delivery_queue._sqs.cache_clear()
-    secrets.CACHE.clear()
-    aws_clients.session.cache_clear()
-    pacing.PACER.reset()
-    pacing.BREAKER.reset()
-
-
 def count_flow(flow: Flow, events: int) -> dict:
     from clay_relay import aws_clients  # after the environment is set
 
     with _stack() as (refs, sandboxes, secrets):
-        _reset_caches()
+        reset_relay_caches()
         calls: Counter = Counter()
         items_read = Counter()
         session = aws_clients.session()

@@ -79,10 +79,8 @@ def boto3_pin() -> str:
     return pins[0]
 
 
-def build(python: str, progress) -> None:
-    """The layer by its own Makefile for this machine; the runtime folder with boto3 (cached)."""
-    progress("building the layer with layers/shared/Makefile for this machine")
-    shutil.rmtree(LAYER.parent, ignore_errors=True)
+def build_layer(folder: Path, python: str, platform_tag: str | None = None) -> None:
+    """The layer by its own recipe (layers/shared/Makefile); Lambda's arm64 unless `platform_tag`."""
     subprocess.run(
         [
             "make",
@@ -90,12 +88,19 @@ def build(python: str, progress) -> None:
             "-C",
             str(ROOT / "layers" / "shared"),
             "build-SharedLayer",
-            f"ARTIFACTS_DIR={LAYER.parent}",
-            f"PLATFORM=manylinux2014_{platform.machine()}",
+            f"ARTIFACTS_DIR={folder}",
             f"PYTHON={python}",
+            *([f"PLATFORM={platform_tag}"] if platform_tag else []),
         ],
         check=True,
     )
+
+
+def build(python: str, progress) -> None:
+    """The layer for this machine; the runtime folder with boto3 (cached)."""
+    progress("building the layer with layers/shared/Makefile for this machine")
+    shutil.rmtree(LAYER.parent, ignore_errors=True)
+    build_layer(LAYER.parent, python, f"manylinux2014_{platform.machine()}")
     marker = RUNTIME / ".boto3"
     if marker.exists() and marker.read_text() == boto3_pin():
         return
