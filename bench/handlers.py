@@ -17,11 +17,9 @@ warm_overhead_ratio  CPU per request / baseline's, AWS answered from a recording
 from __future__ import annotations
 
 import json
-import logging
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from moto.server import ThreadedMotoServer
 
 from local_stack.aws import FAKE_CREDENTIALS, provision, read_local_env
+from local_stack.stack import LocalStack, Options
 from local_stack.template import ROOT, Template, load_template
 
 BUILD = ROOT / "bench" / ".build"
@@ -128,15 +126,8 @@ class Aws:
     """moto's server; `fresh()` wipes it and provisions the template again."""
 
     def __init__(self):
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self.server.start()
-        self.url = f"http://127.0.0.1:{port}"
-        os.environ.update(FAKE_CREDENTIALS)
-        os.environ["AWS_ENDPOINT_URL"] = self.url
+        self.stack = LocalStack(Options(port=0, sandbox_port=0, moto_port=0, stack_name=STACK, state_file=None))
+        self.url = self.stack.start_aws()  # on a free port, with this process' AWS clients pointed at it
         self.template = Template(load_template(), STACK)
         self.secrets = read_local_env(sandbox_url="http://127.0.0.1:9")  # receivers send nothing out
         self.environment = self.fresh()
@@ -146,7 +137,7 @@ class Aws:
         return provision(self.template, self.secrets).environment
 
     def stop(self) -> None:
-        self.server.stop()
+        self.stack.stop()
 
 
 class Runner:

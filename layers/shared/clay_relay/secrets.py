@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
+from functools import cache
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -30,38 +30,27 @@ class SecretUnavailable(RuntimeError):
     """The secret is missing, unreadable or empty. Callers fail closed."""
 
 
-class _Cache:
-    """Secret values by full name, with the monotonic time they were read."""
-
-    def __init__(self):
-        self._values: dict[str, tuple[float, str | None]] = {}
-        self._client = None
-        self._lock = threading.Lock()
-
-    def get(self, full_name: str, *, max_age: float, refresh: bool) -> str | None:
-        read_at, value = self._values.get(full_name, (None, None))
-        if refresh or read_at is None or time.monotonic() - read_at >= max_age:
-            with self._lock:
-                if self._client is None:
-                    self._client = aws_clients.client("secretsmanager")
-            value = self._client.get_secret_value(SecretId=full_name).get("SecretString")
-            self._values[full_name] = (time.monotonic(), value)
-        return value
-
-    def clear(self) -> None:
-        """Forget values and the client (tests, which change the AWS behind it)."""
-        self._values.clear()
-        self._client = None
+@cache
+def _secretsmanager():
+    return aws_clients.client("secretsmanager")
 
 
-CACHE = _Cache()
+_values: dict[str, tuple[float, str | None]] = {}  # full name → (monotonic time read, SecretString)
+
+
+def _cached(full_name: str, *, max_age: float, refresh: bool) -> str | None:
+    read_at, value = _values.get(full_name, (None, None))
+    if refresh or read_at is None or time.monotonic() - read_at >= max_age:
+        value = _secretsmanager().get_secret_value(SecretId=full_name).get("SecretString")
+        _values[full_name] = (time.monotonic(), value)
+    return value
 
 
 def read_secret(name: str, *, refresh: bool = False) -> str:
     settings = get_settings()
     full_name = settings.secrets_prefix + name
     try:
-        value = CACHE.get(full_name, max_age=settings.secrets_cache_seconds, refresh=refresh)
+        value = _cached(full_name, max_age=settings.secrets_cache_seconds, refresh=refresh)
     except (BotoCoreError, ClientError) as error:
         reason = error.response["Error"].get("Code") if isinstance(error, ClientError) else type(error).__name__
         logger.error("secret unavailable", extra={"secret": full_name, "reason": reason})
