@@ -15,9 +15,10 @@ SAM_PATH := $(if $(PY313),$(dir $(PY313)):,)$(PATH)
 
 VENV := .venv
 TOOLS := .tools
+CHECKOV := .checkov
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test lint check-template unit e2e build invoke replay bench bench-drain clean
+.PHONY: help install run test lint check-template security unit e2e build invoke replay bench bench-drain clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -32,17 +33,25 @@ $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyprojec
 
 $(TOOLS)/.installed: requirements-tools.txt
 	@test -n "$(PY313)" || { echo "need python3.13 for the SAM CLI (sam build targets python3.13)"; exit 1; }
-	@echo "==> creating $(TOOLS) (SAM CLI, aws-sam-translator, cfn-lint) with $(PY313)"
+	@echo "==> creating $(TOOLS) (SAM CLI, aws-sam-translator, cfn-lint, bandit, pip-audit) with $(PY313)"
 	$(PY313) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	@touch $@
 
-install: $(VENV)/.installed $(TOOLS)/.installed ## install everything (done by the other commands on first use)
+# checkov has a virtualenv of its own: it pins a boto3 that neither the code's nor the SAM CLI's accepts.
+$(CHECKOV)/.installed: requirements-checkov.txt
+	@test -n "$(PYTHON)" || { echo "need CPython 3.11+ (3.13 preferred) on PATH"; exit 1; }
+	@echo "==> creating $(CHECKOV) (checkov) with $(PYTHON)"
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+install: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## install everything (done by the other commands on first use)
 
 run: $(VENV)/.installed ## start the local stack on http://127.0.0.1:3000 (Ctrl-C stops it)
 	$(VENV)/bin/python -m local_stack run $(ARGS)
 
-test: install lint check-template unit e2e ## lint, template checks, unit/integration and end-to-end tests
+test: install lint check-template security unit e2e ## lint, template and security checks, unit/integration and end-to-end tests
 
 lint: $(VENV)/.installed
 	@echo "==> ruff"
@@ -54,6 +63,15 @@ check-template: $(TOOLS)/.installed
 	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam validate --lint
 	@echo "==> aws-sam-translator + cfn-lint"
 	$(TOOLS)/bin/python scripts/check_template.py
+
+# After check-template: checkov also reads the CloudFormation it translated (.aws-sam/translated-template.json).
+security: check-template $(TOOLS)/.installed $(CHECKOV)/.installed ## bandit, pip-audit (PyPI's advisories) and checkov
+	@echo "==> bandit"
+	$(TOOLS)/bin/bandit -c .bandit.yaml -r layers functions local_stack -q
+	@echo "==> pip-audit"
+	$(TOOLS)/bin/python scripts/audit_dependencies.py
+	@echo "==> checkov"
+	$(CHECKOV)/bin/checkov --config-file .checkov.yaml -f template.yaml -f .aws-sam/translated-template.json
 
 unit: $(VENV)/.installed
 	@echo "==> unit and integration tests (moto)"
@@ -81,4 +99,4 @@ bench-drain: $(VENV)/.installed ## drain-throughput benchmark: a burst of Loops 
 	$(VENV)/bin/python -m bench.drain $(ARGS)
 
 clean: ## remove virtualenvs and build output
-	rm -rf $(VENV) $(TOOLS) .aws-sam .local-stack .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .aws-sam .local-stack .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ from local_stack.template import ROOT, Resolver, Template
 
 LOCAL_ENV = ROOT / "local.env"
 
-FAKE_CREDENTIALS = {
+FAKE_CREDENTIALS = {  # moto accepts any; these are no secret  # nosec B105
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_SESSION_TOKEN": "local",

@@ -25,11 +25,17 @@ def presented_token(headers: Mapping[str, str], header: str = "authorization") -
     return value
 
 
+def _utf8(text: str) -> bytes:
+    # Header values and secrets may hold unpaired surrogates (a JSON event's "\ud800"): they match
+    # only themselves and are never an error.
+    return text.encode("utf-8", "surrogatepass")
+
+
 def token_matches(presented: str, active: tuple[str, ...]) -> bool:
-    candidate = presented.encode()
+    candidate = _utf8(presented)
     matched = False
     for token in active:
-        matched |= hmac.compare_digest(candidate, token.encode())
+        matched |= hmac.compare_digest(candidate, _utf8(token))
     return matched and bool(presented)
 
 
@@ -38,8 +44,8 @@ def signature_matches(body: bytes, presented: str, keys: tuple[str, ...]) -> boo
     digest = presented.strip().lower().removeprefix("sha256=")
     matched = False
     for key in keys:
-        expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-        matched |= hmac.compare_digest(digest.encode(), expected.encode())
+        expected = hmac.new(_utf8(key), body, hashlib.sha256).hexdigest()
+        matched |= hmac.compare_digest(_utf8(digest), expected.encode())
     return matched and bool(digest)
 
 

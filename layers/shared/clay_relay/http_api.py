@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -27,7 +29,13 @@ from clay_relay.errors import (
 from clay_relay.observability import logger
 from clay_relay.settings import SettingsError, get_settings
 
-ALLOWED_ELSEWHERE = ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+ALLOWED_ELSEWHERE = ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
+# Deeper than any sender's payload nests. A deeper body is refused (400): the job carrying it must
+# stay within what pydantic serialises and parses (about 250 and 200 levels), or an accepted event
+# could never be queued or read.
+MAX_JSON_DEPTH = 64
+# A \u escape of a UTF-16 surrogate: only then can the parsed text hold an unpaired one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def json_response(status: int, body: dict) -> Response:
@@ -85,7 +93,7 @@ def json_object(event: APIGatewayProxyEventV2, body: bytes | None = None) -> dic
     if not body.strip():
         raise MalformedRequest("the body is empty; send a JSON object")
     try:
-        parsed = json.loads(body.decode("utf-8"))
+        parsed = json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_float=_finite)
     except UnicodeDecodeError:
         raise MalformedRequest("the body is not valid UTF-8") from None
     except RecursionError:
@@ -95,4 +103,36 @@ def json_object(event: APIGatewayProxyEventV2, body: bytes | None = None) -> dic
     if not isinstance(parsed, dict):
         kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(parsed), "number")
         raise MalformedRequest(f"the body must be a JSON object, not a JSON {kind}")
+    if _depth_exceeds(parsed, MAX_JSON_DEPTH):
+        raise MalformedRequest(f"the body is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedRequest("the body escapes an unpaired UTF-16 surrogate, which is no text") from None
     return parsed
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return number
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels (without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False

@@ -7,6 +7,7 @@ rejects, with a 422 naming the field, what cannot be a lead (no email, no usable
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -25,12 +26,17 @@ def _number(value: object, field: str) -> float | None:
     """85, 85.0, "85", " 85 ", "85%", "1,200" → a number; None or "" → None."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip().replace(",", "").replace(" ", "").removesuffix("%")
-    if isinstance(value, bool) or not NUMBER.match(text):
-        raise ValueError(f"{field} must be a number")
-    return float(text)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        value = str(value).strip().replace(",", "").replace(" ", "").removesuffix("%")
+        if not NUMBER.match(value):
+            raise ValueError(f"{field} must be a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an int of 400 digits
+        number = math.inf
+    if not math.isfinite(number):  # "9" * 400 is inf as a float: no count, and int() of it would raise
+        raise ValueError(f"{field} is out of range")
+    return number
 
 
 class EnrichedLead(BaseModel):

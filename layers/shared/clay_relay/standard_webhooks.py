@@ -64,6 +64,11 @@ def verify(
         raise Unauthorized("webhook-timestamp is not a unix timestamp")
     if tolerance_seconds and abs((time.time() if now is None else now) - int(timestamp)) > tolerance_seconds:
         raise Unauthorized("webhook-timestamp is too old or too far in the future")
+    try:
+        signed = f"{webhook_id}.{timestamp}.".encode() + body
+        signatures.encode()
+    except UnicodeEncodeError:  # an unpaired surrogate: no sender signed that, and it could not be stored
+        raise Unauthorized("webhook-id or webhook-signature is not text") from None
     keys = []
     for secret in secrets() if callable(secrets) else secrets:
         try:
@@ -72,7 +77,6 @@ def verify(
             continue  # a malformed secret never matches; the others still may
     if not keys:
         raise Unauthorized("signature verification is not configured")
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
     expected = [base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()) for key in keys]
     matched = False
     for presented in signatures.split():
