@@ -90,13 +90,15 @@ def json_values(characters: st.SearchStrategy = ANY_CHARACTER, *, nan: bool = Tr
     )
 
 
-def objects(fields: dict[str, st.SearchStrategy], values: st.SearchStrategy) -> st.SearchStrategy:
+def objects(
+    fields: dict[str, st.SearchStrategy], values: st.SearchStrategy, key_characters: st.SearchStrategy = ANY_CHARACTER
+) -> st.SearchStrategy:
     """Objects with any of `fields` (each either its plausible values or any JSON) and other keys."""
     plausible = {name: strategy | values for name, strategy in fields.items()}
     return st.builds(
         lambda known, extra: {**extra, **known},
         st.fixed_dictionaries({}, optional=plausible),
-        st.dictionaries(st.text(ANY_CHARACTER, max_size=12), values, max_size=3),
+        st.dictionaries(st.text(key_characters, max_size=12), values, max_size=3),
     )
 
 
@@ -450,7 +452,12 @@ def test_any_bytes_a_sender_can_send_are_answered_202_or_with_a_4xx(stack, route
 
 @THROUGH_HANDLERS
 @given(
-    contact=objects({"id": st.text(max_size=8), "email": st.emails()}, json_values(TEXT_CHARACTER, nan=False)),
+    # A contact Loops can send: text without unpaired surrogates (the relay answers 400 to those).
+    contact=objects(
+        {"id": st.text(TEXT_CHARACTER, max_size=8), "email": st.emails()},
+        json_values(TEXT_CHARACTER, nan=False),
+        TEXT_CHARACTER,
+    ),
     data=st.data(),
 )
 def test_a_loops_webhook_the_reference_library_signed_passes_and_any_change_is_401(stack, contact, data):

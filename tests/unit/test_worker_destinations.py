@@ -5,6 +5,7 @@ to the dead-letter queue with the reason at once; 429, 5xx and unfilled secrets 
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import datetime
@@ -456,7 +457,7 @@ def test_a_job_still_rate_limited_past_the_horizon_is_dead_lettered_with_its_att
     assert failures == set()
     [letter] = dead_letters(queues)
     reason = message_attribute(letter, "reason")
-    assert reason.startswith("gave up after 1 attempts in 61 s") and "429" in reason
+    assert re.match(r"gave up after 1 attempts in 6[1-9] s; last error: loops answered HTTP 429", reason), reason
     assert message_attribute(letter, "attempts") == "1"
 
 
