@@ -12,7 +12,8 @@ import uuid
 import pytest
 
 from clay_relay.jobs import parse_job
-from tests.unit.relay_helpers import LambdaContext, load_handler, receive, sqs_record
+from clay_relay.store import Claim, RelayTable
+from tests.unit.relay_helpers import LambdaContext, load_handler, receive, received_records, run_worker, sqs_record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -123,6 +124,60 @@ def test_batch_update_queues_one_row_per_key(handler, aws):
     jobs = queued(aws)
     assert sorted(str(job.row["directus_id"]) for job in jobs) == ["1", "2", "3"]
     assert {row["event_id"] for row in answer["rows"]} == {job.event_id for job in jobs}
+
+
+def test_an_update_of_ten_thousand_items_is_queued_in_a_few_requests(handler, aws, aws_calls):
+    """Directus' updateMany sends every key in one request and never retries it: a request per 10
+    rows (1,000 for 10,000 keys) would outlast the receiver's 10 s, so the rows travel in bundles."""
+    keys = list(range(1, 10_001))
+    body = {"event": "leads.items.update", "payload": {"job_title": "CTO"}, "keys": keys, "collection": "leads"}
+    status, answer = call(handler, http_event(body))
+
+    assert status == 202 and len(answer["rows"]) == 10_000
+    sends = aws_calls.sqs_calls("send_message_batch")
+    assert len(sends) <= 20 and aws_calls.names("dynamodb") == []
+    bundles = [parse_job(entry["MessageBody"]) for send in sends for entry in send["Entries"]]
+    assert all(job.kind == "clay_row_bundle" for job in bundles)
+    rows = [row for bundle in bundles for row in bundle.rows]
+    assert [row.row["directus_id"] for row in rows] == keys
+    assert [row.event_id for row in rows] == [row["event_id"] for row in answer["rows"]]
+
+
+def test_rows_too_big_to_share_one_queue_request_are_sent_in_several(handler, aws, aws_calls):
+    """SQS takes at most 256 KiB per batch request: three rows of 90 KB cannot go together."""
+    body = {
+        "event": "leads.items.update",
+        "payload": {"job_title": "x" * 90_000},
+        "keys": [1, 2, 3],
+        "collection": "leads",
+    }
+    status, _ = call(handler, http_event(body))
+
+    assert status == 202
+    sends = aws_calls.sqs_calls("send_message_batch")
+    assert [len(send["Entries"]) for send in sends] == [2, 1]
+    assert len(queued(aws)) == 3
+
+
+def test_the_worker_queues_the_rows_of_a_bundle_one_by_one_and_each_is_sent_once(handler, aws):
+    body = {
+        "event": "leads.items.update",
+        "payload": {"job_title": "CTO"},
+        "keys": list(range(150)),
+        "collection": "leads",
+    }
+    status, answer = call(handler, http_event(body))
+    assert status == 202
+    queue = aws.ref("DeliveryQueue")
+    [bundle] = received_records(queue, 1)
+
+    assert run_worker([bundle]) == set()
+    assert run_worker([bundle]) == set()  # a redelivered bundle queues its rows again...
+    rows = [parse_job(m["Body"]) for _ in range(40) for m in receive(queue)]
+    assert len(rows) == 300
+    assert {row.event_id for row in rows} == {row["event_id"] for row in answer["rows"]}
+    # ...and the worker's claims still let each row through once.
+    assert sum(RelayTable().claim(row.event_id, row.job_id, 60) is Claim.OWNED for row in rows) == 150
 
 
 def test_base64_encoded_body_is_accepted(handler, aws):

@@ -14,6 +14,7 @@ from clay_relay.jobs import DeliveryJob, dump_job
 from clay_relay.settings import get_settings
 
 BATCH = 10
+MAX_BATCH_BYTES = 262_144  # SQS: a message, and a batch request's messages together (256 KiB, the long-standing limit)
 MAX_DELAY_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 43_200
 
@@ -36,9 +37,29 @@ class DeadLetter:
     origin: str
 
 
+def _size(entry: dict) -> int:
+    attributes = entry.get("MessageAttributes", {})
+    return len(entry["MessageBody"].encode()) + sum(
+        len(name) + len(value["DataType"]) + len(value["StringValue"].encode()) for name, value in attributes.items()
+    )
+
+
+def _batches(entries: list[dict]) -> list[list[dict]]:
+    """Up to 10 entries per request, and no more bytes than SQS takes in one (big rows travel alone)."""
+    batches: list[list[dict]] = []
+    size = 0
+    for entry in entries:
+        entry_size = _size(entry)
+        if not batches or len(batches[-1]) == BATCH or size + entry_size > MAX_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(entry)
+        size += entry_size
+    return batches
+
+
 def _send_all(queue_url: str, entries: list[dict]) -> None:
-    for start in range(0, len(entries), BATCH):
-        pending = entries[start : start + BATCH]
+    for pending in _batches(entries):
         for _ in range(2):
             answer = _sqs().send_message_batch(QueueUrl=queue_url, Entries=pending)
             failed = {f["Id"] for f in answer.get("Failed", [])}

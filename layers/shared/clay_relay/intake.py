@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clay_relay.delivery_queue import DeliveryQueue, QueueError
+from clay_relay.delivery_queue import MAX_BATCH_BYTES, DeliveryQueue, QueueError
 from clay_relay.errors import ServiceUnavailable
-from clay_relay.jobs import DeliveryJob
+from clay_relay.jobs import ClayRowBundle, ClayRowJob, DeliveryJob, content_id, dump_job
 from clay_relay.observability import count, logger
 from clay_relay.store import RelayTable
+
+BUNDLE_OVER = 100  # rows of one event; more are queued in bundles
+BUNDLE_BYTES = MAX_BATCH_BYTES - 4_096  # room for the bundle's own fields
 
 
 @dataclass(frozen=True)
@@ -26,14 +29,46 @@ class Accepted:
 
 
 def accept(jobs: list[DeliveryJob]) -> list[Accepted]:
-    seen = RelayTable().already_seen([job.event_id for job in jobs])
-    fresh = [job for job in jobs if job.event_id not in seen]
-    if fresh:
-        try:
-            DeliveryQueue().enqueue(fresh)
-        except (QueueError, BotoCoreError, ClientError) as error:
-            logger.exception("could not queue accepted events", extra={"error": type(error).__name__})
-            raise ServiceUnavailable("the relay could not queue the event; nothing was accepted, retry") from None
-    count("EventsAccepted", len(fresh))
-    count("EventsDuplicate", len(jobs) - len(fresh))
+    if len(jobs) > BUNDLE_OVER and all(isinstance(job, ClayRowJob) for job in jobs):
+        # A Directus updateMany of thousands of items: a duplicate check and a request per 10 rows
+        # would outlast the receiver's timeout. The worker's claims still send each row once.
+        seen: set[str] = set()
+        _enqueue(bundle_rows(jobs))
+    else:
+        seen = RelayTable().already_seen([job.event_id for job in jobs])
+        _enqueue([job for job in jobs if job.event_id not in seen])
+    count("EventsAccepted", len(jobs) - len(seen))
+    count("EventsDuplicate", len(seen))
     return [Accepted(job, job.event_id in seen) for job in jobs]
+
+
+def _enqueue(jobs: list[DeliveryJob]) -> None:
+    if not jobs:
+        return
+    try:
+        DeliveryQueue().enqueue(jobs)
+    except (QueueError, BotoCoreError, ClientError) as error:
+        logger.exception("could not queue accepted events", extra={"error": type(error).__name__})
+        raise ServiceUnavailable("the relay could not queue the event; nothing was accepted, retry") from None
+
+
+def bundle_rows(rows: list[ClayRowJob]) -> list[ClayRowBundle]:
+    """The rows in as few messages as fit SQS's message size."""
+    bundles: list[list[ClayRowJob]] = [[]]
+    size = 0
+    for row in rows:
+        row_size = len(dump_job(row).encode()) + 1
+        if bundles[-1] and size + row_size > BUNDLE_BYTES:
+            bundles.append([])
+            size = 0
+        bundles[-1].append(row)
+        size += row_size
+    return [
+        ClayRowBundle(
+            event_id=content_id(*(row.event_id for row in bundle)),
+            origin=bundle[0].origin,
+            dedupe_window_seconds=bundle[0].dedupe_window_seconds,
+            rows=bundle,
+        )
+        for bundle in bundles
+    ]

@@ -95,8 +95,19 @@ class DirectusPatchJob(_Job):
     destination: ClassVar[str] = "directus"
 
 
+class ClayRowBundle(_Job):
+    """Many rows of one accepted event in one message: a Directus updateMany of thousands of items
+    is queued in a few requests, so the receiver answers in time; the worker then queues each row
+    as its own job (`rows` keep their own event ids, so a bundle unpacked twice is still one row each)."""
+
+    kind: Literal["clay_row_bundle"] = "clay_row_bundle"
+    rows: list[ClayRowJob] = Field(min_length=1)
+
+    destination: ClassVar[str] = "clay"
+
+
 DeliveryJob = Annotated[
-    ClayRowJob | LoopsEventJob | LoopsContactJob | SlackMessageJob | ZapierPostJob | DirectusPatchJob,
+    ClayRowJob | LoopsEventJob | LoopsContactJob | SlackMessageJob | ZapierPostJob | DirectusPatchJob | ClayRowBundle,
     Field(discriminator="kind"),
 ]
 _job_adapter: TypeAdapter[DeliveryJob] = TypeAdapter(DeliveryJob)

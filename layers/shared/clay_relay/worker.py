@@ -2,6 +2,7 @@
 Slack messages, Zapier posts, Directus write-backs), reporting partial failures.
 
 For a batch it:
+0. puts the rows of a bundle (one event's thousands of rows, see intake) on the queue one by one,
 1. claims each job's event (one conditional put each; a second copy of an event is skipped);
    jobs whose repeat would show (Slack, Zapier) are claimed just before their request instead,
 2. reserves Clay submissions for all rows of a target in one conditional update per URL,
@@ -11,7 +12,9 @@ For a batch it:
 4. reports each record through Powertools' BatchProcessor (one failing record never fails the others),
 5. then, in batch calls: hides failed messages until their next attempt (exponential backoff with
    jitter, at least the destination's Retry-After), moves the hopeless and those past the retry
-   horizon to the dead-letter queue with the reason, and re-queues rows held for lack of Clay quota.
+   horizon to the dead-letter queue with the reason, and re-queues rows held for lack of Clay quota;
+   a batch in which a destination failed notes its last failure (`status#<destination>`, for
+   `relay status`): one write per failing destination, none for a batch that went well.
 Anything that cannot be settled is reported as a batch item failure, so SQS keeps it: an accepted
 event is delivered or dead-lettered, never dropped.
 """
@@ -22,6 +25,7 @@ import contextvars
 import math
 import random
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +40,7 @@ from clay_relay.clay import ClayPoolUnavailable, ClayQuota, ClayWebhook, send_ro
 from clay_relay.config import DeliveryPolicy, RelayConfig, load_config
 from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
 from clay_relay.jobs import (
+    ClayRowBundle,
     ClayRowJob,
     DeliveryJob,
     DirectusPatchJob,
@@ -45,11 +50,11 @@ from clay_relay.jobs import (
     ZapierPostJob,
     parse_job,
 )
-from clay_relay.observability import count, logger
+from clay_relay.observability import count, logger, mask_email
 from clay_relay.outbound import Outcome
 from clay_relay.pacing import BREAKER, PACER
 from clay_relay.settings import get_settings
-from clay_relay.store import Claim, RelayTable
+from clay_relay.store import Claim, Failure, RelayTable
 
 SAFETY_SECONDS = 5  # time kept to settle the batch after the last request's timeout
 MAX_PACE_WAIT_SECONDS = 5  # a longer pause (e.g. a Retry-After) is waited out on the queue, not in Lambda
@@ -113,6 +118,8 @@ class DeliveryRun:
     retry_delays: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
     held: dict[str, DeliveryJob] = field(default_factory=dict)
+    unbundled: dict[str, list[ClayRowJob]] = field(default_factory=dict)  # message id → its rows, queued one by one
+    failures: dict[str, Failure] = field(default_factory=dict)  # destination → its last failure in this batch
     workers: int = 1
     request_seconds: float = 10.0  # the longest one request can take (the outbound timeout)
     seconds_left: Callable[[], float] = lambda: float("inf")
@@ -130,6 +137,14 @@ class DeliveryRun:
                 plan.job = parse_job(record["body"])
             except ValidationError as error:
                 self._dead_letter(plan, f"unreadable job: {error.errors()[0]['msg']}", "unknown", "unknown")
+                continue
+            if isinstance(plan.job, ClayRowBundle):
+                # Each unpacking is a new acceptance of the rows: should a bundle come back after
+                # its rows were queued, the second copies are duplicates to the worker's claims.
+                plan.settled = "unbundled"
+                self.unbundled[plan.message_id] = [
+                    row.model_copy(update={"job_id": uuid.uuid4().hex}) for row in plan.job.rows
+                ]
                 continue
             if plan.job.repeat_is_harmless:
                 self._claim(plan)
@@ -334,6 +349,8 @@ class DeliveryRun:
         delay = delay if delay is not None else backoff_seconds(plan.attempts, self.policy, retry_after)
         self.retry_delays[plan.record["receiptHandle"]] = delay
         plan.retry_reason = reason
+        if metric == "DeliveryRetried":  # a failure; a deferral (rate limit, no time left) is not one
+            self.failures[plan.job.destination] = Failure(mask_email(reason), "retrying", plan.job.origin, time.time())
         count(metric, destination=plan.job.destination)
         logger.warning(
             "not delivered yet, will retry",
@@ -356,6 +373,7 @@ class DeliveryRun:
             destination=destination,
             origin=origin or job.origin,
         )
+        self.failures[destination] = Failure(mask_email(reason), "dead-lettered", origin or job.origin, time.time())
         count("DeadLettered", destination=destination)
         logger.error(
             "moved to the dead-letter queue", extra={"event_id": job.event_id if job else None, "reason": reason}
@@ -378,6 +396,12 @@ class DeliveryRun:
     # --- 5: settle in batch calls ----------------------------------------------------------------
     def finish(self, response: dict) -> dict:
         failures = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        for message_id, rows in self.unbundled.items():
+            try:
+                self.queue.enqueue(rows)
+            except Exception:  # noqa: BLE001 - the bundle comes back; rows queued twice are claimed once
+                logger.exception("could not queue the rows of a bundle; it comes back after the visibility timeout")
+                failures.add(message_id)
         if self.held:
             try:
                 self.queue.enqueue(list(self.held.values()), delay_seconds=self.policy.hold_seconds)
@@ -395,6 +419,11 @@ class DeliveryRun:
                 self.queue.retry_later(self.retry_delays)
             except Exception:  # noqa: BLE001 - they come back after the queue's visibility timeout
                 logger.exception("could not set retry delays")
+        if self.failures:
+            try:
+                self.table.note_failures(self.failures)
+            except Exception:  # noqa: BLE001 - only `relay status` misses it
+                logger.exception("could not note the destinations' last failures")
         unsent: dict[str, list[ClayWebhook]] = defaultdict(list)
         for plan in self.plans.values():
             if plan.unsent and plan.webhook is not None:
