@@ -18,7 +18,7 @@ TOOLS := .tools
 CHECKOV := .checkov
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test lint check-template security unit e2e build invoke replay bench bench-drain clean
+.PHONY: help install run test lint check-template security unit e2e build invoke replay relay bench bench-drain clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ invoke: $(VENV)/.installed ## run a function in-process, like sam local invoke: 
 replay: $(VENV)/.installed ## send an event file to the running local stack: make replay EVENT=events/directus/create.json
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=<events/...json>"; exit 2; }
 	$(VENV)/bin/python -m local_stack replay $(EVENT)
+
+relay: $(VENV)/.installed ## operate a stack (README "The relay command"): make relay ARGS="--local status"
+	$(VENV)/bin/relay $(ARGS)
 
 bench: $(VENV)/.installed ## every performance figure side by side (about 5 minutes): bench/results.md and results.json
 	PATH="$(SAM_PATH)" $(VENV)/bin/python -m bench $(ARGS)

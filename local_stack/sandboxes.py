@@ -17,12 +17,21 @@ Zapier  `POST /zapier/hooks/<id>`: `{"status": "success"}`.
 Directus `POST /directus/items/<collection>` (create), `PATCH /directus/items/<collection>/<id>`:
         static token (401), 403 for an unknown item, `{"data": item}`; then, like a Flow with an
         event hook, fires `items.create`/`items.update` (payload = the fields written) at the relay.
+        `GET /directus/items/<collection>/<id>` reads one item; `GET /directus/items/<collection>`
+        lists them with Directus' query semantics: `limit` (default 100, -1 for all), `offset`,
+        `page` (from 1; wins over offset), `sort` (`id`, `-id`, any field, comma-separated),
+        `filter` on top-level fields (`filter[id][_gt]=5` or JSON `filter={"_and": [...]}`;
+        operators `_eq _neq _gt _gte _lt _lte _in _nin _null _nnull`, `_and`/`_or`), `fields`
+        (`*` or names) and `meta` (`filter_count`, `total_count`, `*`): `{"data": [...], "meta":
+        {...}}`, or 400 `INVALID_QUERY`. `seed()` (the gateway's `POST /_local/directus/items/…`)
+        stores items that existed before the relay, without firing the Flow.
 Every request received is logged (`deliveries`); injected faults answer first. The fault
 destinations `worker` and `receiver` (mode `crash`) kill function invocations instead (`chaos`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -32,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from standardwebhooks.webhooks import Webhook
@@ -329,31 +339,173 @@ def zapier_receive(method: str, parts: list[str], headers: dict, body: bytes) ->
     return Answer(200, {"id": uuid.uuid4().hex, "request_id": uuid.uuid4().hex, "status": "success"})
 
 
+class _InvalidQuery(ValueError):
+    """A list query Directus would refuse with 400 INVALID_QUERY."""
+
+
+_FILTER_OPERATORS = ("_eq", "_neq", "_gt", "_gte", "_lt", "_lte", "_in", "_nin", "_null", "_nnull")
+
+
+def _query_object(query: str) -> dict:
+    """The query string as Directus' `qs` parses it: `filter[id][_gt]=5` → {"filter": {"id": {"_gt": "5"}}},
+    `fields[]=a&fields[]=b` → {"fields": ["a", "b"]}, `x[0]=…` → a list."""
+    parsed: dict = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        head, _, rest = name.partition("[")
+        path = [head] + (rest.rstrip("]").split("][") if rest else [])
+        node = parsed
+        for part, next_part in itertools.pairwise(path):
+            node = node.setdefault(part, [] if next_part == "" else {}) if isinstance(node, dict) else None
+            if not isinstance(node, dict | list):
+                raise _InvalidQuery(f'"{name}" mixes a value and an object')
+        last = path[-1]
+        if isinstance(node, list):
+            node.append(value)
+        elif last in node and not isinstance(node[last], dict):
+            node[last] = [*node[last], value] if isinstance(node[last], list) else [node[last], value]
+        else:
+            node[last] = value
+    return _lists_from_indexes(parsed)
+
+
+def _lists_from_indexes(value: object) -> object:
+    if not isinstance(value, dict):
+        return value
+    value = {k: _lists_from_indexes(v) for k, v in value.items()}
+    if value and all(k.isdigit() for k in value):
+        return [value[k] for k in sorted(value, key=int)]
+    return value
+
+
+def _integer(query: dict, name: str, minimum: int) -> int | None:
+    if name not in query:
+        return None
+    try:
+        number = int(str(query[name]))
+    except ValueError:
+        raise _InvalidQuery(f'"{name}" must be a number') from None
+    if number < minimum:
+        raise _InvalidQuery(f'"{name}" must be greater than or equal to {minimum}')
+    return number
+
+
+def _like(value: object, example: object) -> object:
+    """A filter value from the query string (always text) as the field's type, as Directus casts it."""
+    if isinstance(value, str) and isinstance(example, bool):
+        return {"true": True, "false": False}.get(value, value)
+    if isinstance(value, str) and isinstance(example, int | float):
+        try:
+            return int(value) if isinstance(example, int) else float(value)
+        except ValueError:
+            return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(example, str):
+        return str(value)
+    return value
+
+
+def _compare(op: str, actual: object, expected: object) -> bool:
+    if op in ("_null", "_nnull"):
+        wanted = expected in (True, "true", "1", 1, "")
+        return (actual is None) == (wanted if op == "_null" else not wanted)
+    if op in ("_in", "_nin"):
+        values = expected if isinstance(expected, list) else str(expected).split(",")
+        found = any(_like(v, actual) == actual for v in values)
+        return found if op == "_in" else not found
+    expected = _like(expected, actual)
+    if op == "_eq":
+        return actual == expected
+    if op == "_neq":
+        return actual != expected
+    if actual is None or isinstance(actual, bool) != isinstance(expected, bool):
+        return False
+    try:
+        return {
+            "_gt": actual > expected,  # type: ignore[operator]
+            "_gte": actual >= expected,  # type: ignore[operator]
+            "_lt": actual < expected,  # type: ignore[operator]
+            "_lte": actual <= expected,  # type: ignore[operator]
+        }[op]
+    except TypeError:  # a number against text: no match, like SQL's failed cast
+        return False
+
+
+def _check_filter(rule: object) -> None:
+    if not isinstance(rule, dict):
+        raise _InvalidQuery("Invalid filter object")
+    for key, condition in rule.items():
+        if key in ("_and", "_or"):
+            if not isinstance(condition, list):
+                raise _InvalidQuery(f'"{key}" has to be an array of filters')
+            for nested in condition:
+                _check_filter(nested)
+        elif key.startswith("_"):
+            raise _InvalidQuery(f'"{key}" is not a logical operator')
+        elif isinstance(condition, dict):
+            for op, value in condition.items():
+                if op not in _FILTER_OPERATORS:
+                    raise _InvalidQuery(f'Invalid filter operator "{op}"')
+                if op in ("_in", "_nin") and not (isinstance(value, list) and value) and not isinstance(value, str):
+                    raise _InvalidQuery(f'"{op}" has to be an array of values')
+                if op not in ("_in", "_nin") and not (value is None or isinstance(value, str | int | float | bool)):
+                    raise _InvalidQuery(f'The filter value for "{op}" has to be a string, number, or boolean')
+                if value == "" and op not in ("_null", "_nnull"):
+                    raise _InvalidQuery(f'You can\'t filter for an empty string in "{op}"')
+
+
+def _matches(item: dict, rule: dict) -> bool:
+    for key, condition in rule.items():
+        if key == "_and":
+            if not all(_matches(item, nested) for nested in condition):
+                return False
+        elif key == "_or":
+            if not any(_matches(item, nested) for nested in condition):
+                return False
+        elif isinstance(condition, dict):
+            if not all(_compare(op, item.get(key), value) for op, value in condition.items()):
+                return False
+        elif not _compare("_eq", item.get(key), condition):
+            return False
+    return True
+
+
+def _sort_key(value: object) -> tuple:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, value)
+    return (2, str(value))
+
+
 @dataclass
 class DirectusSandbox:
     token: str | None = None
     flows: dict[str, tuple[str, str]] = field(default_factory=dict)  # collection → (relay URL, token)
     items: dict[tuple[str, str], dict] = field(default_factory=dict)
-    _next_id: int = 1
+    _next_ids: dict[str, int] = field(default_factory=dict)  # collection → its next auto-increment id
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
-    def _error(status: int, code: str, message: str) -> Answer:
-        return Answer(status, {"errors": [{"message": message, "extensions": {"code": code}}]})
+    def _error(status: int, code: str, message: str, **extensions) -> Answer:
+        return Answer(status, {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]})
 
-    def receive(self, method: str, parts: list[str], headers: dict, body: bytes) -> Answer:
+    def receive(self, method: str, parts: list[str], headers: dict, body: bytes, query: str = "") -> Answer:
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
             return self._error(401, "INVALID_CREDENTIALS", "Invalid user credentials.")
         if len(parts) not in (3, 4) or parts[1] != "items":
             return self._error(404, "ROUTE_NOT_FOUND", "Route doesn't exist.")
         collection = parts[2]
+        if method == "GET" and len(parts) == 3:
+            try:
+                return Answer(200, self.query(collection, _query_object(query)))
+            except _InvalidQuery as error:
+                return self._error(400, "INVALID_QUERY", f"Invalid query. {error}.", reason=str(error))
         fields = _json_object(body) if method in ("POST", "PATCH") else {}
         if fields is None:
             return self._error(400, "INVALID_PAYLOAD", "Invalid payload. JSON object expected.")
         with self._lock:
             if method == "POST" and len(parts) == 3:
-                key = self._next_id
-                self._next_id += 1
+                key = self._next_ids.get(collection, 1)
+                self._next_ids[collection] = key + 1
                 item = self.items[(collection, str(key))] = {"id": key, **fields}
                 return Answer(200, {"data": item}, then=self._flow(collection, "create", fields, key=key))
             item = self.items.get((collection, parts[3])) if len(parts) == 4 else None
@@ -365,6 +517,67 @@ class DirectusSandbox:
                 item.update(fields)
                 return Answer(200, {"data": item}, then=self._flow(collection, "update", fields, keys=[parts[3]]))
         return self._error(405, "METHOD_NOT_ALLOWED", "Method not allowed.")
+
+    def seed(self, collection: str, items: list[dict]) -> list[dict]:
+        """Stores items as if they existed before the relay was set up: no Flow fires. An item
+        without an `id` gets the next one."""
+        if not collection:
+            raise ValueError("name the collection")
+        if not all(isinstance(item, dict) for item in items):
+            raise ValueError("items must be JSON objects")
+        stored = []
+        with self._lock:
+            for fields in items:
+                key = fields.get("id")
+                if key is None:
+                    key = self._next_ids.get(collection, 1)
+                if not isinstance(key, int | str) or isinstance(key, bool):
+                    raise ValueError("an item's id must be an integer or a string")
+                if isinstance(key, int):
+                    self._next_ids[collection] = max(self._next_ids.get(collection, 1), key + 1)
+                item = self.items[(collection, str(key))] = {**fields, "id": key}
+                stored.append(dict(item))
+        return stored
+
+    def query(self, collection: str, query: dict) -> dict:
+        """`GET /items/<collection>` with Directus' query parameters (see the module docstring)."""
+        limit = _integer(query, "limit", -1)
+        offset = _integer(query, "offset", 0) or 0
+        page = _integer(query, "page", 0)
+        rule = query.get("filter") or {}
+        if isinstance(rule, str):
+            try:
+                rule = json.loads(rule)
+            except ValueError:
+                raise _InvalidQuery("Invalid JSON for filter object") from None
+        _check_filter(rule)
+        meta = query.get("meta") or []
+        meta = meta.split(",") if isinstance(meta, str) else meta
+        meta = ["total_count", "filter_count"] if meta == ["*"] else meta
+        if any(name not in ("total_count", "filter_count") for name in meta):
+            raise _InvalidQuery('"meta" must be one of [total_count, filter_count, *]')
+        with self._lock:
+            every = [dict(item) for (name, _), item in self.items.items() if name == collection]
+        found = [item for item in every if _matches(item, rule)]
+        sort = query.get("sort") or []
+        for name in reversed(sort.split(",") if isinstance(sort, str) else sort):
+            name = name.strip()
+            column = name.lstrip("-")
+            found.sort(key=lambda item: _sort_key(item.get(column)), reverse=name.startswith("-"))
+        limit = 100 if limit is None else limit
+        if page and limit > 0:
+            offset = limit * (page - 1)
+        window = found[offset:] if limit == -1 else found[offset : offset + limit]
+        fields = query.get("fields") or "*"
+        fields = [f.strip() for f in (fields.split(",") if isinstance(fields, str) else fields)]
+        if "*" not in fields:
+            names = {f.split(".")[0] for f in fields}
+            window = [{k: v for k, v in item.items() if k in names} for item in window]
+        answer: dict = {"data": window}
+        if meta:
+            counts = {"total_count": len(every), "filter_count": len(found)}
+            answer["meta"] = {name: counts[name] for name in meta}
+        return answer
 
     def _flow(self, collection: str, action: str, fields: dict, **key) -> Callable[[], None] | None:
         """What a Flow (event hook → Webhook / Request URL, body {{$trigger}}) does after the write."""
@@ -465,7 +678,10 @@ class _SandboxHandler(BaseHTTPRequestHandler):
             return
         if self._injected_fault(parts[0], headers, body):
             return
-        answer = service(self.command, parts, headers, body)
+        if parts[0] == "directus":  # the only sandbox whose answer depends on the query string
+            answer = service(self.command, parts, headers, body, query=urlsplit(self.path).query)
+        else:
+            answer = service(self.command, parts, headers, body)
         self.owner.deliveries.record(parts[0], self.command, self.path, headers, body, answer.status, **answer.note)
         self._send(answer)
         if answer.then:

@@ -183,7 +183,12 @@ class LocalStack:
                     **self.urls.__dict__,
                     "pid": os.getpid(),
                     "stack_name": self.options.stack_name,
-                    "environment": {**self.provisioned.environment, "AWS_ENDPOINT_URL": moto_url, **FAKE_CREDENTIALS},
+                    "environment": {
+                        **self.provisioned.environment,
+                        "AWS_ENDPOINT_URL": moto_url,
+                        **FAKE_CREDENTIALS,
+                        **({"RELAY_CONFIG_PATH": os.environ["RELAY_CONFIG_PATH"]} if self.options.config_path else {}),
+                    },
                 }
             )
         )

@@ -32,7 +32,8 @@ class StaticManagedPolicies:
         return {name: f"arn:aws:iam::aws:policy/service-role/{name}" for name in names}
 
 
-def main() -> int:
+def translate() -> dict:
+    """template.yaml as the CloudFormation that SAM deploys (no AWS credentials needed)."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template = yaml_parse((ROOT / "template.yaml").read_text())
     # Local code folders become placeholder S3 locations, as `sam package` would make them.
@@ -41,7 +42,14 @@ def main() -> int:
         for key in ("CodeUri", "ContentUri"):
             if isinstance(properties.get(key), str):
                 properties[key] = f"s3://clay-relay-artifacts/{properties[key].strip('/')}.zip"
-    translated = transform(template, {}, StaticManagedPolicies())
+    return transform(template, {}, StaticManagedPolicies())
+
+
+def main() -> int:
+    translated = translate()
+    if "--print" in sys.argv[1:]:  # for tests (tests/unit/test_alarms.py): the translation only, on stdout
+        print(json.dumps(translated))
+        return 0
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(translated, indent=1))
     kinds = sorted({r["Type"] for r in translated["Resources"].values()})

@@ -5,9 +5,19 @@ posted with its event id in the target's idempotency column, and measured that w
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from clay_relay.clay import ClayPoolUnavailable, ClayQuota, ClayWebhook, check_row_size, load_pool, posted_row
+from clay_relay.clay import (
+    ClayPoolUnavailable,
+    ClayQuota,
+    ClayWebhook,
+    check_row_size,
+    load_pool,
+    pool_used_percent,
+    posted_row,
+)
 from clay_relay.config import ClayTarget
 from clay_relay.errors import PayloadTooLarge
 from clay_relay.store import RelayTable
@@ -128,6 +138,77 @@ def test_warns_when_a_url_is_used_up_and_the_next_takes_over(quota, logs):
 def test_thresholds_are_configurable(quota, logs):
     quota.allocate("leads", target(10, warn_at=(0.5,)), 6)
     assert quota_warnings(logs) == ["clay webhook URL has used 50% of its submissions"]
+
+
+# --- how much of the whole pool is used (ClayPoolUsedPercent, what the 80 %/95 % alarms watch) ------
+def pool_used(capsys) -> list[float]:
+    """The ClayPoolUsedPercent values printed (EMF) since the last call, in order."""
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    return [value for blob in blobs for value in blob.get("ClayPoolUsedPercent", [])]
+
+
+def test_pool_use_counts_the_urls_before_the_one_in_use_as_used_up(quota, capsys):
+    quota.allocate("leads", target(10), 6)  # A 6/10, B 0/10
+    quota.allocate("leads", target(10), 6)  # A 10, B 2
+    quota.allocate("leads", target(10), 3)  # B 5
+    assert pool_used(capsys) == [30.0, 60.0, 75.0]
+
+
+def test_a_fresh_url_waiting_in_the_pool_keeps_the_pool_below_80_percent(quota, capsys, logs):
+    quota.allocate("leads", target(100), 96)
+    assert quota_warnings(logs)[-1] == "clay webhook URL has used 95% of its submissions"  # the URL's
+    assert pool_used(capsys) == [48.0]  # the pool's: B has all its 100 left
+
+
+def test_pool_use_is_100_percent_once_used_up_and_falls_when_a_url_is_added(quota, capsys, put_secret):
+    quota.allocate("leads", target(5), 5)
+    quota.allocate("leads", target(5), 5)
+    assert quota.allocate("leads", target(5), 2) == []
+    assert pool_used(capsys) == [50.0, 100.0, 100.0]
+    put_secret(POOL_SECRET, [{"url": URL_A, "token": "token-a"}, {"url": URL_B}, {"url": URL_C}])
+    quota.allocate("leads", target(5), 3)  # the refreshed pool: A and B used up, C 3/5
+    assert pool_used(capsys) == [86.67]
+
+
+def test_submissions_given_back_and_taken_again_are_counted_once(quota, capsys):
+    [allocation] = quota.allocate("leads", target(3), 3)  # A 3/3
+    quota.allocate("leads", target(3), 1)  # B 1/3
+    quota.give_back(allocation.webhook, 2)  # A 1/3
+    assert granted(quota.allocate("leads", target(3), 4)) == [(URL_A, 2), (URL_B, 2)]
+    assert pool_used(capsys) == [50.0, 66.67, 100.0]
+
+
+def test_pool_use_is_read_from_the_reservations_without_another_aws_call(quota, capsys, aws_calls):
+    quota.allocate("leads", target(10), 12)
+    assert [name for name, _ in aws_calls.dynamodb] == ["update_item", "update_item"]  # one per URL
+    assert pool_used(capsys) == [60.0]
+
+
+def test_an_empty_pool_is_used_up(aws, put_secret, capsys):
+    put_secret(POOL_SECRET, [])
+    assert ClayQuota(RelayTable()).allocate("leads", target(10), 1) == []
+    assert pool_used(capsys) == [100.0]
+
+
+def test_pool_use_is_published_for_the_alarms_and_per_target(quota, capsys):
+    quota.allocate("leads", target(10), 1)
+    [blob] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "ClayPoolUsedPercent" in line]
+    [directive] = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "ClayRelay"
+    assert directive["Metrics"] == [{"Name": "ClayPoolUsedPercent", "Unit": "Percent"}]
+    assert [set(names) for names in directive["Dimensions"]] == [
+        {"service", "destination"},
+        {"service", "destination", "target"},
+    ]
+    assert (blob["service"], blob["destination"], blob["target"]) == ("clay-relay", "clay", "leads")
+
+
+@pytest.mark.parametrize(
+    ("used", "urls", "limit", "percent"),
+    [(0, 2, 10, 0.0), (15, 2, 10, 75.0), (1, 3, 50_000, 0.0), (20, 2, 10, 100.0), (25, 2, 10, 100), (0, 0, 10, 100)],
+)
+def test_pool_used_percent(used, urls, limit, percent):
+    assert pool_used_percent(used, urls, limit) == percent
 
 
 # --- the pool secret -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from clay_relay.config import ClayTarget
 from clay_relay.errors import PayloadTooLarge
-from clay_relay.observability import count, logger
+from clay_relay.observability import MetricUnit, count, gauge, logger
 from clay_relay.outbound import Outcome, post_json
 from clay_relay.secrets import SecretUnavailable, read_json
 from clay_relay.store import RelayTable
@@ -40,6 +40,11 @@ def load_pool(target: ClayTarget, *, refresh: bool = False) -> list[ClayWebhook]
         entries = read_json(target.webhooks_secret, refresh=refresh)
     except SecretUnavailable as error:
         raise ClayPoolUnavailable(str(error)) from None
+    return parse_pool(entries, target)
+
+
+def parse_pool(entries: object, target: ClayTarget) -> list[ClayWebhook]:
+    """The pool secret's value (parsed JSON): a list of {"url", "token"} or of URLs, in pool order."""
     if isinstance(entries, dict):
         entries = [entries]
     if not isinstance(entries, list):
@@ -70,24 +75,47 @@ class ClayQuota:
 
     def allocate(self, target_name: str, target: ClayTarget, wanted: int) -> list[Allocation]:
         """Reserve up to `wanted` submissions over the pool, in pool order. Fewer than wanted
-        (possibly none) when the pool is used up."""
-        allocations = self._allocate(target_name, target, wanted, load_pool(target))
+        (possibly none) when the pool is used up. Publishes how much of the whole pool is used
+        (`ClayPoolUsedPercent`), from what the reservations answered: no extra AWS call."""
+        if wanted <= 0:
+            return []
+        pool = load_pool(target)
+        allocations, used = self._allocate(target_name, target, wanted, pool)
         granted = sum(a.count for a in allocations)
         if granted < wanted:
             # The pool may have grown since we cached it: read the secret again before holding rows.
-            allocations += self._allocate(target_name, target, wanted - granted, load_pool(target, refresh=True))
+            pool = load_pool(target, refresh=True)
+            more, used = self._allocate(target_name, target, wanted - granted, pool)
+            allocations += more
+        gauge(
+            "ClayPoolUsedPercent",
+            pool_used_percent(used, len(pool), target.submission_limit),
+            MetricUnit.Percent,
+            destination="clay",
+            breakdown={"target": target_name},
+        )
         return allocations
 
-    def _allocate(self, target_name: str, target: ClayTarget, wanted: int, pool: list[ClayWebhook]) -> list[Allocation]:
+    def _allocate(
+        self, target_name: str, target: ClayTarget, wanted: int, pool: list[ClayWebhook]
+    ) -> tuple[list[Allocation], int]:
+        """The allocations, and the submissions used over the pool as this allocation saw them.
+        Allocation fills the pool in order, so the URLs it passed are used up (or, when it lost
+        every race for one, as used as it answered) and the URLs it did not reach are unused. A
+        few submissions given back to an earlier URL (`give_back`) are taken again by the next
+        reservation before it moves on, so the figure misses at most a few batches' rows."""
         allocations: list[Allocation] = []
+        used = 0
         for webhook in pool:
             if wanted <= 0:
                 break
             if webhook.webhook_id in _used_up:
+                used += target.submission_limit
                 continue
             reservation = self.table.reserve_submissions(
                 webhook.webhook_id, wanted, target.submission_limit, target_name
             )
+            used += min(reservation.used_after, target.submission_limit)
             if reservation.granted:
                 allocations.append(Allocation(webhook, reservation.granted))
                 wanted -= reservation.granted
@@ -98,7 +126,7 @@ class ClayQuota:
                     "clay webhook URL used up, moving to the next URL of the pool",
                     extra={"target": target_name, "webhook_id": webhook.webhook_id},
                 )
-        return allocations
+        return allocations, used
 
     @staticmethod
     def _warn_on_threshold(target_name: str, target: ClayTarget, webhook: ClayWebhook, reservation) -> None:
@@ -119,6 +147,13 @@ class ClayQuota:
     def give_back(self, webhook: ClayWebhook, count: int) -> None:
         self.table.release_submissions(webhook.webhook_id, count)
         _used_up.discard(webhook.webhook_id)
+
+
+def pool_used_percent(used: int, urls: int, submission_limit: int) -> float:
+    """Share of a pool's submissions used, in percent; an empty pool has nothing left (100)."""
+    if urls <= 0:
+        return 100.0
+    return round(min(100.0, 100 * used / (urls * submission_limit)), 2)
 
 
 def posted_row(target: ClayTarget, row: dict, event_id: str) -> dict:

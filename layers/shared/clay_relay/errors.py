@@ -6,6 +6,7 @@ from __future__ import annotations
 class RelayError(Exception):
     status = 500
     code = "internal_error"
+    headers: dict[str, str] = {}  # sent with the answer
 
     def __init__(self, message: str, *, fields: list[dict] | None = None):
         super().__init__(message)
@@ -33,6 +34,7 @@ class UnknownRoute(RelayError):
 
 class MethodNotAllowed(RelayError):
     status, code = 405, "method_not_allowed"
+    headers = {"Allow": "POST"}  # RFC 9110: a 405 names the methods the route serves
 
 
 class PayloadTooLarge(RelayError):

@@ -38,11 +38,12 @@ MAX_JSON_DEPTH = 64
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def json_response(status: int, body: dict) -> Response:
+def json_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps(body, separators=(",", ":")),
+        headers=headers,
     )
 
 
@@ -51,7 +52,7 @@ def relay_api() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RelayError)
     def _relay_error(error: RelayError) -> Response:
-        return json_response(error.status, error.to_body())
+        return json_response(error.status, error.to_body(), error.headers)
 
     @app.exception_handler([ConfigError, SettingsError])
     def _misconfigured(error: Exception) -> Response:

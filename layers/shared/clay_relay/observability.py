@@ -13,6 +13,7 @@ import warnings
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 EMAIL = re.compile(r"([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)*([A-Za-z0-9-]+\.[A-Za-z]{2,})")
 
@@ -35,9 +36,16 @@ metrics = Metrics()
 tracer = Tracer(patch_modules=["botocore"])  # requests is patched when outbound first uses it
 
 
+def _metrics_disabled() -> bool:
+    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true")
+
+
 def count(name: str, value: int = 1, *, destination: str | None = None) -> None:
-    """A count metric, per destination when one is named (its own EMF blob with that dimension)."""
-    if not value or os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true"):
+    """A count metric, per destination when one is named (its own EMF blob with that dimension).
+
+    Dimensions, as alarms and the dashboard (template.yaml) must name them: {service} without a
+    destination (flushed with the invocation's other metrics), {service, destination} with one."""
+    if not value or _metrics_disabled():
         return
     if destination is None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -52,4 +60,19 @@ def count(name: str, value: int = 1, *, destination: str | None = None) -> None:
         pass
 
 
-__all__ = ["count", "MetricUnit", "logger", "mask_email", "metrics", "tracer"]
+def gauge(name: str, value: float, unit: MetricUnit, *, destination: str, breakdown: dict[str, str]) -> None:
+    """A measured level (not a count), in its own EMF blob published under two dimension sets:
+    {service, destination}, the same whatever the configuration (what alarms watch), and
+    {service, destination, *breakdown} (what the dashboard plots per e.g. target). One log line."""
+    if _metrics_disabled():
+        return
+    dimensions = {**metrics.default_dimensions, "destination": destination}
+    if metrics.service:
+        dimensions = {"service": metrics.service, **dimensions}
+    emf = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, default_dimensions=dimensions)
+    emf.add_metric(name=name, unit=unit, value=value)
+    emf.add_dimensions(**breakdown)
+    emf.flush_metrics()
+
+
+__all__ = ["count", "gauge", "MetricUnit", "logger", "mask_email", "metrics", "tracer"]

@@ -65,7 +65,12 @@ def read_secret(name: str, *, refresh: bool = False) -> str:
 def read_tokens(name: str) -> tuple[str, ...]:
     """Active tokens, several at once during a rotation: a JSON list, or tokens separated by
     commas, spaces or new lines."""
-    value = read_secret(name).strip()
+    return parse_tokens(read_secret(name), name)
+
+
+def parse_tokens(value: str, name: str) -> tuple[str, ...]:
+    """The tokens of a secret's value (see read_tokens)."""
+    value = value.strip()
     if value.startswith("["):
         try:
             tokens = json.loads(value)

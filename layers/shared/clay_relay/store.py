@@ -4,6 +4,9 @@ Items (partition key `pk` only; hashed ids spread them over partitions):
 - `event#<event_id>`: the worker's claim on an event: `job_id`, `expires_at` (TTL); for
   destinations without an idempotency key also `sending_since` / `delivered_at`.
 - `clay-quota#<webhook id>`: submissions `used` of one Clay webhook URL and its `quota`.
+- `status#<destination>`: the destination's last failure (`last_error`, `last_error_at`,
+  `last_error_kind`: retrying or dead-lettered, `last_error_origin`), for `relay status`. Written
+  once per batch and destination that failed, never when every delivery succeeded.
 
 Cost per relayed event (see README, "Cost"): one conditional put (the claim) plus one conditional
 update per batch and URL (the quota reservation); the receiver only reads.
@@ -22,6 +25,7 @@ from clay_relay import aws_clients
 from clay_relay.settings import get_settings
 
 QUOTA_RETRIES = 8
+STATUS_DAYS = 30  # a destination's last failure is forgotten after this long (TTL)
 
 
 @cache
@@ -52,9 +56,23 @@ class Claim(enum.Enum):
     UNCONFIRMED = "unconfirmed"  # this job was sending it when its worker stopped: outcome unknown
 
 
+@dataclass(frozen=True)
+class Failure:
+    """The last failure of a destination: `kind` is "retrying" or "dead-lettered"."""
+
+    error: str
+    kind: str
+    origin: str
+    at: float
+
+
 class RelayTable:
-    def __init__(self, table_name: str | None = None):
+    def __init__(self, table_name: str | None = None, client=None):
         self.name = table_name or get_settings().table_name
+        self._client = client  # another DynamoDB client (the `relay` command's); default: the relay's
+
+    def _db(self):
+        return self._client or _dynamodb()
 
     # --- deduplication -------------------------------------------------------------------------
     def already_seen(self, event_ids: list[str]) -> set[str]:
@@ -69,7 +87,7 @@ class RelayTable:
             for start in range(0, len(keys), 100):
                 request = {self.name: {"Keys": keys[start : start + 100], "ProjectionExpression": "pk, expires_at"}}
                 while request:
-                    answer = _dynamodb().batch_get_item(RequestItems=request)
+                    answer = self._db().batch_get_item(RequestItems=request)
                     for item in answer["Responses"].get(self.name, []):
                         if int(item.get("expires_at", {"N": "0"})["N"]) > now:
                             seen.add(item["pk"]["S"].removeprefix("event#"))
@@ -99,7 +117,7 @@ class RelayTable:
         if not replayed:
             same_job += " AND attribute_not_exists(sending_since)"
         try:
-            _dynamodb().put_item(
+            self._db().put_item(
                 TableName=self.name,
                 Item=item,
                 ConditionExpression=f"attribute_not_exists(pk) OR expires_at < :now OR ({same_job})",
@@ -117,7 +135,7 @@ class RelayTable:
 
     def mark_delivered(self, event_id: str) -> None:
         """The request of a `sending` claim succeeded: a redelivery of the job is settled."""
-        _dynamodb().update_item(
+        self._db().update_item(
             TableName=self.name,
             Key={"pk": {"S": f"event#{event_id}"}},
             UpdateExpression="SET delivered_at = :now REMOVE sending_since",
@@ -126,7 +144,7 @@ class RelayTable:
 
     def release(self, event_id: str) -> None:
         """The request of a `sending` claim certainly failed: the job may claim it again."""
-        _dynamodb().update_item(
+        self._db().update_item(
             TableName=self.name,
             Key={"pk": {"S": f"event#{event_id}"}},
             UpdateExpression="REMOVE sending_since",
@@ -141,7 +159,7 @@ class RelayTable:
             return Reservation(granted=0, used_before=quota, used_after=quota, quota=quota)
         for _ in range(QUOTA_RETRIES):
             try:
-                answer = _dynamodb().update_item(
+                answer = self._db().update_item(
                     TableName=self.name,
                     Key={"pk": {"S": f"clay-quota#{webhook_id}"}},
                     UpdateExpression="ADD used :n SET quota = :quota, target = :target",
@@ -173,7 +191,7 @@ class RelayTable:
     def release_submissions(self, webhook_id: str, count: int) -> None:
         """Give back submissions reserved for requests that never reached Clay."""
         if count > 0:
-            _dynamodb().update_item(
+            self._db().update_item(
                 TableName=self.name,
                 Key={"pk": {"S": f"clay-quota#{webhook_id}"}},
                 UpdateExpression="ADD used :minus",
@@ -182,8 +200,68 @@ class RelayTable:
 
     def submissions_used(self, webhook_id: str) -> int:
         item = (
-            _dynamodb()
+            self._db()
             .get_item(TableName=self.name, Key={"pk": {"S": f"clay-quota#{webhook_id}"}}, ConsistentRead=True)
             .get("Item")
         )
         return int(item["used"]["N"]) if item else 0
+
+    def submissions(self, webhook_ids: list[str]) -> dict[str, int]:
+        """Submissions used per webhook id (0 for a URL never used), in one batch read per 100."""
+        used = dict.fromkeys(webhook_ids, 0)
+        keys = [{"pk": {"S": f"clay-quota#{webhook_id}"}} for webhook_id in used]
+        for item in self._batch_get(keys, "pk, used"):
+            used[item["pk"]["S"].removeprefix("clay-quota#")] = int(item.get("used", {"N": "0"})["N"])
+        return used
+
+    # --- destination status ----------------------------------------------------------------------
+    def note_failures(self, failures: dict[str, Failure]) -> None:
+        """Remember each destination's last failure (one write per destination; an older failure
+        reported late never replaces a newer one)."""
+        for destination, failure in failures.items():
+            try:
+                self._db().update_item(
+                    TableName=self.name,
+                    Key={"pk": {"S": f"status#{destination}"}},
+                    UpdateExpression=(
+                        "SET last_error = :error, last_error_at = :at, last_error_kind = :kind, "
+                        "last_error_origin = :origin, expires_at = :expires"
+                    ),
+                    ConditionExpression="attribute_not_exists(last_error_at) OR last_error_at <= :at",
+                    ExpressionAttributeValues={
+                        ":error": {"S": failure.error[:1000] or "unknown"},
+                        ":at": {"N": f"{failure.at:.3f}"},
+                        ":kind": {"S": failure.kind},
+                        ":origin": {"S": failure.origin or "unknown"},
+                        ":expires": {"N": str(int(failure.at) + STATUS_DAYS * 86_400)},
+                    },
+                )
+            except ClientError as error:
+                if not _conditional_failure(error):
+                    raise
+
+    def last_failures(self, destinations: list[str]) -> dict[str, Failure]:
+        """The last failure noted for each destination that has one."""
+        keys = [{"pk": {"S": f"status#{destination}"}} for destination in dict.fromkeys(destinations)]
+        return {
+            item["pk"]["S"].removeprefix("status#"): Failure(
+                error=item["last_error"]["S"],
+                kind=item.get("last_error_kind", {}).get("S", "unknown"),
+                origin=item.get("last_error_origin", {}).get("S", "unknown"),
+                at=float(item["last_error_at"]["N"]),
+            )
+            for item in self._batch_get(keys)
+            if "last_error" in item
+        }
+
+    def _batch_get(self, keys: list[dict], projection: str | None = None) -> list[dict]:
+        items: list[dict] = []
+        for start in range(0, len(keys), 100):
+            request = {self.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            if projection:
+                request[self.name]["ProjectionExpression"] = projection
+            while request:
+                answer = self._db().batch_get_item(RequestItems=request)
+                items += answer["Responses"].get(self.name, [])
+                request = answer.get("UnprocessedKeys") or None
+        return items

@@ -1,0 +1,68 @@
+"""relay: operate a clay-relay stack.
+
+    relay [--stack NAME] [--region REGION] [--profile P]   a deployed stack (defaults: samconfig.toml)
+    relay --local                                          the local stack (`make run`)
+
+Each command lives in its own module and registers itself here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clay_relay.config import ConfigError
+from relay_cli import CommandError, backfill, clay_pool, dead_letters, send, status
+from relay_cli.stack import LOCAL_STATE_FILE, Stack, StackError, deployed_stack, local_stack, samconfig_defaults
+
+COMMANDS = (status, clay_pool, dead_letters, send, backfill)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="relay", description="Operate a clay-relay stack, deployed or local.")
+    where = p.add_argument_group("which stack (default: samconfig.toml's stack_name and region)")
+    where.add_argument("--local", action="store_true", help="the local stack started with `make run`")
+    where.add_argument("--state-file", type=Path, default=LOCAL_STATE_FILE, help="the local stack's state file")
+    where.add_argument("--stack", help="deployed stack name")
+    where.add_argument("--region", help="its AWS region")
+    where.add_argument("--profile", help="AWS profile to use")
+    where.add_argument("--config-env", default="default", help="samconfig.toml environment for the defaults")
+    where.add_argument("--config", type=Path, help="relay.json the stack runs with (default: the project's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables (for scripts)")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(commands)
+    return p
+
+
+def resolve_stack(args: argparse.Namespace) -> Stack:
+    if args.local:
+        return local_stack(args.state_file, config_path=args.config)
+    defaults = samconfig_defaults(args.config_env)
+    name = args.stack or defaults.get("stack_name")
+    region = args.region or defaults.get("region")
+    if not (name and region):
+        raise StackError("which stack? give --stack and --region (or --local for the local stack)")
+    return deployed_stack(name, region, profile=args.profile, config_path=args.config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(resolve_stack(args), args) or 0
+    except (StackError, CommandError, ConfigError) as error:
+        print(f"relay: error: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:  # credentials, permissions, throttling: AWS says what
+        print(f"relay: error: AWS: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("relay: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

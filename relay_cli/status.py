@@ -1,0 +1,221 @@
+"""`relay status`: what is waiting, what failed, and how much Clay quota is left.
+
+Where each figure comes from, and what it cannot tell:
+- the delivery queue: SQS's own counts (ready, in flight, delayed) for the whole queue. SQS does not
+  count per destination, and the command never receives from this queue to count (each receive
+  would count towards the redrive's maxReceiveCount and hide the jobs from the workers), so these
+  are totals. Its oldest message's age is CloudWatch's AWS/SQS ApproximateAgeOfOldestMessage
+  (deployed stacks; the local stack has no CloudWatch);
+- dead letters per flow and destination: read from the dead-letter queue itself (no consumer: see
+  dead_letters), with the oldest's age and the latest reason;
+- each destination's last failure: the `status#<destination>` item the worker writes in a batch
+  where that destination failed (retrying or dead-lettered); successes write nothing, so it is the
+  last failure, not the destination's current health;
+- Clay quota per webhook URL: the `clay-quota#<webhook id>` counters (see clay_pool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime, timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from clay_relay.config import RelayConfig
+from clay_relay.observability import mask_email
+from relay_cli.clay_pool import pool_summary, print_pools
+from relay_cli.dead_letters import NO_REASON, DeadLetterQueue, Letter
+from relay_cli.output import duration, iso, print_json, print_table, shorten
+from relay_cli.stack import Stack
+
+DESTINATIONS = ("clay", "loops", "slack", "zapier", "directus")
+
+
+def register(commands) -> None:
+    status = commands.add_parser(
+        "status",
+        help="queues, dead letters per flow and destination, last failures, Clay quota",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.set_defaults(run=run)
+
+
+def flows(config: RelayConfig) -> list[tuple[str, str]]:
+    """(flow, destination) pairs the configuration routes, as the jobs' `origin` names the flow."""
+    pairs = [(f"directus/{name}", "clay") for name in config.directus_sources]
+    callback = config.clay_callback
+    if callback:
+        pairs.append(("clay/enriched", "loops"))
+        pairs += [("clay/enriched", d) for d, on in (("slack", callback.slack), ("zapier", callback.zapier)) if on]
+        if callback.directus_writeback:
+            pairs.append(("clay/enriched", "directus"))
+    if config.loops_webhook:
+        pairs.append(("loops/webhook", "clay"))
+    if config.loops_forwarding:
+        pairs += [("loops/contacts", "loops"), ("loops/events", "loops")]
+    return pairs
+
+
+def queue_figures(stack: Stack) -> dict:
+    counts = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    age, source = oldest_age(stack)
+    return {
+        "ready": int(counts.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(counts.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        "delayed": int(counts.get("ApproximateNumberOfMessagesDelayed", 0)),
+        "oldest_age_seconds": age,
+        "oldest_age_source": source,
+    }
+
+
+def oldest_age(stack: Stack) -> tuple[float | None, str]:
+    """The delivery queue's oldest message's age from CloudWatch (AWS/SQS, per minute)."""
+    if stack.local:
+        return None, "n/a: the local stack has no CloudWatch metrics"
+    now = datetime.now(UTC)
+    try:
+        points = stack.cloudwatch.get_metric_statistics(
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": stack.queue_url.rstrip("/").rsplit("/", 1)[-1]}],
+            StartTime=now - timedelta(minutes=15),
+            EndTime=now + timedelta(minutes=1),  # the minute under way too
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+    except (BotoCoreError, ClientError) as error:
+        return None, f"n/a: cannot read CloudWatch ({type(error).__name__})"
+    if not points:
+        return None, "n/a: no CloudWatch datapoint in the last 15 minutes"
+    latest = max(points, key=lambda point: point["Timestamp"])
+    return float(latest["Maximum"]), f"CloudWatch ApproximateAgeOfOldestMessage at {latest['Timestamp']:%H:%M} UTC"
+
+
+def dead_letter_rows(config: RelayConfig, letters: list[Letter]) -> list[dict]:
+    """One row per configured (flow, destination), plus any other pair found among the letters."""
+    pairs = flows(config)
+    pairs += sorted({(letter.origin, letter.destination) for letter in letters} - set(pairs))
+    rows = []
+    for origin, destination in pairs:
+        mine = [letter for letter in letters if (letter.origin, letter.destination) == (origin, destination)]
+        oldest = min((letter.at for letter in mine if letter.at), default=None)
+        latest = max(mine, key=lambda letter: letter.at or 0, default=None)
+        rows.append(
+            {
+                "flow": origin,
+                "destination": destination,
+                "dead_lettered": len(mine),
+                "oldest_at": iso(oldest),
+                "oldest_age_seconds": None if oldest is None else round(time.time() - oldest),
+                "latest_reason": mask_email(latest.reason or NO_REASON) if latest else None,
+            }
+        )
+    return rows
+
+
+def destination_rows(stack: Stack, pairs: list[dict]) -> list[dict]:
+    """Each destination with its dead letters and last failure (an unreadable job's is `unknown`)."""
+    destinations = list(dict.fromkeys([*(row["destination"] for row in pairs), *DESTINATIONS, "unknown"]))
+    failures = stack.table.last_failures(destinations)
+    rows = []
+    for destination in destinations:
+        failure = failures.get(destination)
+        if destination not in {row["destination"] for row in pairs} and not failure:
+            continue  # not configured, never failed
+        rows.append(
+            {
+                "destination": destination,
+                "dead_lettered": sum(row["dead_lettered"] for row in pairs if row["destination"] == destination),
+                "last_failure": failure
+                and {
+                    "at": iso(failure.at),
+                    "age_seconds": round(time.time() - failure.at),
+                    "kind": failure.kind,
+                    "flow": failure.origin,
+                    "error": failure.error,
+                },
+            }
+        )
+    return rows
+
+
+def gather(stack: Stack) -> dict:
+    with DeadLetterQueue(stack) as dlq:
+        letters, complete, hidden = dlq.letters, dlq.complete, dlq.hidden
+    notes = [
+        "Queue figures are for the whole queue: SQS cannot split them per flow or destination without receiving "
+        "the jobs, which would take them from the workers. Dead letters are counted per flow and destination.",
+        "A last failure stays until a newer one replaces it (successes write nothing): see the Delivered metric "
+        "per destination to tell whether it recovered.",
+    ]
+    if not complete:
+        notes.append(f"Only the first {len(letters)} dead letters were read; the counts below miss the rest.")
+    if hidden:
+        notes.append(f"{hidden} dead letter(s) were held by another reader (relay dlq, the console): not counted.")
+    pairs = dead_letter_rows(stack.config, letters)
+    return {
+        "stack": {"name": stack.name, "region": stack.region, "local": stack.local},
+        "delivery_queue": queue_figures(stack),
+        "dead_letter_queue": {"letters": len(letters), "read_completely": complete, "held_by_others": hidden},
+        "flows": pairs,
+        "destinations": destination_rows(stack, pairs),
+        "clay_targets": [pool_summary(stack, name, target) for name, target in stack.config.clay_targets.items()],
+        "notes": notes,
+    }
+
+
+def render(report: dict) -> None:
+    stack, queue, dlq = report["stack"], report["delivery_queue"], report["dead_letter_queue"]
+    print(f"stack {stack['name']} ({'local' if stack['local'] else stack['region']})")
+    print()
+    oldest = queue["oldest_age_seconds"]
+    print("Delivery queue (all flows and destinations together)")
+    print(
+        f"  ready {queue['ready']}, in flight or waiting for a retry {queue['in_flight']}, "
+        f"delayed (Clay rows held for quota) {queue['delayed']}"
+    )
+    age = f"{duration(oldest)} ({queue['oldest_age_source']})" if oldest is not None else queue["oldest_age_source"]
+    print(f"  oldest message: {age}")
+    print()
+    print(f"Dead letters: {dlq['letters']}")
+    rows = [
+        [r["flow"], r["destination"], r["dead_lettered"], _age(r["oldest_age_seconds"]), shorten(r["latest_reason"])]
+        for r in report["flows"]
+    ]
+    print_table(["FLOW", "DESTINATION", "DEAD", "OLDEST", "LATEST REASON"], rows)
+    print()
+    print("Destinations: last failure (retrying or dead-lettered)")
+    rows = []
+    for row in report["destinations"]:
+        failure = row["last_failure"] or {}
+        when = _age(failure.get("age_seconds"))
+        error = shorten(failure.get("error"))
+        rows.append([row["destination"], row["dead_lettered"], when and f"{when} ago", failure.get("kind"), error])
+    print_table(["DESTINATION", "DEAD", "LAST FAILURE", "KIND", "ERROR"], rows)
+    print()
+    print("Clay targets (pool order; the current URL is the first with submissions left)")
+    print_pools(report["clay_targets"])
+    print()
+    for note in report["notes"]:
+        print(f"note: {note}")
+
+
+def _age(seconds: float | None) -> str | None:
+    return None if seconds is None else duration(seconds)
+
+
+def run(stack: Stack, args: argparse.Namespace) -> None:
+    report = gather(stack)
+    if args.json:
+        print_json(report)
+    else:
+        render(report)
