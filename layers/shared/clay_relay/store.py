@@ -81,20 +81,16 @@ class RelayTable:
         if not event_ids:
             return set()
         now = int(time.time())
-        seen: set[str] = set()
         keys = [{"pk": {"S": f"event#{e}"}} for e in dict.fromkeys(event_ids)]
         try:
-            for start in range(0, len(keys), 100):
-                request = {self.name: {"Keys": keys[start : start + 100], "ProjectionExpression": "pk, expires_at"}}
-                while request:
-                    answer = self._db().batch_get_item(RequestItems=request)
-                    for item in answer["Responses"].get(self.name, []):
-                        if int(item.get("expires_at", {"N": "0"})["N"]) > now:
-                            seen.add(item["pk"]["S"].removeprefix("event#"))
-                    request = answer.get("UnprocessedKeys") or None
+            items = self._batch_get(keys, "pk, expires_at", consistent=False)
         except (BotoCoreError, ClientError):
-            return seen
-        return seen
+            return set()
+        return {
+            item["pk"]["S"].removeprefix("event#")
+            for item in items
+            if int(item.get("expires_at", {"N": "0"})["N"]) > now
+        }
 
     def claim(
         self, event_id: str, job_id: str, window_seconds: int, *, sending: bool = False, replayed: bool = False
@@ -254,10 +250,10 @@ class RelayTable:
             if "last_error" in item
         }
 
-    def _batch_get(self, keys: list[dict], projection: str | None = None) -> list[dict]:
+    def _batch_get(self, keys: list[dict], projection: str | None = None, *, consistent: bool = True) -> list[dict]:
         items: list[dict] = []
         for start in range(0, len(keys), 100):
-            request = {self.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            request = {self.name: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}}
             if projection:
                 request[self.name]["ProjectionExpression"] = projection
             while request:
