@@ -1,11 +1,10 @@
 """`relay backfill directus COLLECTION --target TARGET`: send the items a Directus collection already
 holds through the relay to Clay, as if each had just been created.
 
-    source   GET {directus}/items/{COLLECTION}, keyset-paged on the primary key (`sort=id`,
-             `filter={"_and": [{"id": {"_gt": <last>}}, {"id": {"_lte": <upper>}}]}`, `limit`), with
-             a static token: the relay's own `directus-api` secret, or --directus-url/--directus-token
-             (or DIRECTUS_URL/DIRECTUS_TOKEN). `upper` is the collection's highest key when the
-             backfill started: items created afterwards are the Flow's to send, not the backfill's.
+    source   the collection's items in primary-key order (directus_items), with a static token: the
+             relay's own `directus-api` secret, or --directus-url/--directus-token (or DIRECTUS_URL/
+             DIRECTUS_TOKEN), up to the highest key when the backfill started: items created
+             afterwards are the Flow's to send, not the backfill's.
     relay    POST {api}/directus/{source} with the source's token and the body a Flow sends for a
              create (`{"event": "<collection>.items.create", "collection", "key", "payload": item}`),
              so every row goes through the relay's checks, dedupe, queue, quota and pacing. The
@@ -13,10 +12,10 @@ holds through the relay to Clay, as if each had just been created.
     rate     95 % of relay.json's `delivery.rates_per_second.clay` (what the workers themselves
              keep to), or --rate below it: the queue never piles up behind the backfill.
     quota    before each page (and whenever the budget runs out): the submissions left on the
-             target's webhook URLs (`clay-quota#<webhook id>` items of the table), minus every job
-             on the delivery queue (visible, in flight or delayed: conservatively all counted as
-             rows for this target), minus --reserve. The backfill never sends more than that, and
-             stops (exit status 3) before the item that would need more.
+             target's webhook URLs (clay_pool.pool_use), minus every job on the delivery queue
+             (visible, in flight or delayed: conservatively all counted as rows for this target),
+             minus --reserve. The backfill never sends more than that, and stops (exit status 3)
+             before the item that would need more.
     resume   a checkpoint (`.relay-backfill/<stack>-<source>-<collection>.json`, or --state DIR)
              is written atomically after each item the relay acknowledged: the last key handed
              over, the counts, the items refused. The next run continues after that key.
@@ -30,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
 import re
 import shlex
 import signal
@@ -49,27 +46,31 @@ from urllib.parse import quote
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clay_relay.clay import ClayWebhook
 from clay_relay.config import ClayTarget, DirectusSource, RelayConfig
 from clay_relay.pacing import MARGIN
+from clay_relay.secrets import PLACEHOLDER
 from relay_cli import CommandError
+from relay_cli.clay_pool import pool_use
+from relay_cli.directus_items import DirectusItems, Key
+from relay_cli.output import duration, non_negative_int, positive_float, positive_int
+from relay_cli.retries import Retrying
+from relay_cli.send import directus_body, encode
 from relay_cli.stack import ROOT, Stack, StackError
+from relay_cli.status import queue_counts
 
 STATE_DIR = ROOT / ".relay-backfill"
 EXIT_QUOTA = 3
 EXIT_REFUSED = 4
 EXIT_INTERRUPTED = 130
-RESERVE_FRACTION = 0.01  # of one URL's submission_limit, kept for the rows the Flows send meanwhile
 CHECKPOINT_VERSION = 1
-MAX_ATTEMPTS = 8  # per request, for 429 / 5xx / network failures
-MAX_BACKOFF_SECONDS = 30.0
-MAX_RETRY_AFTER_SECONDS = 300.0
-REQUEST_TIMEOUT_SECONDS = 30
 # The relay's answers that say something is wrong with every item (a setting), not with this one.
-FATAL_RELAY_STATUSES = {401: "the source's token was refused", 403: "forbidden", 404: "no such source or route"}
-FATAL_RELAY_STATUSES |= {405: "method not allowed", 415: "unsupported content type"}
-RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
-Key = int | str
+FATAL_RELAY_STATUSES = {
+    401: "the source's token was refused",
+    403: "forbidden",
+    404: "no such source or route",
+    405: "method not allowed",
+    415: "unsupported content type",
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -109,46 +110,202 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="static token that may read COLLECTION (default: $DIRECTUS_TOKEN, else the directus-api secret's)",
     )
     directus.add_argument("--key-field", default="id", help="the collection's primary key field (default: id)")
-    directus.add_argument("--page-size", type=_positive_int, default=100, help="items per Directus request (100)")
+    directus.add_argument("--page-size", type=positive_int, default=100, help="items per Directus request (100)")
     directus.add_argument(
-        "--rate",
-        type=_positive_float,
-        help="items per second (default, and most: 95%% of the Clay rate)",
+        "--rate", type=positive_float, help="items per second (default, and most: 95%% of the Clay rate)"
     )
     directus.add_argument(
         "--reserve",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="submissions to leave unused for the Flows' own rows (default: 1%% of the target's submission_limit)",
     )
-    directus.add_argument("--limit", type=_positive_int, help="send at most N items in this run")
+    directus.add_argument("--limit", type=positive_int, help="send at most N items in this run")
     directus.add_argument("--state", type=Path, help=f"folder of the checkpoint files (default: {STATE_DIR})")
     directus.add_argument("--restart", action="store_true", help="ignore the checkpoint and start from the beginning")
     directus.add_argument("--dry-run", action="store_true", help="count the items and check the quota; send nothing")
     directus.set_defaults(run=run_directus)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+# --- the command -------------------------------------------------------------------------------------
+def run_directus(stack: Stack, args: argparse.Namespace) -> int:
+    config = stack.config
+    source_name, source = choose_source(config, args.collection, args.target, args.source)
+    target = config.clay_targets[args.target]
+    clay_rate = config.delivery.rates_per_second["clay"] * MARGIN
+    if args.rate is not None and args.rate > clay_rate:
+        raise CommandError(
+            f"--rate {args.rate:g} is above the Clay rate the workers keep to ({clay_rate:g}/s, 95 % of "
+            f"relay.json's delivery.rates_per_second.clay): the queue would pile up"
+        )
+    rate = args.rate or clay_rate
+    reserve = default_reserve(target) if args.reserve is None else args.reserve
+    url, token = directus_access(stack, args)
+    relay_token = stack.first_token(source.tokens_secret)
+    path = checkpoint_path(args.state or STATE_DIR, stack.name, source_name, args.collection)
+    stop = StopSignal()
+    http = Retrying(sleep=stop.sleep)  # Ctrl-C also cuts a retry's wait short
+    items = DirectusItems(url, token, args.collection, args.key_field, http=http)
+
+    checkpoint = None if args.restart else Checkpoint.load(path)
+    if checkpoint is not None:
+        _check_same_backfill(checkpoint, args, url, path)
+    else:
+        checkpoint = Checkpoint(
+            stack=stack.name,
+            source=source_name,
+            collection=args.collection,
+            target=args.target,
+            key_field=args.key_field,
+            directus_url=url,
+            upper_key=items.last_key(),
+        )
+    left_to_send = items.count(checkpoint.last_key, checkpoint.upper_key) if checkpoint.upper_key is not None else 0
+    report = Report(stack, args, source_name, checkpoint, path, sys.stderr if args.json else sys.stdout)
+
+    if args.dry_run:
+        return report.dry_run(left_to_send, quota_left(stack, target, reserve), rate)
+    checkpoint.save(path)  # the upper bound holds from now on, whatever happens to the first item
+    if checkpoint.upper_key is None or (checkpoint.last_key is not None and left_to_send == 0):
+        checkpoint.finished_at = checkpoint.finished_at or _now()
+        checkpoint.save(path)
+        return report.finish("done", left=0)
+
+    total = checkpoint.handled + left_to_send if left_to_send is not None else None
+    progress = Progress(sys.stderr, f"{args.collection} → {args.target}", total)
+    relay = RelayDirectusRoute(stack.api_url, source_name, relay_token, http)
+    pace = Pace(rate, stop)
+    handled_now, quota, state = 0, None, "done"
+    with stop:
+        try:
+            while state == "done":
+                size = args.page_size if args.limit is None else min(args.page_size, args.limit - handled_now)
+                if size <= 0:
+                    state = "limit"
+                    break
+                if stop.requested:
+                    raise Stopped
+                page = items.page(checkpoint.last_key, checkpoint.upper_key, size)
+                if not page:
+                    break
+                budget = 0  # read before each page: the queue and the pool change meanwhile
+                for item in page:
+                    if budget <= 0:
+                        quota = quota_left(stack, target, reserve)
+                        budget = quota.budget
+                        if budget <= 0:
+                            state = "quota"
+                            break
+                    pace.wait()
+                    key = item[args.key_field]
+                    outcome = relay.send(args.collection, key, item)
+                    checkpoint.record(key, outcome)
+                    checkpoint.save(path)
+                    handled_now += 1
+                    if outcome.status == "sent":
+                        budget -= 1
+                    progress.update(checkpoint)
+                    if stop.requested:
+                        raise Stopped
+        except (Stopped, KeyboardInterrupt):
+            state = "interrupted"
+        except (CommandError, StackError, BotoCoreError, ClientError):
+            progress.close(checkpoint)
+            print(
+                f"relay: {checkpoint.handled} items handed over so far; the checkpoint {path} resumes "
+                f"{_after(checkpoint)}: `{resume_command(stack, args, source_name)}`",
+                file=sys.stderr,
+            )
+            raise
+    progress.close(checkpoint)
+    if state == "done":
+        checkpoint.finished_at = _now()
+        checkpoint.save(path)
+    return report.finish(state, left=None if total is None else max(0, total - checkpoint.handled), quota=quota)
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
+def choose_source(config: RelayConfig, collection: str, target: str, wanted: str | None) -> tuple[str, DirectusSource]:
+    """The directus_sources entry that sends COLLECTION to TARGET (one for COLLECTION before one for any)."""
+    if target not in config.clay_targets:
+        raise CommandError(
+            f"no Clay target {target!r} in relay.json; its targets: {', '.join(sorted(config.clay_targets)) or 'none'}"
+        )
+    sources = config.directus_sources
+    fitting = [n for n, s in sources.items() if s.clay_target == target and s.collection in (None, collection)]
+    described = ", ".join(f"{n} ({s.collection or 'any collection'} → {s.clay_target})" for n, s in sources.items())
+    if wanted is not None:
+        if wanted not in fitting:
+            raise CommandError(
+                f"source {wanted!r} does not send collection {collection!r} to target {target!r}; "
+                f"the sources: {described or 'none'}"
+            )
+        candidates = [wanted]
+    else:
+        candidates = [n for n in fitting if sources[n].collection == collection] or fitting
+    if not candidates:
+        raise CommandError(
+            f"no Directus source sends collection {collection!r} to target {target!r}; "
+            f"the sources: {described or 'none'} (add one to relay.json, or pick with --source)"
+        )
+    if len(candidates) > 1:
+        raise CommandError(
+            f"several sources send {collection!r} to {target!r} ({', '.join(candidates)}): pick one with --source"
+        )
+    [name] = candidates
+    if sources[name].on_create != "send":
+        raise CommandError(
+            f"source {name!r} skips create events (on_create: skip); the backfill sends items as creates"
+        )
+    return name, sources[name]
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError("must be a positive number")
-    return value
+def directus_access(stack: Stack, args: argparse.Namespace) -> tuple[str, str]:
+    """Directus' URL and a token: the options (or DIRECTUS_URL/DIRECTUS_TOKEN), else the relay's write-back secret."""
+    url, token = args.directus_url, args.directus_token
+    if not (url and token):
+        write_back = stack.config.clay_callback.directus_writeback if stack.config.clay_callback else None
+        name = write_back.api_secret if write_back else "directus-api"
+        try:
+            api = json.loads(stack.read_secret(name))
+            url, token = url or str(api["url"]), token or str(api["token"])
+        except (StackError, ValueError, KeyError, TypeError) as error:
+            reason = str(error) if isinstance(error, StackError) else 'it is not {"url": …, "token": …}'
+            raise CommandError(
+                f"which Directus? give --directus-url and --directus-token (or DIRECTUS_URL, DIRECTUS_TOKEN): "
+                f"the secret {stack.secret_id(name)!r} cannot tell ({reason})"
+            ) from None
+        if token.startswith(PLACEHOLDER) or url.startswith(PLACEHOLDER):
+            raise CommandError(
+                f"the secret {stack.secret_id(name)!r} still holds the template's placeholder: "
+                f"give --directus-url and --directus-token (or DIRECTUS_URL, DIRECTUS_TOKEN)"
+            )
+    if not url.startswith(("https://", "http://")):
+        raise CommandError(f"the Directus URL must start with https:// (got {url!r})")
+    return url.rstrip("/"), token
 
 
-# --- stopping cleanly ------------------------------------------------------------------------------
+def resume_command(stack: Stack, args: argparse.Namespace, source: str) -> str:
+    words = ["relay"]
+    words += ["--local"] if stack.local else ["--stack", stack.name, "--region", stack.region]
+    words += ["backfill", "directus", args.collection, "--target", args.target, "--source", source]
+    if args.state:
+        words += ["--state", str(args.state)]
+    return shlex.join(words)
+
+
+def _check_same_backfill(checkpoint: Checkpoint, args: argparse.Namespace, url: str, path: Path) -> None:
+    for what, theirs, ours in (
+        ("target", checkpoint.target, args.target),
+        ("key field", checkpoint.key_field, args.key_field),
+        ("Directus URL", checkpoint.directus_url, url),
+    ):
+        if theirs != ours:
+            raise CommandError(
+                f"the checkpoint {path} is of a backfill with {what} {theirs!r}, not {ours!r}: "
+                f"run that one again to resume it, or --restart to start this one over"
+            )
+
+
+# --- stopping cleanly, and the pace ------------------------------------------------------------------
 class Stopped(Exception):
     """Ctrl-C asked the backfill to stop (raised only between requests)."""
 
@@ -175,162 +332,32 @@ class StopSignal:
         self.requested = True
         print("\nrelay: stopping after the request in flight (Ctrl-C again to stop at once)", file=sys.stderr)
 
-    def sleep(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def sleep(self, seconds: float) -> None:
         """Sleeps, but wakes within 0.1 s of a stop request (and raises Stopped)."""
-        end = clock() + seconds
-        while True:
-            if self.requested:
-                raise Stopped
-            left = end - clock()
+        end = time.monotonic() + seconds
+        while not self.requested:
+            left = end - time.monotonic()
             if left <= 0:
                 return
             time.sleep(min(left, 0.1))
+        raise Stopped
 
 
-def _backoff(attempt: int) -> float:
-    """Exponential with jitter: between half and all of 1, 2, 4 … 30 s."""
-    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
-    return ceiling / 2 + random.random() * ceiling / 2  # nosec B311 - jitter, not a secret
+class Pace:
+    """Spaces the requests `1/rate` apart (from when each was really sent)."""
 
+    def __init__(self, rate: float, stop: StopSignal):
+        self.interval = 1 / rate
+        self.stop = stop
+        self._next = 0.0
 
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return min(MAX_RETRY_AFTER_SECONDS, max(0.0, float(response.headers.get("Retry-After", ""))))
-    except ValueError:
-        return None
-
-
-# --- the source: Directus' REST API -----------------------------------------------------------------
-class DirectusError(CommandError):
-    """Directus refused or failed a request, with what to do about it."""
-
-
-def _directus_reason(response: requests.Response) -> str:
-    try:
-        error = response.json()["errors"][0]
-        return f"{error['extensions']['code']}: {error['message']}"
-    except (ValueError, KeyError, IndexError, TypeError):
-        return response.text[:200].strip() or response.reason or "no message"
-
-
-class DirectusItems:
-    """Pages through `GET /items/<collection>` in primary-key order."""
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        collection: str,
-        key_field: str = "id",
-        *,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        attempts: int = MAX_ATTEMPTS,
-    ):
-        self.base_url = base_url.rstrip("/")
-        self.collection = collection
-        self.key_field = key_field
-        self.url = f"{self.base_url}/items/{quote(collection, safe='')}"
-        self._token = token
-        self._session = session or requests.Session()
-        self._sleep = sleep
-        self._attempts = attempts
-
-    def __repr__(self) -> str:  # never the token
-        return f"DirectusItems({self.url!r})"
-
-    def _get(self, params: dict) -> dict:
-        reason = ""
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = self._session.get(
-                    self.url,
-                    params=params,
-                    headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
-                    timeout=REQUEST_TIMEOUT_SECONDS,
-                )
-            except requests.RequestException as error:
-                reason = f"{type(error).__name__} ({self.base_url} unreachable?)"
-                wait = _backoff(attempt)
-            else:
-                if response.status_code == 200:
-                    return self._data(response)
-                if response.status_code not in RETRY_STATUSES:
-                    raise self._refused(response)
-                reason = f"HTTP {response.status_code} ({_directus_reason(response)})"
-                wait = max(_retry_after(response) or 0.0, _backoff(attempt))
-            if attempt < self._attempts:
-                self._sleep(wait)
-        raise DirectusError(f"Directus did not answer {self.url} after {self._attempts} attempts; last: {reason}")
-
-    def _data(self, response: requests.Response) -> dict:
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not (isinstance(answer, dict) and isinstance(answer.get("data"), list)):
-            raise DirectusError(f"{self.url} did not answer like Directus' items API (no JSON 'data' list)")
-        return answer
-
-    def _refused(self, response: requests.Response) -> DirectusError:
-        status, reason = response.status_code, _directus_reason(response)
-        if status == 401:
-            hint = "the token is wrong or expired: give a static token with --directus-token or DIRECTUS_TOKEN"
-        elif status == 403:
-            hint = (
-                f"the collection {self.collection!r} does not exist, or the token's access policy may not "
-                f"read it (the write-back token may only update: give one that may read)"
-            )
-        elif status == 404:
-            hint = f"is {self.base_url} the Directus base URL (without /items)?"
-        elif status == 400:
-            hint = f"does the collection have the field {self.key_field!r}? (--key-field names its primary key)"
-        else:
-            hint = "see Directus' logs"
-        return DirectusError(f"Directus answered HTTP {status} ({reason}) for {self.url}: {hint}")
-
-    def _filter(self, after: Key | None, upto: Key | None) -> str | None:
-        rules = []
-        if after is not None:
-            rules.append({self.key_field: {"_gt": after}})
-        if upto is not None:
-            rules.append({self.key_field: {"_lte": upto}})
-        return json.dumps({"_and": rules}, separators=(",", ":")) if rules else None
-
-    def _params(self, after: Key | None, upto: Key | None, **params: object) -> dict:
-        rule = self._filter(after, upto)
-        return {**params, **({"filter": rule} if rule else {})}
-
-    def last_key(self) -> Key | None:
-        """The highest key of the collection now (None: it is empty)."""
-        data = self._get({"sort": f"-{self.key_field}", "limit": 1, "fields": self.key_field})["data"]
-        return data[0].get(self.key_field) if data else None
-
-    def count(self, after: Key | None, upto: Key | None) -> int | None:
-        """Items after `after` up to `upto` (None when Directus gives no count)."""
-        answer = self._get(
-            self._params(after, upto, limit=1, fields=self.key_field, meta="filter_count", sort=self.key_field)
-        )
-        value = (answer.get("meta") or {}).get("filter_count")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
-
-    def page(self, after: Key | None, upto: Key | None, size: int) -> list[dict]:
-        """The next `size` items after `after` (up to `upto`), in key order."""
-        items = self._get(self._params(after, upto, sort=self.key_field, limit=size, fields="*"))["data"]
-        for item in items:
-            key = item.get(self.key_field) if isinstance(item, dict) else None
-            if key is None:
-                raise DirectusError(f"{self.url} answered an item without {self.key_field!r}: is it the primary key?")
-            if after is not None and _comparable(key, after) and not key > after:  # type: ignore[operator]
-                raise DirectusError(f"{self.url} ignored the filter (item {key!r} is not after {after!r})")
-        return items
-
-
-def _comparable(a: object, b: object) -> bool:
-    return (isinstance(a, int) and isinstance(b, int)) or (isinstance(a, str) and isinstance(b, str))
+    def wait(self) -> None:
+        pause = self._next - time.monotonic()
+        if pause > 0:
+            self.stop.sleep(pause)
+        elif self.stop.requested:
+            raise Stopped
+        self._next = max(self._next, time.monotonic()) + self.interval
 
 
 # --- the relay ----------------------------------------------------------------------------------------
@@ -341,61 +368,29 @@ class Outcome:
 
 
 class RelayError(CommandError):
-    """The relay could not take the items at all (a setting, or it stayed unavailable)."""
+    """The relay refuses every item (a setting): no item can go through until that is fixed."""
 
 
 class RelayDirectusRoute:
-    """`POST {api}/directus/{source}`, exactly as a Directus Flow calls it."""
+    """`POST {api}/directus/{source}`, exactly as a Directus Flow calls it for a create."""
 
-    def __init__(
-        self,
-        api_url: str,
-        source: str,
-        token: str,
-        *,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        attempts: int = MAX_ATTEMPTS,
-    ):
+    def __init__(self, api_url: str, source: str, token: str, http: Retrying):
         self.url = f"{api_url.rstrip('/')}/directus/{quote(source, safe='')}"
-        self._token = token
-        self._session = session or requests.Session()
-        self._sleep = sleep
-        self._attempts = attempts
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "User-Agent": "clay-relay-backfill",
+        }
+        self._http = http
 
     def __repr__(self) -> str:  # never the token
         return f"RelayDirectusRoute({self.url!r})"
 
-    @staticmethod
-    def body(collection: str, key: Key, item: dict) -> dict:
-        """What the Flow's `{{$trigger}}` is for a create: the item's fields as the payload."""
-        return {"event": f"{collection}.items.create", "collection": collection, "key": key, "payload": item}
-
-    def send(self, collection: str, key: Key, item: dict) -> Outcome:
-        data = json.dumps(self.body(collection, key, item), separators=(",", ":"), ensure_ascii=False).encode()
-        headers = {
-            "Authorization": f"Bearer {self._token}",
-            "Content-Type": "application/json",
-            "User-Agent": "clay-relay-backfill",
-        }
-        reason = ""
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = self._session.post(self.url, data=data, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS)
-            except requests.RequestException as error:
-                reason, wait = type(error).__name__, _backoff(attempt)
-            else:
-                outcome = self._outcome(response)
-                if outcome is not None:
-                    return outcome
-                reason = f"HTTP {response.status_code} {_relay_reason(response)}"
-                wait = max(_retry_after(response) or 0.0, _backoff(attempt))
-            if attempt < self._attempts:
-                self._sleep(wait)
-        raise RelayError(f"the relay did not accept item {key!r} after {self._attempts} attempts; last: {reason}")
-
-    def _outcome(self, response: requests.Response) -> Outcome | None:
-        """None: try again later."""
+    def send(self, collection: str, key: object, item: dict) -> Outcome:
+        if isinstance(key, bool) or not isinstance(key, int | str):
+            return Outcome("refused", f"the key {key!r} is neither an integer nor a string")
+        data = encode(directus_body("create", collection, key, item))
+        response = self._http.request("POST", self.url, data=data, headers=self._headers, reason=_relay_reason)
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -406,8 +401,6 @@ class RelayDirectusRoute:
             if answer.get("skipped"):
                 return Outcome("skipped", str(answer["skipped"]))
             return Outcome("duplicate" if answer.get("duplicate") else "sent", str(answer.get("event_id", "")))
-        if status in RETRY_STATUSES:
-            return None
         if status in FATAL_RELAY_STATUSES:
             raise RelayError(
                 f"the relay answered {status} at {self.url} ({FATAL_RELAY_STATUSES[status]}: "
@@ -441,75 +434,16 @@ class QuotaLeft:
         return max(0, self.on_urls - self.queued - self.reserve)
 
 
-def pool_urls(value: str, secret: str) -> list[str]:
-    """The webhook URLs of a pool secret: a JSON list of {"url", "token"} or of URLs (like the worker reads it)."""
-    if not value.strip() or value.strip().startswith("REPLACE_ME"):
-        return []  # not filled in yet: an empty pool
-    try:
-        entries = json.loads(value)
-    except ValueError:
-        raise CommandError(f"secret {secret!r} is not JSON: it must be a list of webhooks") from None
-    entries = [entries] if isinstance(entries, dict) else entries
-    if not isinstance(entries, list):
-        raise CommandError(f"secret {secret!r} must be a JSON list of webhooks")
-    urls = []
-    for entry in entries:
-        url = entry if isinstance(entry, str) else entry.get("url") if isinstance(entry, dict) else None
-        if not (isinstance(url, str) and url.startswith(("https://", "http://"))):
-            raise CommandError(f"secret {secret!r} holds an entry without a URL")
-        urls.append(url)
-    return urls
-
-
-class QuotaGauge:
-    """What a Clay target can still take, from the same records the workers count in."""
-
-    def __init__(self, stack: Stack, target_name: str, target: ClayTarget, reserve: int):
-        self.stack = stack
-        self.target_name = target_name
-        self.target = target
-        self.reserve = reserve
-
-    def read(self) -> QuotaLeft:
-        secret = self.stack.secret_id(self.target.webhooks_secret)
-        urls = pool_urls(self.stack.read_secret(self.target.webhooks_secret, missing="[]"), secret)
-        used = self._used([ClayWebhook(url).webhook_id for url in urls])
-        on_urls = sum(max(0, self.target.submission_limit - used.get(ClayWebhook(url).webhook_id, 0)) for url in urls)
-        return QuotaLeft(on_urls=on_urls, urls=len(urls), queued=self._queued(), reserve=self.reserve)
-
-    def _used(self, webhook_ids: list[str]) -> dict[str, int]:
-        used: dict[str, int] = {}
-        keys = [{"pk": {"S": f"clay-quota#{w}"}} for w in dict.fromkeys(webhook_ids)]
-        try:
-            for start in range(0, len(keys), 100):
-                request = {
-                    self.stack.table_name: {
-                        "Keys": keys[start : start + 100],
-                        "ConsistentRead": True,
-                        "ProjectionExpression": "pk, used",
-                    }
-                }
-                while request:
-                    answer = self.stack.dynamodb.batch_get_item(RequestItems=request)
-                    for item in answer["Responses"].get(self.stack.table_name, []):
-                        used[item["pk"]["S"].removeprefix("clay-quota#")] = int(item.get("used", {"N": "0"})["N"])
-                    request = answer.get("UnprocessedKeys") or None
-        except (BotoCoreError, ClientError) as error:
-            raise CommandError(f"cannot read the Clay quota from table {self.stack.table_name}: {error}") from None
-        return used
-
-    def _queued(self) -> int:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        names.append("ApproximateNumberOfMessagesDelayed")
-        try:
-            answer = self.stack.sqs.get_queue_attributes(QueueUrl=self.stack.queue_url, AttributeNames=names)
-        except (BotoCoreError, ClientError) as error:
-            raise CommandError(f"cannot read the delivery queue's length: {error}") from None
-        return sum(int(answer.get("Attributes", {}).get(name, 0)) for name in names)
+def quota_left(stack: Stack, target: ClayTarget, reserve: int) -> QuotaLeft:
+    """What a Clay target can still take, from the same counts the workers reserve from."""
+    urls = pool_use(stack, target)
+    queued = sum(queue_counts(stack).values())
+    return QuotaLeft(on_urls=sum(url.remaining for url in urls), urls=len(urls), queued=queued, reserve=reserve)
 
 
 def default_reserve(target: ClayTarget) -> int:
-    return math.floor(target.submission_limit * RESERVE_FRACTION)
+    """1 % of one URL's submission_limit, kept for the rows the Flows send meanwhile."""
+    return target.submission_limit // 100
 
 
 # --- the checkpoint ------------------------------------------------------------------------------------
@@ -582,7 +516,7 @@ def checkpoint_path(folder: Path, stack_name: str, source: str, collection: str)
     return folder / f"{safe}.json"
 
 
-# --- progress ----------------------------------------------------------------------------------------
+# --- what it prints ------------------------------------------------------------------------------------
 class Progress:
     """A bar redrawn in place on a terminal; on anything else a line every `every` items."""
 
@@ -594,14 +528,13 @@ class Progress:
         label: str,
         total: int | None,
         *,
-        tty: bool | None = None,
         every: int = 50,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.stream = stream
         self.label = label
         self.total = total
-        self.tty = stream.isatty() if tty is None else tty
+        self.tty = stream.isatty()
         self.every = every
         self._clock = clock
         self._started = clock()
@@ -611,21 +544,18 @@ class Progress:
 
     def line(self, checkpoint: Checkpoint) -> str:
         done = checkpoint.handled
-        elapsed = max(self._clock() - self._started, 1e-9)
-        rate = self._run_items / elapsed
+        rate = self._run_items / max(self._clock() - self._started, 1e-9)
         if self.total:
             filled = min(self.WIDTH, round(self.WIDTH * done / self.total))
             head = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total} {100 * done / self.total:3.0f}%"
-            left = max(0, self.total - done)
-            eta = _duration(left / rate) if rate > 0 else "?"
+            eta = duration(max(0, self.total - done) / rate) if rate > 0 else "?"
         else:
             head, eta = f"{done}/?", "?"
         counts = f"sent {checkpoint.sent}, duplicates {checkpoint.duplicates}, refused {checkpoint.refused}"
         return f"{self.label} {head} {rate:4.1f}/s {counts} ETA {eta}"
 
-    def update(self, checkpoint: Checkpoint, *, counted: bool = True) -> None:
-        if counted:
-            self._run_items += 1
+    def update(self, checkpoint: Checkpoint) -> None:
+        self._run_items += 1
         now = self._clock()
         if self.tty:
             if now - self._drawn_at >= 0.1:
@@ -645,261 +575,77 @@ class Progress:
         self.stream.flush()
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds + 0.5)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-class Pace:
-    """Spaces the requests `1/rate` apart (from when each was really sent)."""
-
-    def __init__(self, rate: float, stop: StopSignal, clock: Callable[[], float] = time.monotonic):
-        self.interval = 1 / rate
-        self.stop = stop
-        self._clock = clock
-        self._next = 0.0
-
-    def wait(self) -> None:
-        pause = self._next - self._clock()
-        if pause > 0:
-            self.stop.sleep(pause, self._clock)
-        elif self.stop.requested:
-            raise Stopped
-        self._next = max(self._next, self._clock()) + self.interval
-
-
-# --- the command -------------------------------------------------------------------------------------
-def choose_source(config: RelayConfig, collection: str, target: str, wanted: str | None) -> tuple[str, DirectusSource]:
-    """The directus_sources entry that sends COLLECTION to TARGET."""
-    if target not in config.clay_targets:
-        raise CommandError(
-            f"no Clay target {target!r} in relay.json; its targets: {', '.join(sorted(config.clay_targets)) or 'none'}"
-        )
-
-    def fits(source: DirectusSource) -> bool:
-        return source.clay_target == target and source.collection in (None, collection)
-
-    described = ", ".join(
-        f"{name} ({s.collection or 'any collection'} → {s.clay_target})" for name, s in config.directus_sources.items()
-    )
-    if wanted is not None:
-        source = config.directus_sources.get(wanted)
-        if source is None or not fits(source):
-            raise CommandError(
-                f"source {wanted!r} does not send collection {collection!r} to target {target!r}; "
-                f"the sources: {described or 'none'}"
-            )
-        chosen = (wanted, source)
-    else:
-        exact = [
-            (n, s) for n, s in config.directus_sources.items() if s.clay_target == target and s.collection == collection
-        ]
-        candidates = exact or [(n, s) for n, s in config.directus_sources.items() if fits(s)]
-        if not candidates:
-            raise CommandError(
-                f"no Directus source sends collection {collection!r} to target {target!r}; "
-                f"the sources: {described or 'none'} (add one to relay.json, or pick with --source)"
-            )
-        if len(candidates) > 1:
-            names = ", ".join(name for name, _ in candidates)
-            raise CommandError(f"several sources send {collection!r} to {target!r} ({names}): pick one with --source")
-        chosen = candidates[0]
-    if chosen[1].on_create != "send":
-        raise CommandError(
-            f"source {chosen[0]!r} skips create events (on_create: skip); the backfill sends items as creates"
-        )
-    return chosen
-
-
-def first_token(value: str, secret: str) -> str:
-    """The first of the tokens a tokens secret holds (a JSON list, or separated by commas/spaces)."""
-    value = value.strip()
-    tokens: object
-    if value.startswith("["):
-        try:
-            tokens = json.loads(value)
-        except ValueError:
-            tokens = []
-    else:
-        tokens = re.split(r"[\s,]+", value)
-    found = [t.strip() for t in tokens if isinstance(t, str) and t.strip()] if isinstance(tokens, list) else []
-    if not found or found[0].startswith("REPLACE_ME"):
-        raise CommandError(f"secret {secret!r} holds no token")
-    return found[0]
-
-
-def directus_access(stack: Stack, args: argparse.Namespace) -> tuple[str, str]:
-    """Directus' URL and a token: the options (or DIRECTUS_URL/DIRECTUS_TOKEN), else the relay's write-back secret."""
-    url, token = args.directus_url, args.directus_token
-    if not (url and token):
-        write_back = stack.config.clay_callback.directus_writeback if stack.config.clay_callback else None
-        name = write_back.api_secret if write_back else "directus-api"
-        try:
-            api = json.loads(stack.read_secret(name))
-            url, token = url or str(api["url"]), token or str(api["token"])
-        except (StackError, ValueError, KeyError, TypeError) as error:
-            reason = str(error) if isinstance(error, StackError) else 'it is not {"url": …, "token": …}'
-            raise CommandError(
-                f"which Directus? give --directus-url and --directus-token (or DIRECTUS_URL, DIRECTUS_TOKEN): "
-                f"the secret {stack.secret_id(name)!r} cannot tell ({reason})"
-            ) from None
-        if token.startswith("REPLACE_ME") or url.startswith("REPLACE_ME"):
-            raise CommandError(
-                f"the secret {stack.secret_id(name)!r} still holds the template's placeholder: "
-                f"give --directus-url and --directus-token (or DIRECTUS_URL, DIRECTUS_TOKEN)"
-            )
-    if not url.startswith(("https://", "http://")):
-        raise CommandError(f"the Directus URL must start with https:// (got {url!r})")
-    return url.rstrip("/"), token
-
-
-def resume_command(stack: Stack, args: argparse.Namespace, source: str) -> str:
-    words = ["relay"]
-    words += ["--local"] if stack.local else ["--stack", stack.name, "--region", stack.region]
-    words += ["backfill", "directus", args.collection, "--target", args.target, "--source", source]
-    if args.state:
-        words += ["--state", str(args.state)]
-    return shlex.join(words)
-
-
-def run_directus(stack: Stack, args: argparse.Namespace) -> int:
-    config = stack.config
-    source_name, source = choose_source(config, args.collection, args.target, args.source)
-    target = config.clay_targets[args.target]
-    clay_rate = config.delivery.rates_per_second["clay"] * MARGIN
-    if args.rate is not None and args.rate > clay_rate:
-        raise CommandError(
-            f"--rate {args.rate:g} is above the Clay rate the workers keep to ({clay_rate:g}/s, 95 % of "
-            f"relay.json's delivery.rates_per_second.clay): the queue would pile up"
-        )
-    rate = args.rate or clay_rate
-    reserve = default_reserve(target) if args.reserve is None else args.reserve
-    url, token = directus_access(stack, args)
-    relay_token = first_token(stack.read_secret(source.tokens_secret), stack.secret_id(source.tokens_secret))
-    path = checkpoint_path(args.state or STATE_DIR, stack.name, source_name, args.collection)
-    items = DirectusItems(url, token, args.collection, args.key_field)
-    gauge = QuotaGauge(stack, args.target, target, reserve)
-    out = sys.stderr if args.json else sys.stdout
-
-    checkpoint = None if args.restart else Checkpoint.load(path)
-    if checkpoint is not None:
-        _check_same_backfill(checkpoint, args, url, path)
-    else:
-        checkpoint = Checkpoint(
-            stack=stack.name,
-            source=source_name,
-            collection=args.collection,
-            target=args.target,
-            key_field=args.key_field,
-            directus_url=url,
-            upper_key=items.last_key(),
-        )
-    left_to_send = items.count(checkpoint.last_key, checkpoint.upper_key) if checkpoint.upper_key is not None else 0
-    report = Report(stack, args, source_name, checkpoint, path, out)
-
-    if args.dry_run:
-        return report.dry_run(left_to_send, gauge.read(), rate)
-    checkpoint.save(path)  # the upper bound holds from now on, whatever happens to the first item
-    if checkpoint.upper_key is None or (checkpoint.last_key is not None and left_to_send == 0):
-        checkpoint.finished_at = checkpoint.finished_at or _now()
-        checkpoint.save(path)
-        return report.finish("done", left=0)
-
-    total = checkpoint.handled + left_to_send if left_to_send is not None else None
-    progress = Progress(sys.stderr, f"{args.collection} → {args.target}", total)
-    sender = RelayDirectusRoute(stack.api_url, source_name, relay_token)
-    handled_now = 0
-    quota: QuotaLeft | None = None
-    with StopSignal() as stop:
-        items._sleep = sender._sleep = stop.sleep  # Ctrl-C also cuts a retry's wait short
-        pace = Pace(rate, stop)
-        state = "done"
-        try:
-            while state == "done":
-                size = args.page_size if args.limit is None else min(args.page_size, args.limit - handled_now)
-                if size <= 0:
-                    state = "limit"
-                    break
-                if stop.requested:
-                    raise Stopped
-                page = items.page(checkpoint.last_key, checkpoint.upper_key, size)
-                if not page:
-                    break
-                quota = gauge.read()
-                budget = quota.budget
-                for item in page:
-                    if budget <= 0:
-                        quota = gauge.read()  # a URL may have been added meanwhile
-                        budget = quota.budget
-                        if budget <= 0:
-                            state = "quota"
-                            break
-                    pace.wait()
-                    key = item[args.key_field]
-                    outcome = _send(sender, args.collection, key, item)
-                    checkpoint.record(key, outcome)
-                    checkpoint.save(path)
-                    handled_now += 1
-                    if outcome.status == "sent":
-                        budget -= 1
-                    progress.update(checkpoint)
-                    if stop.requested:
-                        raise Stopped
-        except (Stopped, KeyboardInterrupt):
-            state = "interrupted"
-        except (CommandError, StackError):
-            progress.close(checkpoint)
-            print(
-                f"relay: {checkpoint.handled} items handed over so far; the checkpoint {path} resumes "
-                f"{_after(checkpoint)}: `{resume_command(stack, args, source_name)}`",
-                file=sys.stderr,
-            )
-            raise
-    progress.close(checkpoint)
-    if state == "done":
-        checkpoint.finished_at = _now()
-        checkpoint.save(path)
-    return report.finish(state, left=None if total is None else max(0, total - checkpoint.handled), quota=quota)
-
-
-def _send(sender: RelayDirectusRoute, collection: str, key: object, item: dict) -> Outcome:
-    if isinstance(key, bool) or not isinstance(key, int | str):
-        return Outcome("refused", f"the key {key!r} is neither an integer nor a string")
-    return sender.send(collection, key, item)
-
-
-def _check_same_backfill(checkpoint: Checkpoint, args: argparse.Namespace, url: str, path: Path) -> None:
-    for what, theirs, ours in (
-        ("target", checkpoint.target, args.target),
-        ("key field", checkpoint.key_field, args.key_field),
-        ("Directus URL", checkpoint.directus_url, url),
-    ):
-        if theirs != ours:
-            raise CommandError(
-                f"the checkpoint {path} is of a backfill with {what} {theirs!r}, not {ours!r}: "
-                f"run that one again to resume it, or --restart to start this one over"
-            )
-
-
 class Report:
-    """What the command prints at the end (and for --dry-run), as text or --json."""
+    """What the command prints at the end (and for --dry-run): lines for people (on standard error
+    with --json), and with --json the summary object on standard output."""
 
     def __init__(
-        self,
-        stack: Stack,
-        args: argparse.Namespace,
-        source: str,
-        checkpoint: Checkpoint,
-        path: Path,
-        out: TextIO,
+        self, stack: Stack, args: argparse.Namespace, source: str, checkpoint: Checkpoint, path: Path, out: TextIO
     ):
         self.stack, self.args, self.source = stack, args, source
         self.checkpoint, self.path, self.out = checkpoint, path, out
 
-    def _summary(self, state: str, **extra: object) -> dict:
+    def dry_run(self, left: int | None, quota: QuotaLeft, rate: float) -> int:
         c = self.checkpoint
-        return {
+        count = "an unknown number of" if left is None else str(left)
+        lines = [
+            f"dry run: {count} items of {c.collection!r} to send {_after(c)} up to item {c.upper_key!r}, "
+            f"through source {self.source!r} to target {c.target!r}, at {rate:.3g}/s"
+            + (f" (about {duration(left / rate)})" if left else ""),
+            f"target {c.target!r} can take {quota.budget} more ({_quota_words(quota)})",
+        ]
+        if left is not None and left > quota.budget:
+            lines.append(
+                f"the backfill would stop after {quota.budget} items: add a webhook URL first "
+                f"(`relay clay add-webhook {c.target} URL`)"
+            )
+        lines.append("nothing was sent")
+        self._emit("dry_run", lines, left=left, quota=asdict(quota) | {"budget": quota.budget})
+        return 0
+
+    def finish(self, state: str, *, left: int | None, quota: QuotaLeft | None = None) -> int:
+        c = self.checkpoint
+        counts = (
+            f"{c.handled} items handed over: {c.sent} sent, {c.duplicates} already sent (duplicates), "
+            f"{c.skipped} skipped, {c.refused} refused"
+        )
+        resume = f"`{resume_command(self.stack, self.args, self.source)}`"
+        if state == "done":
+            lines = [f"done: {counts}"]
+            status = EXIT_REFUSED if c.refused else 0
+        elif state == "limit":
+            lines = [f"stopped after --limit {self.args.limit}: {counts}; run again to continue {_after(c)}: {resume}"]
+            status = 0
+        elif state == "quota":
+            assert quota is not None
+            lines = [
+                f"stopped: target {c.target} has {quota.budget} submissions left ({_quota_words(quota)}); add a "
+                f"webhook URL with `relay clay add-webhook {c.target} URL`, then run the same command again to "
+                f"resume {_after(c)}: {resume}",
+                counts,
+            ]
+            status = EXIT_QUOTA
+        else:
+            lines = [f"interrupted: {counts}; run the same command again to resume {_after(c)}: {resume}"]
+            status = EXIT_INTERRUPTED
+        if c.refused_items:
+            lines.append(f"refused by the relay ({c.refused}; all are in {self.path}):")
+            lines += [f"  item {r['key']!r}: {r['reason']}" for r in c.refused_items[:20]]
+            if c.refused > 20:
+                lines.append(f"  … and {c.refused - 20} more")
+        extra: dict = {"left": left, "exit_status": status}
+        if quota is not None:
+            extra["quota"] = asdict(quota) | {"budget": quota.budget}
+        self._emit(state, lines, **extra)
+        return status
+
+    def _emit(self, state: str, lines: list[str], **extra: object) -> None:
+        for line in lines:
+            print(line, file=self.out)
+        if not self.args.json:
+            return
+        c = self.checkpoint
+        summary = {
             "state": state,
             "collection": c.collection,
             "source": c.source,
@@ -916,69 +662,7 @@ class Report:
             "checkpoint": str(self.path),
             **extra,
         }
-
-    def _emit(self, summary: dict, lines: list[str]) -> None:
-        for line in lines:
-            print(line, file=self.out)
-        if self.args.json:
-            print(json.dumps(summary, ensure_ascii=False))
-
-    def dry_run(self, left: int | None, quota: QuotaLeft, rate: float) -> int:
-        c = self.checkpoint
-        where = _after(c)
-        count = "an unknown number of" if left is None else str(left)
-        lines = [
-            f"dry run: {count} items of {c.collection!r} to send {where} up to item {c.upper_key!r}, "
-            f"through source {self.source!r} to target {c.target!r}, at {rate:.3g}/s"
-            + (f" (about {_duration(left / rate)})" if left else ""),
-            f"target {c.target!r} can take {quota.budget} more ({_quota_words(quota)})",
-        ]
-        if left is not None and left > quota.budget:
-            lines.append(
-                f"the backfill would stop after {quota.budget} items: add a webhook URL first "
-                f"(`relay clay add-webhook {c.target} URL`)"
-            )
-        lines.append("nothing was sent")
-        self._emit(self._summary("dry_run", left=left, quota=asdict(quota) | {"budget": quota.budget}), lines)
-        return 0
-
-    def finish(self, state: str, *, left: int | None, quota: QuotaLeft | None = None) -> int:
-        c = self.checkpoint
-        counts = (
-            f"{c.handled} items handed over: {c.sent} sent, {c.duplicates} already sent (duplicates), "
-            f"{c.skipped} skipped, {c.refused} refused"
-        )
-        resume = f"`{resume_command(self.stack, self.args, self.source)}`"
-        after = _after(c)
-        lines: list[str] = []
-        if state == "done":
-            lines.append(f"done: {counts}")
-            status = EXIT_REFUSED if c.refused else 0
-        elif state == "limit":
-            lines.append(f"stopped after --limit {self.args.limit}: {counts}; run again to continue {after}: {resume}")
-            status = 0
-        elif state == "quota":
-            assert quota is not None
-            lines.append(
-                f"stopped: target {c.target} has {quota.budget} submissions left ({_quota_words(quota)}); add a "
-                f"webhook URL with `relay clay add-webhook {c.target} URL`, then run the same command again to "
-                f"resume {after}: {resume}"
-            )
-            lines.append(counts)
-            status = EXIT_QUOTA
-        else:
-            lines.append(f"interrupted: {counts}; run the same command again to resume {after}: {resume}")
-            status = EXIT_INTERRUPTED
-        if c.refused_items:
-            lines.append(f"refused by the relay ({c.refused}; all are in {self.path}):")
-            lines += [f"  item {r['key']!r}: {r['reason']}" for r in c.refused_items[:20]]
-            if c.refused > 20:
-                lines.append(f"  … and {c.refused - 20} more")
-        extra = {"left": left, "exit_status": status}
-        if quota is not None:
-            extra["quota"] = asdict(quota) | {"budget": quota.budget}
-        self._emit(self._summary(state, **extra), lines)
-        return status
+        print(json.dumps(summary, ensure_ascii=False))
 
 
 def _after(checkpoint: Checkpoint) -> str:

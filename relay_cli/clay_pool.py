@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from clay_relay.clay import ClayPoolUnavailable, ClayWebhook, parse_pool
@@ -58,8 +59,30 @@ def pool_entries(stack: Stack, target: ClayTarget) -> list:
     return [entries] if isinstance(entries, dict) else entries
 
 
+@dataclass(frozen=True)
+class UrlUse:
+    """A URL of a pool with the submissions it used and has left."""
+
+    webhook: ClayWebhook
+    used: int
+    remaining: int
+
+
+def pool_use(stack: Stack, target: ClayTarget) -> list[UrlUse]:
+    """The target's URLs in pool order, each with the `clay-quota#<webhook id>` count the workers
+    reserve from; CommandError when the pool secret is not a pool."""
+    try:
+        pool = parse_pool(pool_entries(stack, target), target)
+    except ClayPoolUnavailable as error:
+        raise CommandError(str(error)) from None
+    used = stack.table.submissions([webhook.webhook_id for webhook in pool])
+    limit = target.submission_limit
+    return [UrlUse(webhook, used[webhook.webhook_id], max(0, limit - used[webhook.webhook_id])) for webhook in pool]
+
+
 def pool_summary(stack: Stack, name: str, target: ClayTarget) -> dict:
-    """The target's URLs in pool order with their submissions used and left, and which is current."""
+    """The target's URLs in pool order with their submissions used and left, and which is current:
+    the first with submissions left."""
     summary = {
         "target": name,
         "secret": stack.secret_id(target.webhooks_secret),
@@ -70,30 +93,23 @@ def pool_summary(stack: Stack, name: str, target: ClayTarget) -> dict:
         "error": None,
     }
     try:
-        pool = parse_pool(pool_entries(stack, target), target)
-    except (ClayPoolUnavailable, CommandError) as error:
-        summary["error"] = str(error)
-        return summary
-    used = stack.table.submissions([webhook.webhook_id for webhook in pool])
-    for position, webhook in enumerate(pool, start=1):
-        remaining = max(0, target.submission_limit - used[webhook.webhook_id])
-        if remaining and summary["current"] is None:
-            summary["current"] = position
-        summary["remaining"] += remaining
-        summary["webhooks"].append(
-            {
-                "position": position,
-                "url": mask_url(webhook.url),
-                "webhook_id": webhook.webhook_id,
-                "has_token": webhook.token is not None,
-                "used": used[webhook.webhook_id],
-                "remaining": remaining,
-                "current": False,
-            }
-        )
-    if summary["current"]:
-        summary["webhooks"][summary["current"] - 1]["current"] = True
-    return summary
+        urls = pool_use(stack, target)
+    except CommandError as error:
+        return summary | {"error": str(error)}
+    current = next((position for position, url in enumerate(urls, start=1) if url.remaining), None)
+    webhooks = [
+        {
+            "position": position,
+            "url": mask_url(url.webhook.url),
+            "webhook_id": url.webhook.webhook_id,
+            "has_token": url.webhook.token is not None,
+            "used": url.used,
+            "remaining": url.remaining,
+            "current": position == current,
+        }
+        for position, url in enumerate(urls, start=1)
+    ]
+    return summary | {"webhooks": webhooks, "remaining": sum(url.remaining for url in urls), "current": current}
 
 
 def print_pools(summaries: list[dict]) -> None:

@@ -26,7 +26,7 @@ from clay_relay.delivery_queue import _batches as sqs_batches
 from clay_relay.jobs import parse_job
 from clay_relay.observability import mask_email
 from relay_cli import CommandError
-from relay_cli.output import ago, iso, parse_since, print_json, print_table, shorten
+from relay_cli.output import ago, iso, non_negative_int, parse_since, print_json, print_table, shorten
 from relay_cli.stack import Stack
 
 HIDE_SECONDS = 300  # how long letters stay hidden from other readers while a command works
@@ -207,7 +207,7 @@ def register(commands) -> None:
 
     listing = sub.add_parser("list", help="dead letters, newest first")
     _filters(listing)
-    listing.add_argument("--limit", type=int, default=50, help="show at most N (default 50)")
+    listing.add_argument("--limit", type=non_negative_int, default=50, help="show at most N (default 50)")
     listing.add_argument("--reveal", action="store_true", help="show email addresses in reasons unmasked")
     listing.set_defaults(run=list_letters)
 
@@ -226,7 +226,7 @@ def register(commands) -> None:
     )
     _filters(replay)
     replay.add_argument("--id", action="append", default=[], dest="ids", metavar="ID", help="only this letter (repeat)")
-    replay.add_argument("--limit", type=int, help="replay at most N (oldest first)")
+    replay.add_argument("--limit", type=non_negative_int, help="replay at most N (oldest first)")
     replay.add_argument("--unconfirmed", action="store_true", help="also replay `unconfirmed` letters")
     replay.add_argument("--dry-run", action="store_true", help="print what would be replayed; change nothing")
     replay.set_defaults(run=replay_letters)
@@ -272,7 +272,7 @@ def _incomplete_note(dlq: DeadLetterQueue) -> str | None:
 def list_letters(stack: Stack, args: argparse.Namespace) -> None:
     with DeadLetterQueue(stack) as dlq:
         found = matching(dlq.letters, args)
-        shown = list(reversed(found))[: max(0, args.limit)]
+        shown = list(reversed(found))[: args.limit]
         note = _incomplete_note(dlq)
         total = len(dlq.letters)
     if args.json:
@@ -326,7 +326,7 @@ def replay_letters(stack: Stack, args: argparse.Namespace) -> int:
         chosen = [letter for letter in found if args.unconfirmed or args.ids or not letter.unconfirmed]
         skipped = [letter for letter in found if letter.unconfirmed and letter not in chosen]
         if args.limit is not None:
-            chosen = chosen[: max(0, args.limit)]
+            chosen = chosen[: args.limit]
         if args.dry_run:
             replayed, failed, stuck = chosen, [], []
         else:

@@ -1,9 +1,12 @@
 """What every command prints: aligned tables for people, JSON for scripts (`--json`), durations,
-times and masked values (no token and, unless asked, no email address is ever printed)."""
+times and masked values (no token and, unless asked, no email address is ever printed); and the
+values its options take: numbers, times, JSON."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import re
 import time
 from datetime import UTC, datetime
@@ -89,3 +92,24 @@ def read_json_argument(value: str, option: str) -> object:
         return json.loads(text)
     except ValueError as error:
         raise CommandError(f"{option} is not valid JSON: {error}") from None
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value

@@ -18,7 +18,6 @@ import uuid
 import requests
 
 from clay_relay import standard_webhooks
-from clay_relay.secrets import PLACEHOLDER, parse_tokens
 from relay_cli import CommandError
 from relay_cli.output import print_json, read_json_argument
 from relay_cli.stack import Stack
@@ -52,14 +51,6 @@ def _sample_email() -> str:
     return f"relay-test-{uuid.uuid4().hex[:10]}@example.com"
 
 
-def _first_key(stack: Stack, secret: str) -> str:
-    """The first active token or key of a secret."""
-    value = stack.read_secret(secret)
-    if not value.strip() or value.startswith(PLACEHOLDER):
-        raise CommandError(f"secret {stack.secret_id(secret)!r} is not set yet")
-    return parse_tokens(value, secret)[0]
-
-
 def _token_header(header: str, token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if header.lower() == "authorization" else {header: token}
 
@@ -67,6 +58,15 @@ def _token_header(header: str, token: str) -> dict[str, str]:
 def encode(body: object) -> bytes:
     """The bytes sent (and signed): compact JSON, UTF-8."""
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def directus_body(event: str, collection: str, key: object, fields: object) -> dict:
+    """What a Directus Flow's `{{$trigger}}` is for an item created, updated or deleted."""
+    if event == "create":
+        return {"event": f"{collection}.items.create", "collection": collection, "key": key, "payload": fields}
+    if event == "update":
+        return {"event": f"{collection}.items.update", "collection": collection, "keys": [key], "payload": fields}
+    return {"event": f"{collection}.items.delete", "collection": collection, "keys": [key], "payload": [key]}
 
 
 def _post(stack: Stack, args: argparse.Namespace, path: str, body: object, headers: dict[str, str]) -> int:
@@ -106,13 +106,8 @@ def send_directus(stack: Stack, args: argparse.Namespace) -> int:
     fields = _data(args)
     if fields is None:
         fields = {"email": _sample_email(), "first_name": "Ada", "last_name": "Lovelace", "company": "Example Ltd"}
-    if args.event == "create":
-        body = {"event": f"{collection}.items.create", "collection": collection, "key": key, "payload": fields}
-    elif args.event == "update":
-        body = {"event": f"{collection}.items.update", "collection": collection, "keys": [key], "payload": fields}
-    else:
-        body = {"event": f"{collection}.items.delete", "collection": collection, "keys": [key], "payload": [key]}
-    token = _first_key(stack, source.tokens_secret)
+    body = directus_body(args.event, collection, key, fields)
+    token = stack.first_token(source.tokens_secret)
     return _post(stack, args, f"/directus/{name}", body, _token_header("authorization", token))
 
 
@@ -134,11 +129,11 @@ def send_clay(stack: Stack, args: argparse.Namespace) -> int:
             "personalized_opener": "Loved your talk on compilers.",
         }
     if not args.hmac:
-        token = _first_key(stack, callback.tokens_secret)
+        token = stack.first_token(callback.tokens_secret)
         return _post(stack, args, "/clay/enriched", lead, _token_header(callback.token_header, token))
     if not callback.hmac_secret:
         raise CommandError(f"{stack.config_path} sets no clay_callback.hmac_secret: send without --hmac")
-    key = _first_key(stack, callback.hmac_secret)
+    key = stack.first_token(callback.hmac_secret)
     signature = "sha256=" + hmac.new(key.encode(), encode(lead), hashlib.sha256).hexdigest()
     return _post(stack, args, "/clay/enriched", lead, {callback.hmac_header: signature})
 
@@ -168,7 +163,7 @@ def send_loops(stack: Stack, args: argparse.Namespace) -> int:
                 },
             }
         webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-        secret = _first_key(stack, settings.signing_secret)
+        secret = stack.first_token(settings.signing_secret)
         try:
             signature = standard_webhooks.sign(secret, webhook_id, timestamp, encode(body))
         except ValueError as error:
@@ -182,5 +177,5 @@ def send_loops(stack: Stack, args: argparse.Namespace) -> int:
         body = {"email": _sample_email(), "firstName": "Alan", "lastName": "Turing", "companyName": "Example Labs"}
     elif body is None:
         body = {"email": _sample_email(), "eventName": "relay_test", "eventProperties": {"plan": "test"}}
-    token = _first_key(stack, forwarding.tokens_secret)
+    token = stack.first_token(forwarding.tokens_secret)
     return _post(stack, args, f"/loops/{args.kind}s", body, _token_header(forwarding.token_header, token))

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.config import RelayConfig, load_config
+from clay_relay.secrets import PLACEHOLDER, SecretUnavailable, parse_tokens
 from clay_relay.settings import DEFAULT_CONFIG_PATH
 from clay_relay.store import RelayTable
 
@@ -63,21 +64,10 @@ class Stack:
             config=Config(retries={"mode": "standard", "max_attempts": 5}),
         )
 
-    @cached_property
-    def sqs(self):
-        return self.client("sqs")
-
-    @cached_property
-    def dynamodb(self):
-        return self.client("dynamodb")
-
-    @cached_property
-    def secretsmanager(self):
-        return self.client("secretsmanager")
-
-    @cached_property
-    def cloudwatch(self):
-        return self.client("cloudwatch")
+    sqs = cached_property(lambda self: self.client("sqs"))
+    dynamodb = cached_property(lambda self: self.client("dynamodb"))
+    secretsmanager = cached_property(lambda self: self.client("secretsmanager"))
+    cloudwatch = cached_property(lambda self: self.client("cloudwatch"))
 
     @cached_property
     def table(self) -> RelayTable:
@@ -101,6 +91,16 @@ class Stack:
             if missing is not None and code == "ResourceNotFoundException":
                 return missing
             raise StackError(f"cannot read secret {self.secret_id(name)!r}: {code or error}") from None
+
+    def first_token(self, name: str) -> str:
+        """The first of the tokens (or keys) a secret holds: the one the relay's senders use."""
+        value = self.read_secret(name)
+        if not value.strip() or value.startswith(PLACEHOLDER):
+            raise StackError(f"secret {self.secret_id(name)!r} is not set yet")
+        try:
+            return parse_tokens(value, self.secret_id(name))[0]
+        except SecretUnavailable as error:
+            raise StackError(str(error)) from None
 
     def write_secret(self, name: str, value: str) -> None:
         """A new version of the secret (created when it does not exist yet)."""

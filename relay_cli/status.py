@@ -58,23 +58,24 @@ def flows(config: RelayConfig) -> list[tuple[str, str]]:
     return pairs
 
 
+# SQS's own counts of the delivery queue, by the names the command gives them.
+QUEUE_COUNTS = {
+    "ready": "ApproximateNumberOfMessages",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
+
+
+def queue_counts(stack: Stack) -> dict[str, int]:
+    """The delivery queue's jobs: ready, in flight (or waiting for a retry), delayed (held for quota)."""
+    counts = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=list(QUEUE_COUNTS.values()))
+    return {name: int(counts["Attributes"].get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
+
+
 def queue_figures(stack: Stack) -> dict:
-    counts = stack.sqs.get_queue_attributes(
-        QueueUrl=stack.queue_url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
+    counts = queue_counts(stack)
     age, source = oldest_age(stack)
-    return {
-        "ready": int(counts.get("ApproximateNumberOfMessages", 0)),
-        "in_flight": int(counts.get("ApproximateNumberOfMessagesNotVisible", 0)),
-        "delayed": int(counts.get("ApproximateNumberOfMessagesDelayed", 0)),
-        "oldest_age_seconds": age,
-        "oldest_age_source": source,
-    }
+    return {**counts, "oldest_age_seconds": age, "oldest_age_source": source}
 
 
 def oldest_age(stack: Stack) -> tuple[float | None, str]:

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from local_stack.process import StackFailed, StackProcess, stack_process
+from relay_cli.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-directus-token"
@@ -131,6 +132,10 @@ class RunningStack(StackProcess):
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout[result.stdout.index("{\n") :])
 
+    def relay(self, *argv: str) -> int:
+        """`relay --local ARGV…` against this stack, in-process: its exit status."""
+        return main(["--local", "--state-file", str(self.state_file), *argv])
+
     def wait_for(self, predicate, timeout: float = 20.0, interval: float = 0.2):
         """Polls until predicate() is truthy; returns its value (or the last one on timeout)."""
         deadline = time.monotonic() + timeout
@@ -148,12 +153,22 @@ def _get(entry: dict, dotted: str) -> object:
     return value
 
 
-def start_stack(folder: Path, *, clay_limit: int = 50_000, config: dict = E2E_CONFIG, extra_args: tuple = ()):
+def start_stack(
+    folder: Path,
+    *,
+    config: dict = E2E_CONFIG,
+    secrets: str = E2E_SECRETS,
+    workers: int = 2,
+    clay_limit: int = 50_000,
+    outbound_timeout: int = 1,
+    extra_args: tuple = (),
+):
     """Starts `python -m local_stack run` on free ports; yields a RunningStack; stops it (SIGTERM).
     Its output goes to `stack.log` in `folder`."""
-    options = ("--workers", "2", "--clay-limit", str(clay_limit), "--env", "OUTBOUND_TIMEOUT_SECONDS=1", *extra_args)
+    options = ("--workers", str(workers), "--clay-limit", str(clay_limit), *extra_args)
+    options += ("--env", f"OUTBOUND_TIMEOUT_SECONDS={outbound_timeout}")
     try:
-        with stack_process(folder, config, E2E_SECRETS, *options) as running:
+        with stack_process(folder, config, secrets, *options) as running:
             yield RunningStack(**vars(running))
     except StackFailed as error:
         pytest.fail(str(error))

@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from local_stack.process import StackFailed, stack_process
-from relay_cli.__main__ import main
-from tests.e2e.conftest import ROOT, RunningStack
+from tests.e2e.conftest import ROOT, RunningStack, start_stack
 
 RELAY_TOKEN = "backfill-directus-token"
 BACKFILL_CONFIG = {
@@ -60,22 +58,19 @@ DIRECTUS_API={{"url": "{{sandbox}}/directus", "token": "backfill-directus-api-to
 def stack(tmp_path_factory) -> RunningStack:
     """A stack whose Clay sandbox takes 300 records/s and whose relay sends 100/s, so a few
     hundred items take seconds."""
-    options = ("--workers", "2", "--clay-rate", "300", "--env", "OUTBOUND_TIMEOUT_SECONDS=2")
-    try:
-        with stack_process(tmp_path_factory.mktemp("backfill-stack"), BACKFILL_CONFIG, BACKFILL_SECRETS, *options) as s:
-            yield RunningStack(**vars(s))
-    except StackFailed as error:
-        pytest.fail(str(error))
+    yield from start_stack(
+        tmp_path_factory.mktemp("backfill-stack"),
+        config=BACKFILL_CONFIG,
+        secrets=BACKFILL_SECRETS,
+        outbound_timeout=2,
+        extra_args=("--clay-rate", "300"),
+    )
 
 
 def seed(stack: RunningStack, collection: str, items: list[dict]) -> list[dict]:
     answer = requests.post(f"{stack.gateway}/_local/directus/items/{collection}", json=items, timeout=10)
     assert answer.status_code == 201, answer.text
     return answer.json()["data"]
-
-
-def relay(stack: RunningStack, *argv: str) -> int:
-    return main(["--local", "--state-file", str(stack.state_file), *argv])
 
 
 def clay_rows(stack: RunningStack, path_prefix: str) -> list[dict]:
@@ -124,10 +119,10 @@ def test_a_backfill_interrupted_and_resumed_sends_every_item_to_clay_exactly_onc
     assert f"interrupted: {first} items handed over" in out and f"resume after item {first}" in out
 
     # 2. Resumed for 120 items, 3. then to the end.
-    assert relay(stack, *command, "--limit", "120") == 0
+    assert stack.relay(*command, "--limit", "120") == 0
     assert read_checkpoint(state, "leads", "leads")["last_key"] == first + 120
     capsys.readouterr()
-    assert relay(stack, "--json", *command) == 0
+    assert stack.relay("--json", *command) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert (summary["state"], summary["sent"], summary["duplicates"], summary["refused"]) == ("done", 300, 0, 0)
 
@@ -154,7 +149,7 @@ def test_a_backfill_interrupted_and_resumed_sends_every_item_to_clay_exactly_onc
     rewound = {**read_checkpoint(state, "leads", "leads"), "last_key": 290, "sent": 290, "finished_at": None}
     path.write_text(json.dumps(rewound))
     capsys.readouterr()
-    assert relay(stack, "--json", *command) == 0
+    assert stack.relay("--json", *command) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert (summary["sent"], summary["duplicates"]) == (290, 10)
     stack.wait_for(lambda: False, timeout=2)
@@ -166,7 +161,7 @@ def test_a_backfill_stops_before_the_target_quota_and_finishes_once_a_url_is_add
     command = [*("backfill", "directus", "prospects", "--target", "small", "--state", str(tmp_path))]
 
     capsys.readouterr()
-    assert relay(stack, "--json", *command) == 3
+    assert stack.relay("--json", *command) == 3
     out, err = capsys.readouterr()
     summary = json.loads(out)  # --json: the summary alone on standard output, the words on standard error
     assert (summary["state"], summary["sent"], summary["last_key"], summary["quota"]["budget"]) == ("quota", 40, 40, 0)
@@ -180,10 +175,10 @@ def test_a_backfill_stops_before_the_target_quota_and_finishes_once_a_url_is_add
     assert "row held until a URL is added" not in stack.log_file.read_text(), "no row had to wait for quota"
 
     # The same command again, before anything changed: nothing is sent.
-    assert relay(stack, *command) == 3
-    assert relay(stack, "clay", "add-webhook", "small", f"{stack.sandboxes}/clay/webhooks/small-2") == 0
+    assert stack.relay(*command) == 3
+    assert stack.relay("clay", "add-webhook", "small", f"{stack.sandboxes}/clay/webhooks/small-2") == 0
     capsys.readouterr()
-    assert relay(stack, *command) == 0
+    assert stack.relay(*command) == 0
     assert "done: 60 items handed over: 60 sent" in capsys.readouterr().out
 
     rows = stack.wait_for(lambda: len(clay_rows(stack, "/clay/webhooks/small-")) >= 60, timeout=30)

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from local_stack.process import StackFailed, stack_process
 from relay_cli.__main__ import main
-from tests.e2e.conftest import ROOT, RunningStack
+from tests.e2e.conftest import ROOT, RunningStack, start_stack
 
 CONFIG = {
     "directus_sources": {
@@ -45,22 +44,15 @@ LOOPS_WEBHOOK_SECRET=whsec_Y2xpLWxvb3BzLXdlYmhvb2stc2lnbmluZy1rZXktMDE=
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> RunningStack:
     """A stack of its own: a tiny Clay quota (3 per URL) to use up, and retries of seconds."""
-    options = ("--workers", "1", "--clay-limit", "3", "--env", "OUTBOUND_TIMEOUT_SECONDS=1")
-    try:
-        with stack_process(tmp_path_factory.mktemp("cli-stack"), CONFIG, SECRETS, *options) as running:
-            yield RunningStack(**vars(running))
-    except StackFailed as error:
-        pytest.fail(str(error))
-
-
-def local(stack: RunningStack) -> list[str]:
-    return ["--local", "--state-file", str(stack.state_file)]
+    yield from start_stack(
+        tmp_path_factory.mktemp("cli-stack"), config=CONFIG, secrets=SECRETS, workers=1, clay_limit=3
+    )
 
 
 def relay(capsys, stack: RunningStack, *command: str) -> tuple[int, object]:
     """`relay --local --json COMMAND…` in-process: its exit status and printed JSON."""
     capsys.readouterr()
-    code = main([*local(stack), "--json", *command])
+    code = stack.relay("--json", *command)
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else None
 
@@ -103,7 +95,7 @@ def test_send_reaches_every_route_authenticated_with_the_stacks_own_secrets(stac
 
     # A route that is not configured, or a sender that does not authenticate, exits non-zero.
     assert relay(capsys, stack, "send", "directus", "--source", "nope")[0] == 1
-    assert main([*local(stack), "send", "directus", "--data", "[1"]) == 1
+    assert stack.relay("send", "directus", "--data", "[1") == 1
 
 
 def test_dead_letters_are_listed_shown_replayed_and_then_delivered(stack, capsys):
@@ -162,7 +154,7 @@ def test_a_used_up_pool_holds_rows_until_add_webhook_gives_it_a_new_url(stack, c
 
     new_url = f"{stack.sandboxes}/clay/webhooks/tiny-2"
     capsys.readouterr()
-    code = main([*local(stack), "clay", "add-webhook", "tiny", new_url, "--token", "tiny-secret-2"])
+    code = stack.relay("clay", "add-webhook", "tiny", new_url, "--token", "tiny-secret-2")
     printed = capsys.readouterr().out
     assert code == 0 and "tiny-secret-2" not in printed and "current" in printed
 

@@ -20,9 +20,24 @@ import boto3
 from clay_relay.settings import DEFAULT_CONFIG_PATH
 from local_stack import poller
 from local_stack.sandboxes import Sandboxes
+from relay_cli.stack import Stack
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+
+
+def relay_stack(aws, *, api_url: str = "http://127.0.0.1:9", **fields) -> Stack:
+    """The `relay` command's view of the moto stack (AWS answered in-process by moto)."""
+    return Stack(
+        name="test",
+        region=REGION,
+        api_url=api_url,
+        queue_url=aws.ref("DeliveryQueue"),
+        dead_letter_url=aws.ref("DeadLetterQueue"),
+        table_name=aws.environment["RELAY_TABLE"],
+        secrets_prefix=aws.environment.get("SECRETS_PREFIX", ""),
+        **fields,
+    )
 
 
 def default_config() -> dict:
@@ -191,8 +206,9 @@ class StubServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = self.path.split("?", 1)[0]
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                stub.received.append(Received(path, headers, body, self.command))
-                answer = stub.next_answer(path)
+                request = Received(path, headers, body, self.command)
+                stub.received.append(request)
+                answer = stub.respond(request)
                 if answer.slow:
                     stub.release.wait(30)
                 try:
@@ -214,6 +230,10 @@ class StubServer:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def respond(self, request: Received) -> Answer:
+        """The answer to a request: by its path, as told (a subclass may answer by its content)."""
+        return self.next_answer(request.path)
 
     def next_answer(self, path: str) -> Answer:
         answers = self.answers.get(path)

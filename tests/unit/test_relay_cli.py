@@ -20,8 +20,8 @@ from clay_relay.store import Failure, RelayTable
 from clay_relay.worker import Plan
 from relay_cli import CommandError, clay_pool, dead_letters, status
 from relay_cli.output import duration, mask_url, parse_since
-from relay_cli.stack import Stack
-from tests.unit.relay_helpers import Answer, receive, received_records, run_worker, sqs_record
+from relay_cli.stack import Stack, StackError
+from tests.unit.relay_helpers import Answer, receive, received_records, relay_stack, run_worker, sqs_record
 
 POOL_SECRET = "clay-webhooks-leads"
 
@@ -29,16 +29,7 @@ POOL_SECRET = "clay-webhooks-leads"
 @pytest.fixture
 def stack(aws) -> Stack:
     """The `relay` command's view of the moto stack (AWS answered in-process by moto)."""
-    return Stack(
-        name="test",
-        region="us-east-1",
-        api_url="http://127.0.0.1:9",
-        queue_url=aws.ref("DeliveryQueue"),
-        dead_letter_url=aws.ref("DeadLetterQueue"),
-        table_name=aws.environment["RELAY_TABLE"],
-        secrets_prefix=aws.environment.get("SECRETS_PREFIX", ""),
-        local=True,
-    )
+    return relay_stack(aws, local=True)
 
 
 def dead_letter(reason: str, job=None) -> str:
@@ -239,6 +230,16 @@ def test_durations_times_and_urls_print_briefly():
         parse_since("yesterday")
     assert duration(42) == "42 s" and duration(600) == "10 min" and duration(3 * 3600) == "3.0 h"
     assert mask_url("https://api.clay.com/v3/sources/webhook/pull-in-data-123456") == "api.clay.com/…123456"
+
+
+def test_the_first_token_of_a_tokens_secret_is_the_one_sent(stack, put_secret):
+    for value in ("one,two", " one \n two", '["one", "two"]'):
+        put_secret("directus-tokens", value)
+        assert stack.first_token("directus-tokens") == "one"
+    for empty in (" , ", "[]", "REPLACE_ME"):
+        put_secret("directus-tokens", empty)
+        with pytest.raises(StackError, match=r"holds no token|is not set yet"):
+            stack.first_token("directus-tokens")
 
 
 def test_a_letter_the_redrive_policy_moved_is_read_from_its_job(stack, aws, capsys):

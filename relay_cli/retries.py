@@ -1,0 +1,63 @@
+"""HTTP requests tried again when the failure may pass: network failures and 408, 425, 429 and 5xx
+answers, after an exponential backoff with jitter (or the longer `Retry-After`), up to MAX_ATTEMPTS."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import requests
+from requests import Response
+
+from relay_cli import CommandError
+
+MAX_ATTEMPTS = 8
+MAX_BACKOFF_SECONDS = 30.0
+MAX_RETRY_AFTER_SECONDS = 300.0
+TIMEOUT_SECONDS = 30
+RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+
+
+class Unanswered(CommandError):
+    """Every attempt failed: the message names the URL and the last failure."""
+
+
+def backoff(attempt: int) -> float:
+    """Between half and all of 1, 2, 4 … 30 s."""
+    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.random() * ceiling / 2  # nosec B311 - jitter, not a secret
+
+
+def retry_after(response: Response) -> float:
+    try:
+        return min(MAX_RETRY_AFTER_SECONDS, max(0.0, float(response.headers.get("Retry-After", ""))))
+    except ValueError:
+        return 0.0
+
+
+class Retrying:
+    """Sends requests through one session; `sleep` waits between attempts (Ctrl-C may cut it short)."""
+
+    def __init__(self, *, attempts: int = MAX_ATTEMPTS, sleep: Callable[[float], None] = time.sleep):
+        self.attempts = attempts
+        self.sleep = sleep
+        self.session = requests.Session()
+
+    def request(self, method: str, url: str, *, reason: Callable[[Response], str], **kwargs) -> Response:
+        """The first answer that is not worth retrying; `reason(answer)` says why one was."""
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
+            except requests.RequestException as error:
+                last, wait = f"{type(error).__name__} ({urlsplit(url).netloc} unreachable?)", backoff(attempt)
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                last = f"HTTP {response.status_code} ({reason(response)})"
+                wait = max(retry_after(response), backoff(attempt))
+            if attempt < self.attempts:
+                self.sleep(wait)
+        raise Unanswered(f"{method} {url}: no usable answer after {self.attempts} attempts; last: {last}")
