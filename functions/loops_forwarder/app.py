@@ -9,14 +9,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clay_relay import intake, loops, loops_webhooks, standard_webhooks
-from clay_relay.auth import require_token
+from clay_relay import intake, loops, loops_webhooks
+from clay_relay.auth import require_token, require_webhook_signature
 from clay_relay.config import RelayConfig, load_config
 from clay_relay.errors import MethodNotAllowed, UnknownRoute
 from clay_relay.http_api import ALLOWED_ELSEWHERE, json_object, json_response, raw_body, relay_api
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob, content_id
 from clay_relay.observability import count, logger, metrics, tracer
-from clay_relay.secrets import SecretUnavailable, read_tokens
 from clay_relay.settings import get_settings
 
 app = relay_api()
@@ -33,17 +32,10 @@ def receive_loops_webhook() -> Response:
     if settings is None:
         raise UnknownRoute("the Loops webhook is not configured (relay.json has no loops_webhook)")
     body = raw_body(app.current_event)
-
-    def signing_secrets() -> tuple[str, ...]:
-        try:
-            return read_tokens(settings.signing_secret)
-        except SecretUnavailable:
-            return ()  # fails closed: no key matches
-
-    webhook_id = standard_webhooks.verify(
+    webhook_id = require_webhook_signature(
         app.current_event.headers,
         body,
-        signing_secrets,
+        settings.signing_secret,
         tolerance_seconds=get_settings().loops_webhook_tolerance_seconds,
     )
     try:

@@ -3,9 +3,13 @@ rejected otherwise, and rejected when the relay cannot tell (fail closed)."""
 
 from __future__ import annotations
 
+import base64
+import time
+
 import pytest
 
-from clay_relay.auth import presented_token, require_token, token_matches
+from clay_relay import auth
+from clay_relay.auth import presented_token, require_token, require_webhook_signature, token_matches
 from clay_relay.errors import Unauthorized
 
 SECRET = "directus-tokens"  # TEST_SECRETS: "directus-token-current,directus-token-next"
@@ -113,3 +117,16 @@ def test_empty_presented_token_never_matches_even_an_empty_active_token():
     assert token_matches("abc", ("xyz", "abc"))
     assert not token_matches("", ("",))
     assert not token_matches("abc", ())
+
+
+def test_a_loops_webhook_with_a_bad_signature_is_logged_and_counted_like_any_rejection(
+    aws, put_secret, logs, monkeypatch
+):
+    counted = []
+    monkeypatch.setattr(auth, "count", lambda name, *args, **kwargs: counted.append(name))
+    put_secret("loops-webhook-secret", "whsec_" + base64.b64encode(b"loops-signing-key-0001").decode())
+    signed = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,Zm9v"}
+    with pytest.raises(Unauthorized):
+        require_webhook_signature(signed, b"{}", "loops-webhook-secret", tolerance_seconds=300)
+    assert "request rejected" in logs.messages("WARNING")
+    assert counted == ["RequestsUnauthorized"]

@@ -387,6 +387,29 @@ def test_an_email_or_a_user_id_is_enough(identity):
     )
 
 
+@pytest.mark.parametrize("event", [False, True], ids=["contact", "event"])
+@pytest.mark.parametrize(
+    ("identity", "named"),
+    [
+        ({"email": {}, "userId": "user-42"}, ["email"]),
+        ({"email": "alan@example.com", "userId": 42}, ["userId"]),
+        ({"email": ["alan@example.com"]}, ["email"]),
+        ({"userId": True}, ["userId", "email"]),
+    ],
+    ids=["object email beside a user id", "numeric user id beside an email", "list email", "boolean user id"],
+)
+def test_an_email_or_user_id_that_is_no_string_is_named_even_beside_a_good_one(identity, named, event):
+    """Found by the fuzzing: Loops refuses such a contact or event, so it would only reach the DLQ."""
+    assert problems({"eventName": "demo_requested", **identity}, event=event) == named
+
+
+@pytest.mark.parametrize(
+    "identity", [{"email": None, "userId": "user-42"}, {"email": "alan@example.com", "userId": None}]
+)
+def test_a_null_beside_a_good_identity_is_accepted(identity):
+    assert loops.forwarded_request(identity, event=False) == identity
+
+
 @pytest.mark.parametrize("name", [None, "", "   ", 7], ids=["missing", "empty", "blank", "number"])
 def test_an_event_without_an_event_name_names_event_name(name):
     body = {"email": "alan@example.com"} if name is None else {"email": "alan@example.com", "eventName": name}

@@ -1,5 +1,5 @@
 """Request authentication: static tokens for senders that can only send static headers (Directus,
-Clay), and HMAC-SHA256 over the raw body for senders that can sign.
+Clay), HMAC-SHA256 over the raw body for senders that can sign, and Standard Webhooks (Loops).
 
 Fails closed: no header, no configured token or an unreadable secret is a 401. Every active token
 or key is compared in constant time, and all of them are always compared, so timing reveals nothing.
@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import NoReturn
 
+from clay_relay import standard_webhooks
 from clay_relay.errors import Unauthorized
 from clay_relay.observability import count, logger
 from clay_relay.secrets import SecretUnavailable, read_tokens
@@ -84,7 +86,25 @@ def require_token_or_signature(
     require_token(headers, tokens_secret, header=token_header)
 
 
-def _reject(reason: str) -> None:
+def require_webhook_signature(
+    headers: Mapping[str, str], body: bytes, signing_secret: str, *, tolerance_seconds: int
+) -> str:
+    """The message's `webhook-id` when a Standard Webhooks signature of an active secret matches;
+    the secret is read only for a message with complete, fresh headers."""
+
+    def secrets() -> tuple[str, ...]:
+        try:
+            return read_tokens(signing_secret)
+        except SecretUnavailable:
+            return ()  # fails closed: no key matches
+
+    try:
+        return standard_webhooks.verify(headers, body, secrets, tolerance_seconds=tolerance_seconds)
+    except Unauthorized as error:
+        _reject(str(error))
+
+
+def _reject(reason: str) -> NoReturn:
     count("RequestsUnauthorized")
     logger.warning("request rejected", extra={"reason": reason})
     raise Unauthorized(reason)

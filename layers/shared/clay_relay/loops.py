@@ -77,7 +77,10 @@ def forwarded_request(body: dict, *, event: bool) -> dict:
     learns now (422 naming the field) instead of the request dying later in the dead-letter queue."""
     problems = _too_long(body)
     identity = {k: body.get(k) for k in ("email", "userId")}
-    if not any(isinstance(v, str) and v.strip() for v in identity.values()):
+    # Loops refuses an identity that is no string, even beside a good one (it would die in the DLQ).
+    not_text = [field for field, value in identity.items() if value is not None and not isinstance(value, str)]
+    problems += [{"field": field, "problem": "must be a string"} for field in not_text]
+    if not any(isinstance(v, str) and v.strip() for v in identity.values()) and "email" not in not_text:
         problems.append({"field": "email", "problem": "an email or a userId is required"})
     if event:
         name = body.get("eventName")
