@@ -67,7 +67,7 @@ check-template: $(TOOLS)/.installed
 # After check-template: checkov also reads the CloudFormation it translated (.aws-sam/translated-template.json).
 security: check-template $(TOOLS)/.installed $(CHECKOV)/.installed ## bandit, pip-audit (PyPI's advisories) and checkov
 	@echo "==> bandit"
-	$(TOOLS)/bin/bandit -c .bandit.yaml -r layers functions local_stack -q
+	$(TOOLS)/bin/bandit -c .bandit.yaml -r layers functions local_stack relay_cli -q
 	@echo "==> pip-audit"
 	$(TOOLS)/bin/python scripts/audit_dependencies.py
 	@echo "==> checkov"

@@ -616,8 +616,7 @@ class Report:
         elif state == "limit":
             lines = [f"stopped after --limit {self.args.limit}: {counts}; run again to continue {_after(c)}: {resume}"]
             status = 0
-        elif state == "quota":
-            assert quota is not None
+        elif state == "quota" and quota is not None:
             lines = [
                 f"stopped: target {c.target} has {quota.budget} submissions left ({_quota_words(quota)}); add a "
                 f"webhook URL with `relay clay add-webhook {c.target} URL`, then run the same command again to "

@@ -165,7 +165,7 @@ def add_webhook(stack: Stack, args: argparse.Namespace) -> None:
     for position, webhook in enumerate(pool, start=1):
         if webhook.url.rstrip("/") == url.rstrip("/"):
             raise CommandError(f"that URL is already in the pool of {args.target!r} (#{position})")
-    token = sys.stdin.readline().strip() if args.token == "-" else args.token  # noqa: S105 - "-" means stdin
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token  # noqa: S105  # nosec B105 - "-" means stdin
     entries.append({"url": url, "token": token} if token else {"url": url})
     stack.write_secret(target.webhooks_secret, json.dumps(entries))
     summary = pool_summary(stack, args.target, target)
