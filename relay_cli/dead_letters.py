@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from clay_relay.delivery_queue import _batches as sqs_batches
+from clay_relay.delivery_queue import sqs_batches
 from clay_relay.jobs import parse_job
 from clay_relay.observability import mask_email
 from relay_cli import CommandError

@@ -44,7 +44,7 @@ def _size(entry: dict) -> int:
     )
 
 
-def _batches(entries: list[dict]) -> list[list[dict]]:
+def sqs_batches(entries: list[dict]) -> list[list[dict]]:
     """Up to 10 entries per request, and no more bytes than SQS takes in one (big rows travel alone)."""
     batches: list[list[dict]] = []
     size = 0
@@ -59,7 +59,7 @@ def _batches(entries: list[dict]) -> list[list[dict]]:
 
 
 def _send_all(queue_url: str, entries: list[dict]) -> None:
-    for pending in _batches(entries):
+    for pending in sqs_batches(entries):
         for _ in range(2):
             answer = _sqs().send_message_batch(QueueUrl=queue_url, Entries=pending)
             failed = {f["Id"] for f in answer.get("Failed", [])}
