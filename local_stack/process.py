@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 
+from local_stack.aws import FAKE_CREDENTIALS
 from local_stack.template import ROOT
 
 START_TIMEOUT_SECONDS = 120
@@ -39,9 +40,9 @@ class StackProcess:
         return boto3.client(
             service,
             endpoint_url=self.moto,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto's fake credentials  # nosec B106
+            region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
 
