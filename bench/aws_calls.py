@@ -31,7 +31,7 @@ from local_stack.gateway import api_gateway_event
 from local_stack.poller import QueuePoller
 from local_stack.sandboxes import Sandboxes
 from local_stack.template import Template, load_template
-from tests.conftest import reset_relay_caches  # the same reset the tests use between environments
+from tests.conftest import fresh_runtime  # the same reset the tests use between environments
 
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 STACK = "clay-relay-bench"
@@ -144,13 +144,13 @@ def _stack() -> Iterator[tuple[dict, Sandboxes, dict[str, str]]]:
 
 
 def count_flow(flow: Flow, events: int) -> dict:
-    from clay_relay import aws_clients  # after the environment is set
+    from clay_relay.runtime import get_runtime  # after the environment is set
 
     with _stack() as (refs, sandboxes, secrets):
-        reset_relay_caches()
+        fresh_runtime()
         calls: Counter = Counter()
         items_read = Counter()
-        session = aws_clients.session()
+        session = get_runtime().aws.session
         session.register(
             "before-call", lambda model, **_: calls.update([(model.service_model.service_name, model.name)])
         )
@@ -175,7 +175,7 @@ def count_flow(flow: Flow, events: int) -> dict:
                 raise RuntimeError(f"{flow.name}: the receiver answered {answer['statusCode']}: {answer['body']}")
             accepted_requests += 1
         receiver_calls = Counter(calls)
-        sqs = aws_clients.client("sqs")  # the event source mapping's requests are billed too
+        sqs = get_runtime().aws.client("sqs")  # the event source mapping's requests are billed too
         batches = 0
         while worker.poll_once(sqs):
             batches += 1

@@ -36,20 +36,12 @@ TEST_SECRETS = {
 }
 
 
-def reset_relay_caches() -> None:
-    """Forget clients, settings, config and cached secrets built under another environment."""
-    from clay_relay import aws_clients, clay, config, delivery_queue, pacing, secrets, settings, store
+def fresh_runtime() -> None:
+    """A new execution environment: the next invocation builds its runtime (settings, config,
+    clients, secrets cache, pacer, breaker) from the environment as it is now."""
+    from clay_relay.runtime import use_runtime
 
-    settings.get_settings.cache_clear()
-    config.load_config.cache_clear()
-    store._dynamodb.cache_clear()
-    delivery_queue._sqs.cache_clear()
-    secrets._secretsmanager.cache_clear()
-    secrets._values.clear()
-    aws_clients.session.cache_clear()
-    clay._used_up.clear()
-    pacing.PACER.reset()
-    pacing.BREAKER.reset()
+    use_runtime(None)
 
 
 @pytest.fixture
@@ -60,6 +52,6 @@ def aws(monkeypatch) -> Provisioned:
         for key, value in provisioned.environment.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("SECRETS_CACHE_SECONDS", "0")
-        reset_relay_caches()
+        fresh_runtime()
         yield provisioned
-        reset_relay_caches()
+        fresh_runtime()

@@ -10,13 +10,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clay_relay import intake
 from clay_relay.auth import require_token_or_signature
-from clay_relay.config import load_config
 from clay_relay.enrichment import enrichment_jobs
 from clay_relay.errors import MethodNotAllowed, UnknownRoute
 from clay_relay.http_api import ALLOWED_ELSEWHERE, json_object, json_response, raw_body, relay_api
 from clay_relay.leads import parse_lead
 from clay_relay.observability import count, logger, metrics, tracer
-from clay_relay.settings import get_settings
+from clay_relay.runtime import get_runtime
 
 app = relay_api()
 
@@ -24,7 +23,7 @@ app = relay_api()
 @app.post("/clay/enriched")
 @tracer.capture_method
 def receive_enriched_lead() -> Response:
-    settings = load_config(get_settings().config_path).clay_callback
+    settings = get_runtime().config.clay_callback
     if settings is None:
         raise UnknownRoute("the Clay callback is not configured (relay.json has no clay_callback)")
     body = raw_body(app.current_event)

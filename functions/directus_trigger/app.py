@@ -10,12 +10,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from clay_relay import directus, intake
 from clay_relay.auth import require_token
 from clay_relay.clay import check_row_size
-from clay_relay.config import load_config
 from clay_relay.errors import MethodNotAllowed, UnknownRoute
 from clay_relay.http_api import ALLOWED_ELSEWHERE, json_object, json_response, relay_api
 from clay_relay.jobs import content_id
 from clay_relay.observability import count, logger, metrics, tracer
-from clay_relay.settings import get_settings
+from clay_relay.runtime import get_runtime
 
 app = relay_api()
 
@@ -23,7 +22,7 @@ app = relay_api()
 @app.post("/directus/<source>")
 @tracer.capture_method
 def receive_directus_event(source: str) -> Response:
-    config = load_config(get_settings().config_path)
+    config = get_runtime().config
     source_config = config.directus_sources.get(source)
     if source_config is None:
         raise UnknownRoute(f"no Directus source named {source!r} is configured")

@@ -11,18 +11,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clay_relay import intake, loops, loops_webhooks
 from clay_relay.auth import require_token, require_webhook_signature
-from clay_relay.config import RelayConfig, load_config
+from clay_relay.config import RelayConfig
 from clay_relay.errors import MethodNotAllowed, UnknownRoute
 from clay_relay.http_api import ALLOWED_ELSEWHERE, json_object, json_response, raw_body, relay_api
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob, content_id
 from clay_relay.observability import count, logger, metrics, tracer
-from clay_relay.settings import get_settings
+from clay_relay.runtime import get_runtime
 
 app = relay_api()
 
 
 def _config() -> RelayConfig:
-    return load_config(get_settings().config_path)
+    return get_runtime().config
 
 
 @app.post("/loops/webhook")
@@ -36,7 +36,7 @@ def receive_loops_webhook() -> Response:
         app.current_event.headers,
         body,
         settings.signing_secret,
-        tolerance_seconds=get_settings().loops_webhook_tolerance_seconds,
+        tolerance_seconds=get_runtime().settings.loops_webhook_tolerance_seconds,
     )
     try:
         event = loops_webhooks.parse_webhook(json_object(app.current_event, body))

@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from local_stack.aws import Provisioned, provision
 from local_stack.template import Template, load_template
-from tests.conftest import TEST_SECRETS, reset_relay_caches
+from tests.conftest import TEST_SECRETS, fresh_runtime
 from tests.unit.loops_helpers import CLAY_TOKEN, SECRET, contact_created, new_webhook_id, reference_headers
 from tests.unit.relay_helpers import LambdaContext, default_config, http_api_event, load_handler
 
@@ -241,9 +241,9 @@ def relay_stack(config_dir: Path) -> Iterator[RelayStack]:
             return real_call(client, operation_name, api_params)
 
         patch.setattr(BaseClient, "_make_api_call", counted)
-        reset_relay_caches()
+        fresh_runtime()
         yield stack
-    reset_relay_caches()
+    fresh_runtime()
 
 
 # --- what the answers must be ----------------------------------------------------------------------------

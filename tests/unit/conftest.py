@@ -1,10 +1,9 @@
 """Fixtures of the unit suite. The `aws` fixture (moto with the template's resources) and
-`reset_relay_caches` live in tests/conftest.py; plain helpers in tests/unit/relay_helpers.py."""
+`fresh_runtime` live in tests/conftest.py; plain helpers in tests/unit/relay_helpers.py."""
 
 from __future__ import annotations
 
 import copy
-import functools
 import io
 import json
 import socket
@@ -13,7 +12,7 @@ import boto3
 import pytest
 
 from local_stack.sandboxes import ClaySandbox, DirectusSandbox, LoopsSandbox, Sandboxes
-from tests.conftest import reset_relay_caches
+from tests.conftest import fresh_runtime
 from tests.unit.relay_helpers import (
     DIRECTUS_API_TOKEN,
     LOOPS_API_KEY,
@@ -35,7 +34,7 @@ def relay_env(monkeypatch):
     def apply(**variables: object) -> None:
         for name, value in variables.items():
             monkeypatch.setenv(name, str(value))
-        reset_relay_caches()
+        fresh_runtime()
 
     return apply
 
@@ -46,9 +45,9 @@ def function_env(monkeypatch):
     monkeypatch.setenv("RELAY_TABLE", "unit-table")
     monkeypatch.setenv("DELIVERY_QUEUE_URL", "https://sqs.invalid/delivery")
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", "https://sqs.invalid/dead-letters")
-    reset_relay_caches()
+    fresh_runtime()
     yield
-    reset_relay_caches()
+    fresh_runtime()
 
 
 @pytest.fixture
@@ -97,16 +96,16 @@ def logs(monkeypatch) -> CapturedLogs:
 
 
 @pytest.fixture
-def aws_calls(aws, monkeypatch) -> AwsCalls:
-    """Every DynamoDB and SQS call the relay makes from now on (its clients are built lazily in
-    store._dynamodb() and delivery_queue._sqs(), so those are wrapped)."""
-    from clay_relay import delivery_queue, store
+def aws_calls(aws) -> AwsCalls:
+    """Every DynamoDB and SQS call the relay makes from now on (the runtime's clients are wrapped)."""
+    from clay_relay.runtime import get_runtime
 
     calls = AwsCalls()
-    real_dynamodb, real_sqs = store._dynamodb, delivery_queue._sqs
-    # functools.cache keeps the `cache_clear` that reset_relay_caches calls at teardown.
-    monkeypatch.setattr(store, "_dynamodb", functools.cache(lambda: RecordingClient(real_dynamodb(), calls.dynamodb)))
-    monkeypatch.setattr(delivery_queue, "_sqs", functools.cache(lambda: RecordingClient(real_sqs(), calls.sqs)))
+    clients = get_runtime().aws
+    clients.client("dynamodb")
+    clients.client("sqs")
+    clients._clients["dynamodb"] = RecordingClient(clients._clients["dynamodb"], calls.dynamodb)
+    clients._clients["sqs"] = RecordingClient(clients._clients["sqs"], calls.sqs)
     return calls
 
 
@@ -147,6 +146,7 @@ def destinations(aws, monkeypatch, put_secret, _sandbox_server) -> Destinations:
     sandboxes.loops = LoopsSandbox(api_key=LOOPS_API_KEY)
     sandboxes.directus = DirectusSandbox(token=DIRECTUS_API_TOKEN)
     monkeypatch.setenv("LOOPS_API_BASE", f"{base}/loops/api")
+    fresh_runtime()
     put_secret("loops-api-key", LOOPS_API_KEY)
     put_secret("slack-webhook-url", base + SLACK_PATH)
     put_secret("zapier-webhook-url", base + ZAPIER_PATH)

@@ -149,9 +149,9 @@ def make_visible_again(queue_url: str, records: list[dict]) -> None:
     """What SQS does when a message's visibility timeout ends (or the Lambda that received it
     died): it can be received again, as a redelivery. By then the worker's cool-down for a
     destination that failed is over too."""
-    from clay_relay.pacing import BREAKER
+    from clay_relay.runtime import get_runtime
 
-    BREAKER.reset()
+    get_runtime().breaker.reset()
     sqs = boto3.client("sqs")
     for record in records:
         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0)

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from clay_relay import jobs, pacing
+from clay_relay import jobs
 from clay_relay.delivery_queue import DeliveryQueue
 from clay_relay.jobs import ClayRowJob, parse_job
 from clay_relay.observability import metrics
+from clay_relay.runtime import get_runtime
 from local_stack.template import load_template
 from tests.unit.relay_helpers import (
     Answer,
@@ -108,8 +109,8 @@ def row(n: int) -> ClayRowJob:
 
 def work(queue_url: str, *jobs_: ClayRowJob) -> None:
     """One worker batch over these jobs, with the worker's pacing and circuit breaker at rest."""
-    pacing.PACER.reset()
-    pacing.BREAKER.reset()
+    get_runtime().pacer.reset()
+    get_runtime().breaker.reset()
     DeliveryQueue().enqueue(list(jobs_))
     run_worker(received_records(queue_url, len(jobs_)))
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import boto3
 import pytest
 
+from clay_relay.runtime import get_runtime
+from clay_relay.settings import Settings
 from tests.unit.attack_helpers import (
     BEARER_ROUTES,
     DIRECTUS_EVENT,
@@ -739,15 +741,14 @@ def test_a_replay_with_a_header_changed_to_look_new_is_401(relay, boto_calls, ch
 @pytest.fixture
 def tolerance(monkeypatch):
     """`tolerance(seconds)` sets LOOPS_WEBHOOK_TOLERANCE_SECONDS for the rest of the test."""
-    from clay_relay.settings import get_settings
 
     def apply(seconds: int) -> None:
         monkeypatch.setenv("LOOPS_WEBHOOK_TOLERANCE_SECONDS", str(seconds))
-        get_settings.cache_clear()
+        get_runtime().settings = Settings.from_environment()  # the same instance, with its caches
 
     yield apply
     monkeypatch.undo()
-    get_settings.cache_clear()
+    get_runtime().settings = Settings.from_environment()
 
 
 def test_a_webhook_replayed_after_the_tolerance_is_401(relay, tolerance, boto_calls):

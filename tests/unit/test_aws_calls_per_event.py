@@ -10,7 +10,7 @@ from collections import Counter
 import boto3
 import pytest
 
-from clay_relay import aws_clients
+from clay_relay.runtime import get_runtime
 from local_stack.functions import LocalFunction
 from local_stack.gateway import api_gateway_event
 from local_stack.poller import QueuePoller
@@ -44,7 +44,7 @@ def clay(aws):
 
 def test_a_relayed_directus_event_costs_at_most_1_2_dynamodb_writes_and_1_3_sqs_requests(aws, clay):
     calls: Counter = Counter()
-    aws_clients.session().register(
+    get_runtime().aws.session.register(
         "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}:{model.name}"])
     )
     functions = Template(load_template(), "test").functions()
@@ -60,7 +60,7 @@ def test_a_relayed_directus_event_costs_at_most_1_2_dynamodb_writes_and_1_3_sqs_
         )
         assert receiver.invoke(event)["statusCode"] == 202
 
-    sqs = aws_clients.client("sqs")  # the event source mapping's receives and deletes are counted too
+    sqs = get_runtime().aws.client("sqs")  # the event source mapping's receives and deletes are counted too
     while worker.poll_once(sqs):  # the event source mapping, batch after batch, until the queue is empty
         pass
 

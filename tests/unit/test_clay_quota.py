@@ -21,7 +21,7 @@ from clay_relay.clay import (
 from clay_relay.config import ClayTarget
 from clay_relay.errors import PayloadTooLarge
 from clay_relay.store import RelayTable
-from tests.conftest import reset_relay_caches
+from tests.conftest import fresh_runtime
 
 URL_A = "https://api.clay.test/v3/sources/webhook/pull-in-data-from-a-webhook-aaaa"
 URL_B = "https://api.clay.test/v3/sources/webhook/pull-in-data-from-a-webhook-bbbb"
@@ -96,7 +96,7 @@ def test_submissions_given_back_make_a_used_up_url_usable_again(quota):
 
 def test_counts_are_shared_by_every_worker_instance(quota):
     ClayQuota(RelayTable()).allocate("leads", target(10), 7)
-    reset_relay_caches()  # another Lambda instance: no in-memory state
+    fresh_runtime()  # another Lambda instance: no in-memory state
     assert granted(ClayQuota(RelayTable()).allocate("leads", target(10), 5)) == [(URL_A, 3), (URL_B, 2)]
 
 

@@ -12,13 +12,6 @@ from clay_relay.settings import DEFAULT_CONFIG_PATH
 from tests.unit.relay_helpers import default_config
 
 
-@pytest.fixture(autouse=True)
-def _forget_loaded_configs():
-    load_config.cache_clear()
-    yield
-    load_config.cache_clear()
-
-
 def write(tmp_path, config: dict | str):
     path = tmp_path / "relay.json"
     path.write_text(config if isinstance(config, str) else json.dumps(config), encoding="utf-8")

@@ -13,6 +13,7 @@ from clay_relay import loops
 from clay_relay.config import LoopsApi, LoopsSettings
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob
 from clay_relay.leads import parse_lead
+from tests.conftest import fresh_runtime
 from tests.unit.relay_helpers import LOOPS_API_KEY
 
 API = LoopsApi()  # the API key's secret: loops-api-key
@@ -157,6 +158,7 @@ def test_the_placeholder_api_key_is_retried_without_calling_loops(destinations, 
 
 def test_the_api_base_may_end_with_a_slash(destinations, monkeypatch):
     monkeypatch.setenv("LOOPS_API_BASE", f"{destinations.base}/loops/api/")
+    fresh_runtime()
     assert loops.send_event(event_job(), API).delivered
     [sent] = destinations.received("loops")
     assert sent["path"] == "/loops/api/v1/events/send"

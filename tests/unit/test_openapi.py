@@ -28,7 +28,7 @@ from clay_relay.http_api import ALLOWED_ELSEWHERE
 from local_stack.gateway import Gateway
 from local_stack.sandboxes import Sandboxes
 from local_stack.template import HttpRoute, Template, load_template
-from tests.conftest import reset_relay_caches
+from tests.conftest import fresh_runtime
 from tests.unit.attack_helpers import (
     DIRECTUS_EVENT,
     LEAD,
@@ -207,12 +207,12 @@ def configured(tmp_path: Path, config: dict | str):
     path.write_text(config if isinstance(config, str) else json.dumps(config), encoding="utf-8")
     before = os.environ["RELAY_CONFIG_PATH"]
     os.environ["RELAY_CONFIG_PATH"] = str(path)
-    reset_relay_caches()
+    fresh_runtime()
     try:
         yield
     finally:
         os.environ["RELAY_CONFIG_PATH"] = before
-        reset_relay_caches()
+        fresh_runtime()
 
 
 def on_path(event: dict, path: str, parameters: dict) -> dict:

@@ -4,7 +4,6 @@ pass their quota."""
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
@@ -13,6 +12,7 @@ import types
 import pytest
 
 from clay_relay import store
+from clay_relay.runtime import get_runtime
 from clay_relay.store import Claim, RelayTable
 from tests.unit.relay_helpers import RecordingClient
 
@@ -178,9 +178,9 @@ def test_concurrent_reservations_never_pass_the_quota_and_use_it_all(table, monk
     so two threads can both pass the same condition (unlike DynamoDB, where one conditional write
     is atomic). Each request is therefore made atomic, as DynamoDB makes it, by a lock around the
     moto call; the relay's own code runs free between requests, which is what is under test."""
-    real = store._dynamodb()
+    clients = get_runtime().aws
     atomic_requests = threading.Lock()
-    monkeypatch.setattr(store, "_dynamodb", functools.cache(lambda: RecordingClient(real, [], atomic_requests)))
+    clients._clients["dynamodb"] = RecordingClient(clients.client("dynamodb"), [], atomic_requests)
     quota, grants, lock = 1000, [], threading.Lock()
 
     def worker(seed: int) -> None:

@@ -15,12 +15,12 @@ from unittest import mock
 import boto3
 import pytest
 
-from clay_relay import worker
 from clay_relay.clay import ClayWebhook
 from clay_relay.config import DeliveryPolicy
 from clay_relay.delivery_queue import DeliveryQueue
 from clay_relay.jobs import ClayRowJob, parse_job
 from clay_relay.pacing import Pacer
+from clay_relay.runtime import get_runtime
 from clay_relay.store import RelayTable
 from clay_relay.worker import backoff_seconds, handle_batch
 from tests.unit.relay_helpers import (
@@ -349,7 +349,7 @@ def test_tables_of_two_clay_workspaces_are_paced_apart_and_tables_of_one_workspa
             lanes.append(lane)
             super().wait(lane, rate_per_second, workers)
 
-    monkeypatch.setattr(worker, "PACER", RecordingPacer())
+    get_runtime().pacer = RecordingPacer()
     failures, _ = deliver(queues[0], row_job(1), row_job(2, target="prospects"), row_job(3, target="accounts"))
 
     assert failures == set()

@@ -25,7 +25,6 @@ from clay_relay.jobs import (
     parse_job,
 )
 from clay_relay.leads import parse_lead
-from clay_relay.pacing import Pacer
 from clay_relay.store import RelayTable
 from tests.unit.relay_helpers import (
     DIRECTUS_API_TOKEN,
@@ -44,13 +43,6 @@ from tests.unit.relay_helpers import (
 
 EVENT = {"email": "ada@example.com", "eventName": "clay_outreach", "eventProperties": {"icpScore": 85}}
 CONTACT = {"email": "ada@example.com", "source": "clay-relay", "mailingLists": {"nurture": True}}
-
-
-@pytest.fixture(autouse=True)
-def fresh_pacer(monkeypatch):
-    """Each test starts with nothing sent recently (the pacer is per Lambda instance, module-wide)."""
-    if hasattr(worker, "PACER"):
-        monkeypatch.setattr(worker, "PACER", Pacer())
 
 
 @pytest.fixture

@@ -8,18 +8,29 @@ same environment boto3's would (region, credentials, AWS_ENDPOINT_URL)."""
 from __future__ import annotations
 
 import threading
-from functools import cache
+from typing import Any
 
 import botocore.session
 
-_lock = threading.Lock()  # the worker's lanes may ask for a client at once; botocore's session isn't thread-safe
 
+class AwsClients:
+    """One client per service, created on first use (the worker's lanes may ask at once, and a
+    botocore session is not thread-safe, hence the lock)."""
 
-@cache
-def session() -> botocore.session.Session:
-    return botocore.session.get_session()
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._session: botocore.session.Session | None = None
+        self._clients: dict[str, Any] = {}
 
+    @property
+    def session(self) -> botocore.session.Session:
+        with self._lock:
+            if self._session is None:
+                self._session = botocore.session.get_session()
+            return self._session
 
-def client(service: str):
-    with _lock:
-        return session().create_client(service)
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.session.create_client(service)
+            return self._clients[service]

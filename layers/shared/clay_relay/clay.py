@@ -59,10 +59,6 @@ def parse_pool(entries: object, target: ClayTarget) -> list[ClayWebhook]:
     return pool
 
 
-# Webhook ids seen used up by this worker instance: skips a conditional write that would fail.
-_used_up: set[str] = set()
-
-
 @dataclass
 class Allocation:
     webhook: ClayWebhook
@@ -70,8 +66,16 @@ class Allocation:
 
 
 class ClayQuota:
-    def __init__(self, table: RelayTable):
+    """`used_up`: webhook ids this instance saw used up (default: the current runtime's
+    `clay_used_up`), which skips a conditional write that would fail."""
+
+    def __init__(self, table: RelayTable, used_up: set[str] | None = None):
+        if used_up is None:
+            from clay_relay.runtime import get_runtime
+
+            used_up = get_runtime().clay_used_up
         self.table = table
+        self.used_up = used_up
 
     def allocate(self, target_name: str, target: ClayTarget, wanted: int) -> list[Allocation]:
         """Reserve up to `wanted` submissions over the pool, in pool order. Fewer than wanted
@@ -109,7 +113,7 @@ class ClayQuota:
         for webhook in pool:
             if wanted <= 0:
                 break
-            if webhook.webhook_id in _used_up:
+            if webhook.webhook_id in self.used_up:
                 used += target.submission_limit
                 continue
             reservation = self.table.reserve_submissions(
@@ -121,7 +125,7 @@ class ClayQuota:
                 wanted -= reservation.granted
                 self._warn_on_threshold(target_name, target, webhook, reservation)
             if reservation.exhausted:
-                _used_up.add(webhook.webhook_id)
+                self.used_up.add(webhook.webhook_id)
                 logger.warning(
                     "clay webhook URL used up, moving to the next URL of the pool",
                     extra={"target": target_name, "webhook_id": webhook.webhook_id},
@@ -146,7 +150,7 @@ class ClayQuota:
 
     def give_back(self, webhook: ClayWebhook, count: int) -> None:
         self.table.release_submissions(webhook.webhook_id, count)
-        _used_up.discard(webhook.webhook_id)
+        self.used_up.discard(webhook.webhook_id)
 
 
 def pool_used_percent(used: int, urls: int, submission_limit: int) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import string
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -253,8 +252,8 @@ class ConfigError(RuntimeError):
     """The configuration file is missing or invalid (a deployment problem, never a sender's)."""
 
 
-@cache
 def load_config(path: Path) -> RelayConfig:
+    """relay.json, validated (the runtime reads it once; see clay_relay.runtime)."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache
+from typing import Any
 
-from clay_relay import aws_clients
+from clay_relay.aws_clients import AwsClients
 from clay_relay.jobs import DeliveryJob, dump_job
-from clay_relay.settings import get_settings
 
 BATCH = 10
 MAX_BATCH_BYTES = 262_144  # SQS: a message, and a batch request's messages together (256 KiB, the long-standing limit)
 MAX_DELAY_SECONDS = 900
 MAX_VISIBILITY_SECONDS = 43_200
-
-
-@cache
-def _sqs():
-    return aws_clients.client("sqs")
 
 
 class QueueError(RuntimeError):
@@ -58,27 +52,41 @@ def sqs_batches(entries: list[dict]) -> list[list[dict]]:
     return batches
 
 
-def _send_all(queue_url: str, entries: list[dict]) -> None:
-    for pending in sqs_batches(entries):
-        for _ in range(2):
-            answer = _sqs().send_message_batch(QueueUrl=queue_url, Entries=pending)
-            failed = {f["Id"] for f in answer.get("Failed", [])}
-            pending = [e for e in pending if e["Id"] in failed]
-            if not pending:
-                break
-        if pending:
-            raise QueueError(f"SQS refused {len(pending)} message(s)")
-
-
 class DeliveryQueue:
-    def __init__(self, queue_url: str | None = None, dead_letter_url: str | None = None):
-        settings = get_settings() if not (queue_url and dead_letter_url) else None
-        self.url = queue_url or settings.delivery_queue_url
-        self.dead_letter_url = dead_letter_url or settings.dead_letter_queue_url
+    """The queues, through the SQS client of `clients`; without it (or the URLs), of the current
+    runtime (clay_relay.runtime)."""
+
+    def __init__(
+        self, queue_url: str | None = None, dead_letter_url: str | None = None, *, clients: AwsClients | None = None
+    ):
+        if not (queue_url and dead_letter_url and clients):
+            from clay_relay.runtime import get_runtime
+
+            runtime = get_runtime()
+            queue_url = queue_url or runtime.settings.delivery_queue_url
+            dead_letter_url = dead_letter_url or runtime.settings.dead_letter_queue_url
+            clients = clients or runtime.aws
+        self.url = queue_url
+        self.dead_letter_url = dead_letter_url
+        self._clients = clients
+
+    def _sqs(self) -> Any:
+        return self._clients.client("sqs")
+
+    def _send_all(self, queue_url: str, entries: list[dict]) -> None:
+        for pending in sqs_batches(entries):
+            for _ in range(2):
+                answer = self._sqs().send_message_batch(QueueUrl=queue_url, Entries=pending)
+                failed = {f["Id"] for f in answer.get("Failed", [])}
+                pending = [e for e in pending if e["Id"] in failed]
+                if not pending:
+                    break
+            if pending:
+                raise QueueError(f"SQS refused {len(pending)} message(s)")
 
     def enqueue(self, jobs: list[DeliveryJob], *, delay_seconds: int = 0) -> None:
         delay = max(0, min(delay_seconds, MAX_DELAY_SECONDS))
-        _send_all(
+        self._send_all(
             self.url,
             [{"Id": str(i), "MessageBody": dump_job(job), "DelaySeconds": delay} for i, job in enumerate(jobs)],
         )
@@ -90,7 +98,7 @@ class DeliveryQueue:
         handles = list(delays)
         for start in range(0, len(handles), BATCH):
             chunk = handles[start : start + BATCH]
-            answer = _sqs().change_message_visibility_batch(
+            answer = self._sqs().change_message_visibility_batch(
                 QueueUrl=self.url,
                 Entries=[
                     {
@@ -106,7 +114,7 @@ class DeliveryQueue:
 
     def dead_letter(self, letters: list[DeadLetter]) -> None:
         now = str(int(time.time()))
-        _send_all(
+        self._send_all(
             self.dead_letter_url,
             [
                 {

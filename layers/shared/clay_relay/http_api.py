@@ -27,7 +27,8 @@ from clay_relay.errors import (
     UnsupportedMediaType,
 )
 from clay_relay.observability import logger
-from clay_relay.settings import SettingsError, get_settings
+from clay_relay.runtime import get_runtime
+from clay_relay.settings import SettingsError
 
 ALLOWED_ELSEWHERE = ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
 # Deeper than any sender's payload nests. A deeper body is refused (400): the job carrying it must
@@ -85,7 +86,7 @@ def raw_body(event: APIGatewayProxyEventV2) -> bytes:
 def json_object(event: APIGatewayProxyEventV2, body: bytes | None = None) -> dict:
     """The body as a JSON object, or the 413/415/400 that says why not."""
     body = raw_body(event) if body is None else body
-    limit = get_settings().max_body_bytes
+    limit = get_runtime().settings.max_body_bytes
     if len(body) > limit:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; the limit is {limit}")
     content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()

@@ -1,4 +1,4 @@
-"""Loops' API (`https://app.loops.so/api`, base overridable with LOOPS_API_BASE): contacts and events.
+"""Loops' API (`https://app.loops.so/api`, the LOOPS_API_BASE setting): contacts and events.
 
 What its answers mean for delivery: 200 delivered; 409 on `events/send` means the Idempotency-Key
 was used within 24 h, i.e. this very event was already sent (delivered, not an error); 429 and
@@ -8,16 +8,14 @@ API key) cannot succeed by retrying and go to the dead-letter queue with Loops' 
 
 from __future__ import annotations
 
-import os
-
 from clay_relay.config import LoopsApi, LoopsSettings
 from clay_relay.errors import InvalidPayload
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob
 from clay_relay.leads import EnrichedLead
 from clay_relay.outbound import Outcome, send_json
+from clay_relay.runtime import get_runtime
 from clay_relay.secrets import SecretUnavailable, read_secret
 
-DEFAULT_API_BASE = "https://app.loops.so/api"
 MAX_VALUE_LENGTH = 500  # Loops rejects longer values
 
 # EnrichedLead field → Loops contact property (firstName/lastName are Loops' own).
@@ -105,7 +103,7 @@ def _call(
         api_key = read_secret(api.api_key_secret).strip()
     except SecretUnavailable as error:
         return Outcome(delivered=False, retryable=True, reason=str(error), reached=False)
-    base = os.environ.get("LOOPS_API_BASE", DEFAULT_API_BASE).rstrip("/")
+    base = get_runtime().settings.loops_api_base.rstrip("/")
     headers = {"Authorization": f"Bearer {api_key}", **(headers or {})}
     return send_json(method, f"{base}{path}", job.payload, headers, event_id=job.event_id)
 

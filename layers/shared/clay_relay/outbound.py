@@ -7,10 +7,9 @@ import email.utils
 import json
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING
 
-from clay_relay.settings import get_settings
+from clay_relay.runtime import get_runtime
 
 if TYPE_CHECKING:
     import requests
@@ -40,10 +39,8 @@ class Outcome:
         return not self.delivered and self.retryable and (self.status is None or self.status >= 500)
 
 
-@cache
-def _session() -> requests.Session:
-    # requests (and its X-Ray patch) are loaded on the first request out: the receivers, which
-    # only map payloads, never pay for them at cold start.
+def new_session() -> requests.Session:
+    """The session of a runtime (clay_relay.runtime builds it on the first request out)."""
     import requests
 
     from clay_relay.observability import tracer
@@ -113,7 +110,8 @@ def send_json(
     method: str, url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str
 ) -> Outcome:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    session = _session()
+    runtime = get_runtime()
+    session = runtime.http
     import requests
 
     try:
@@ -122,7 +120,7 @@ def send_json(
             url,
             data=body,
             headers={"Content-Type": "application/json", EVENT_ID_HEADER: event_id, **(headers or {})},
-            timeout=get_settings().outbound_timeout_seconds,
+            timeout=runtime.settings.outbound_timeout_seconds,
         )
     except requests.exceptions.ConnectTimeout:
         return Outcome(delivered=False, retryable=True, reason="connect timeout", reached=False)

@@ -100,7 +100,3 @@ class CircuitBreaker:
     def reset(self) -> None:
         with self._lock:
             self._open.clear()
-
-
-PACER = Pacer()
-BREAKER = CircuitBreaker()

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from functools import cache
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clay_relay import aws_clients
 from clay_relay.observability import logger
-from clay_relay.settings import get_settings
 
 PLACEHOLDER = "REPLACE_ME"  # what template.yaml puts in secrets only you can fill
 
@@ -30,46 +30,53 @@ class SecretUnavailable(RuntimeError):
     """The secret is missing, unreadable or empty. Callers fail closed."""
 
 
-@cache
-def _secretsmanager():
-    return aws_clients.client("secretsmanager")
+class Secrets:
+    """The secrets of one runtime (see clay_relay.runtime), with their cache."""
 
+    def __init__(self, client: Callable[[], Any], *, prefix: str = "", max_age_seconds: float = 300):
+        self._client = client
+        self.prefix = prefix
+        self.max_age_seconds = max_age_seconds
+        self._values: dict[str, tuple[float, str | None]] = {}  # full name → (monotonic time read, SecretString)
+        self._lock = threading.Lock()
 
-_values: dict[str, tuple[float, str | None]] = {}  # full name → (monotonic time read, SecretString)
+    def _cached(self, full_name: str, *, refresh: bool) -> str | None:
+        with self._lock:
+            read_at, value = self._values.get(full_name, (None, None))
+        if refresh or read_at is None or time.monotonic() - read_at >= self.max_age_seconds:
+            value = self._client().get_secret_value(SecretId=full_name).get("SecretString")
+            with self._lock:
+                self._values[full_name] = (time.monotonic(), value)
+        return value
 
+    def read(self, name: str, *, refresh: bool = False) -> str:
+        full_name = self.prefix + name
+        try:
+            value = self._cached(full_name, refresh=refresh)
+        except (BotoCoreError, ClientError) as error:
+            reason = error.response["Error"].get("Code") if isinstance(error, ClientError) else type(error).__name__
+            logger.error("secret unavailable", extra={"secret": full_name, "reason": reason})
+            raise SecretUnavailable(f"secret {full_name!r} is unavailable") from None
+        if not isinstance(value, str) or not value.strip():
+            raise SecretUnavailable(f"secret {full_name!r} is empty")
+        if value.startswith(PLACEHOLDER):
+            raise SecretUnavailable(f"secret {full_name!r} still holds the placeholder the template put there")
+        return value
 
-def _cached(full_name: str, *, max_age: float, refresh: bool) -> str | None:
-    read_at, value = _values.get(full_name, (None, None))
-    if refresh or read_at is None or time.monotonic() - read_at >= max_age:
-        value = _secretsmanager().get_secret_value(SecretId=full_name).get("SecretString")
-        _values[full_name] = (time.monotonic(), value)
-    return value
+    def tokens(self, name: str) -> tuple[str, ...]:
+        """Active tokens, several at once during a rotation: a JSON list, or tokens separated by
+        commas, spaces or new lines."""
+        return parse_tokens(self.read(name), name)
 
-
-def read_secret(name: str, *, refresh: bool = False) -> str:
-    settings = get_settings()
-    full_name = settings.secrets_prefix + name
-    try:
-        value = _cached(full_name, max_age=settings.secrets_cache_seconds, refresh=refresh)
-    except (BotoCoreError, ClientError) as error:
-        reason = error.response["Error"].get("Code") if isinstance(error, ClientError) else type(error).__name__
-        logger.error("secret unavailable", extra={"secret": full_name, "reason": reason})
-        raise SecretUnavailable(f"secret {full_name!r} is unavailable") from None
-    if not isinstance(value, str) or not value.strip():
-        raise SecretUnavailable(f"secret {full_name!r} is empty")
-    if value.startswith(PLACEHOLDER):
-        raise SecretUnavailable(f"secret {full_name!r} still holds the placeholder the template put there")
-    return value
-
-
-def read_tokens(name: str) -> tuple[str, ...]:
-    """Active tokens, several at once during a rotation: a JSON list, or tokens separated by
-    commas, spaces or new lines."""
-    return parse_tokens(read_secret(name), name)
+    def json(self, name: str, *, refresh: bool = False) -> object:
+        try:
+            return json.loads(self.read(name, refresh=refresh))
+        except ValueError:
+            raise SecretUnavailable(f"secret {name!r} is not valid JSON") from None
 
 
 def parse_tokens(value: str, name: str) -> tuple[str, ...]:
-    """The tokens of a secret's value (see read_tokens)."""
+    """The tokens of a secret's value (see Secrets.tokens)."""
     value = value.strip()
     if value.startswith("["):
         try:
@@ -84,8 +91,20 @@ def parse_tokens(value: str, name: str) -> tuple[str, ...]:
     return tokens
 
 
+def _current() -> Secrets:
+    from clay_relay.runtime import get_runtime
+
+    return get_runtime().secrets
+
+
+def read_secret(name: str, *, refresh: bool = False) -> str:
+    """The current runtime's secret `name` (see Secrets.read)."""
+    return _current().read(name, refresh=refresh)
+
+
+def read_tokens(name: str) -> tuple[str, ...]:
+    return _current().tokens(name)
+
+
 def read_json(name: str, *, refresh: bool = False) -> object:
-    try:
-        return json.loads(read_secret(name, refresh=refresh))
-    except ValueError:
-        raise SecretUnavailable(f"secret {name!r} is not valid JSON") from None
+    return _current().json(name, refresh=refresh)

@@ -17,20 +17,14 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
-from functools import cache
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clay_relay import aws_clients
-from clay_relay.settings import get_settings
+from clay_relay.aws_clients import AwsClients
 
 QUOTA_RETRIES = 8
 STATUS_DAYS = 30  # a destination's last failure is forgotten after this long (TTL)
-
-
-@cache
-def _dynamodb():
-    return aws_clients.client("dynamodb")
 
 
 def _conditional_failure(error: ClientError) -> bool:
@@ -67,12 +61,22 @@ class Failure:
 
 
 class RelayTable:
-    def __init__(self, table_name: str | None = None, client=None):
-        self.name = table_name or get_settings().table_name
-        self._client = client  # another DynamoDB client (the `relay` command's); default: the relay's
+    """The table, through `client` (the `relay` command's) or the DynamoDB client of `clients`;
+    without either, of the current runtime (clay_relay.runtime)."""
 
-    def _db(self):
-        return self._client or _dynamodb()
+    def __init__(self, table_name: str | None = None, client: Any = None, *, clients: AwsClients | None = None):
+        if table_name is None or (client is None and clients is None):
+            from clay_relay.runtime import get_runtime
+
+            runtime = get_runtime()
+            table_name = table_name or runtime.settings.table_name
+            clients = clients or runtime.aws
+        self.name = table_name
+        self._client = client
+        self._clients = clients
+
+    def _db(self) -> Any:
+        return self._client or self._clients.client("dynamodb")
 
     # --- deduplication -------------------------------------------------------------------------
     def already_seen(self, event_ids: list[str]) -> set[str]:

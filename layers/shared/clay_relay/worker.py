@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from clay_relay import directus, hooks, loops
 from clay_relay.clay import ClayPoolUnavailable, ClayQuota, ClayWebhook, send_row
-from clay_relay.config import DeliveryPolicy, RelayConfig, load_config
+from clay_relay.config import DeliveryPolicy, RelayConfig
 from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
 from clay_relay.jobs import (
     ClayRowBundle,
@@ -52,8 +52,7 @@ from clay_relay.jobs import (
 )
 from clay_relay.observability import count, logger, mask_email
 from clay_relay.outbound import Outcome
-from clay_relay.pacing import BREAKER, PACER
-from clay_relay.settings import get_settings
+from clay_relay.runtime import Runtime, get_runtime
 from clay_relay.store import Claim, Failure, RelayTable
 
 SAFETY_SECONDS = 5  # time kept to settle the batch after the last request's timeout
@@ -112,8 +111,7 @@ def _duration(seconds: float) -> str:
 class DeliveryRun:
     records: list[dict]
     config: RelayConfig
-    table: RelayTable = field(default_factory=RelayTable)
-    queue: DeliveryQueue = field(default_factory=DeliveryQueue)
+    runtime: Runtime = field(default_factory=get_runtime)
     plans: dict[str, Plan] = field(default_factory=dict)
     retry_delays: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
@@ -123,6 +121,18 @@ class DeliveryRun:
     workers: int = 1
     request_seconds: float = 10.0  # the longest one request can take (the outbound timeout)
     seconds_left: Callable[[], float] = lambda: float("inf")
+
+    @property
+    def table(self) -> RelayTable:
+        return self.runtime.table
+
+    @property
+    def queue(self) -> DeliveryQueue:
+        return self.runtime.queue
+
+    @property
+    def quota(self) -> ClayQuota:
+        return ClayQuota(self.table, self.runtime.clay_used_up)
 
     @property
     def policy(self) -> DeliveryPolicy:
@@ -183,7 +193,7 @@ class DeliveryRun:
                     self._dead_letter(plan, f"clay target {target_name!r} is not configured")
                 continue
             try:
-                allocations = ClayQuota(self.table).allocate(target_name, target, len(plans))
+                allocations = self.quota.allocate(target_name, target, len(plans))
             except ClayPoolUnavailable as error:
                 for plan in plans:
                     plan.failure = str(error)
@@ -242,14 +252,14 @@ class DeliveryRun:
         if self.seconds_left() < MAX_PACE_WAIT_SECONDS + self.request_seconds + SAFETY_SECONDS:
             self._defer(plan, "the worker ran out of time before sending it", 1)
             return
-        if why := BREAKER.why_open(lane):
+        if why := self.runtime.breaker.why_open(lane):
             self._defer(plan, f"{destination} unavailable, not attempted (last error: {why})", None)
             return
-        pause = PACER.delay(lane)
+        pause = self.runtime.pacer.delay(lane)
         if pause > MAX_PACE_WAIT_SECONDS:
             self._defer(plan, f"{destination} asked to slow down", throttle_seconds(pause, plan.attempts, self.policy))
             return
-        PACER.wait(lane, self.policy.rates_per_second[destination], self.workers)
+        self.runtime.pacer.wait(lane, self.policy.rates_per_second[destination], self.workers)
         if not job.repeat_is_harmless and not self._claim(plan, sending=True):
             if plan.failure:
                 self._retry(plan, plan.failure, None)
@@ -286,10 +296,10 @@ class DeliveryRun:
             self._record_outcome(plan, outcome)
         lane = self.lane(job)
         if outcome.retry_after:
-            PACER.pause(lane, outcome.retry_after)
+            self.runtime.pacer.pause(lane, outcome.retry_after)
         if outcome.delivered:
             plan.settled = "delivered"
-            BREAKER.close(lane)
+            self.runtime.breaker.close(lane)
             count("Delivered", destination=job.destination)
             logger.info(
                 "delivered",
@@ -312,7 +322,7 @@ class DeliveryRun:
         else:
             if outcome.unavailable:
                 # Until the earliest a retry can come back (half the first backoff).
-                BREAKER.trip(lane, self.policy.min_backoff_seconds / 2, outcome.reason)
+                self.runtime.breaker.trip(lane, self.policy.min_backoff_seconds / 2, outcome.reason)
             self._retry(plan, reason, outcome.retry_after)
 
     def _record_outcome(self, plan: Plan, outcome: Outcome) -> None:
@@ -430,7 +440,7 @@ class DeliveryRun:
                 unsent[plan.webhook.webhook_id].append(plan.webhook)
         for webhooks in unsent.values():
             try:
-                ClayQuota(self.table).give_back(webhooks[0], len(webhooks))
+                self.quota.give_back(webhooks[0], len(webhooks))
             except Exception:  # noqa: BLE001 - only costs quota, never an event
                 logger.exception("could not give back unused Clay submissions")
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(failures)]}
@@ -438,11 +448,13 @@ class DeliveryRun:
 
 def handle_batch(event: dict, context: object) -> dict:
     records = event.get("Records", [])
-    settings = get_settings()
+    runtime = get_runtime()
+    settings = runtime.settings
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     run = DeliveryRun(
         records,
-        load_config(settings.config_path),
+        runtime.config,
+        runtime,
         workers=settings.worker_max_concurrency,
         request_seconds=settings.outbound_timeout_seconds,
         seconds_left=(lambda: remaining() / 1000) if remaining else (lambda: float("inf")),
