@@ -92,7 +92,7 @@ replay: $(VENV)/.installed ## send an event file to the running local stack: mak
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=<events/...json>"; exit 2; }
 	$(VENV)/bin/python -m local_stack replay $(EVENT)
 
-relay: $(VENV)/.installed ## operate a stack (README "The relay command"): make relay ARGS="--local status"
+relay: $(VENV)/.installed ## operate a stack (docs/operating.md): make relay ARGS="--local status"
 	$(VENV)/bin/relay $(ARGS)
 
 bench: $(VENV)/.installed ## every performance figure side by side (about 5 minutes): bench/results.md and results.json
