@@ -116,7 +116,7 @@ class DeliveryPolicy(_Strict):
         ge=1,
         le=13 * 86_400,  # SQS keeps messages 14 days
         description="how long after it was accepted a job is retried. After that, its next failure sends it to "
-        "the dead-letter queue with the last error and its attempt count (SQS keeps messages 14 days)",
+        "the dead-letter queue with the last error and its attempt count (at most 13 days: SQS keeps messages 14)",
     )
     min_backoff_seconds: int = Field(
         default=30,
@@ -130,7 +130,7 @@ class DeliveryPolicy(_Strict):
         default=3_600,
         ge=1,
         le=43_200,
-        description="the longest delay; a destination's `Retry-After` is honoured when longer",
+        description="the longest delay (at most 12 h); a destination's `Retry-After` is honoured when longer",
     )
     hold_seconds: int = Field(
         default=900,
