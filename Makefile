@@ -18,7 +18,7 @@ TOOLS := .tools
 CHECKOV := .checkov
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test lint check-template security unit e2e build invoke replay relay bench bench-drain clean
+.PHONY: help install run test lint check-template security unit e2e build invoke replay relay bench bench-drain docs clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ bench: $(VENV)/.installed ## every performance figure side by side (about 5 minu
 
 bench-drain: $(VENV)/.installed ## drain-throughput benchmark: a burst of Loops events vs its 10/s limit (ARGS="--events 200")
 	$(VENV)/bin/python -m bench.drain $(ARGS)
+
+docs: $(VENV)/.installed ## regenerate docs/configuration-reference.md from the models in clay_relay (config, settings)
+	$(VENV)/bin/python scripts/config_reference.py
 
 clean: ## remove virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .aws-sam .local-stack .pytest_cache .ruff_cache
