@@ -18,7 +18,7 @@ TOOLS := .tools
 CHECKOV := .checkov
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test lint check-template security unit e2e build invoke replay relay bench bench-drain clean
+.PHONY: help install run test lint check-template security unit e2e build invoke replay relay bench bench-drain docs clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -92,7 +92,7 @@ replay: $(VENV)/.installed ## send an event file to the running local stack: mak
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=<events/...json>"; exit 2; }
 	$(VENV)/bin/python -m local_stack replay $(EVENT)
 
-relay: $(VENV)/.installed ## operate a stack (README "The relay command"): make relay ARGS="--local status"
+relay: $(VENV)/.installed ## operate a stack (docs/operating.md): make relay ARGS="--local status"
 	$(VENV)/bin/relay $(ARGS)
 
 bench: $(VENV)/.installed ## every performance figure side by side (about 5 minutes): bench/results.md and results.json
@@ -100,6 +100,9 @@ bench: $(VENV)/.installed ## every performance figure side by side (about 5 minu
 
 bench-drain: $(VENV)/.installed ## drain-throughput benchmark: a burst of Loops events vs its 10/s limit (ARGS="--events 200")
 	$(VENV)/bin/python -m bench.drain $(ARGS)
+
+docs: $(VENV)/.installed ## regenerate docs/configuration-reference.md from the models in clay_relay (config, settings)
+	$(VENV)/bin/python scripts/config_reference.py
 
 clean: ## remove virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .aws-sam .local-stack .pytest_cache .ruff_cache

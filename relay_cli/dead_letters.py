@@ -7,7 +7,7 @@ towards the redrive's maxReceiveCount and hide jobs from the workers).
 
 A replay sends the letter back to the delivery queue with its body and message attributes as they
 are: the worker takes a job that carries `reason` for one an operator replayed (an `unconfirmed`
-Slack or Zapier post is then sent, see README "Operating it"). The letter is deleted from the
+Slack or Zapier post is then sent, see docs/operating.md). The letter is deleted from the
 dead-letter queue only after SQS took the copy: a failure in between leaves at most a second copy,
 which the relay's claims make harmless, and never loses one.
 """

@@ -19,43 +19,48 @@ DEFAULT_LOOPS_API_BASE = "https://app.loops.so/api"
 class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    table_name: str = Field(alias="RELAY_TABLE", min_length=1, description="the relay's DynamoDB table")
-    delivery_queue_url: str = Field(alias="DELIVERY_QUEUE_URL", min_length=1, description="the delivery queue")
+    table_name: str = Field(alias="RELAY_TABLE", min_length=1, description="the stack's DynamoDB table")
+    delivery_queue_url: str = Field(alias="DELIVERY_QUEUE_URL", min_length=1, description="the stack's delivery queue")
     dead_letter_queue_url: str = Field(
-        alias="DEAD_LETTER_QUEUE_URL", min_length=1, description="the delivery queue's dead-letter queue"
+        alias="DEAD_LETTER_QUEUE_URL", min_length=1, description="the stack's dead-letter queue"
     )
     secrets_prefix: str = Field(
-        default="", alias="SECRETS_PREFIX", description="prepended to every secret name of relay.json"
+        default="", alias="SECRETS_PREFIX", description="`<stack name>/`, prepended to every secret name"
     )
     secrets_cache_seconds: int = Field(
-        default=300, ge=0, alias="SECRETS_CACHE_SECONDS", description="how long a secret read is reused"
+        default=300,
+        ge=0,
+        alias="SECRETS_CACHE_SECONDS",
+        description="how long a secret read is kept (a used-up Clay pool is read again at once)",
     )
     config_path: Path = Field(
-        default=DEFAULT_CONFIG_PATH, alias="RELAY_CONFIG_PATH", description="relay.json (default: the layer's)"
+        default=DEFAULT_CONFIG_PATH, alias="RELAY_CONFIG_PATH", description="another relay.json (default: the layer's)"
     )
     max_body_bytes: int = Field(
-        default=262_144, ge=1024, alias="MAX_BODY_BYTES", description="largest request body a receiver accepts"
+        default=262_144, ge=1024, alias="MAX_BODY_BYTES", description="larger request bodies get `413`"
     )
     outbound_timeout_seconds: float = Field(
-        default=10.0, gt=0, alias="OUTBOUND_TIMEOUT_SECONDS", description="timeout of one outbound request"
+        default=10.0, gt=0, alias="OUTBOUND_TIMEOUT_SECONDS", description="a destination slower than this is retried"
     )
     loops_webhook_tolerance_seconds: int = Field(
         default=300,
         ge=0,
         alias="LOOPS_WEBHOOK_TOLERANCE_SECONDS",
-        description="how old (or how far in the future) a Loops webhook's timestamp may be",
+        description="how far a Loops webhook's timestamp may be from now, both ways; from the template parameter "
+        "`LoopsWebhookToleranceSeconds` (0 turns the check off: local use only)",
     )
     worker_max_concurrency: int = Field(
         default=1,
         ge=1,
         alias="WORKER_MAX_CONCURRENCY",
-        description="worker instances at most (the event source's maximum concurrency): each takes its share of a rate",
+        description="how many shares each destination's rate is split into; from the template parameter "
+        "`WorkerMaximumConcurrency` (the local stack sets 1: its workers share one pacer)",
     )
     loops_api_base: str = Field(
         default=DEFAULT_LOOPS_API_BASE,
         min_length=1,
         alias="LOOPS_API_BASE",
-        description="Loops' API (the local stack points it at its sandbox)",
+        description="Loops' API base URL (the local stack points it at its Loops sandbox)",
     )
 
     @classmethod

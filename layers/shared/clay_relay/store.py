@@ -8,7 +8,7 @@ Items (partition key `pk` only; hashed ids spread them over partitions):
   `last_error_kind`: retrying or dead-lettered, `last_error_origin`), for `relay status`. Written
   once per batch and destination that failed, never when every delivery succeeded.
 
-Cost per relayed event (see README, "Cost"): one conditional put (the claim) plus one conditional
+Cost per relayed event (see docs/performance.md): one conditional put (the claim) plus one conditional
 update per batch and URL (the quota reservation); the receiver only reads.
 """
 
