@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from clay_relay.config import ClayTarget
 from clay_relay.errors import PayloadTooLarge
 from clay_relay.observability import MetricUnit, count, gauge, logger
 from clay_relay.outbound import Outcome, post_json
 from clay_relay.secrets import SecretUnavailable, read_json
-from clay_relay.store import RelayTable
+from clay_relay.store import RelayTable, Reservation
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,9 @@ class ClayQuota:
         return allocations, used
 
     @staticmethod
-    def _warn_on_threshold(target_name: str, target: ClayTarget, webhook: ClayWebhook, reservation) -> None:
+    def _warn_on_threshold(
+        target_name: str, target: ClayTarget, webhook: ClayWebhook, reservation: Reservation
+    ) -> None:
         for fraction in target.warn_at:
             mark = fraction * reservation.quota
             if reservation.used_before < mark <= reservation.used_after:
@@ -160,20 +163,20 @@ def pool_used_percent(used: int, urls: int, submission_limit: int) -> float:
     return round(min(100.0, 100 * used / (urls * submission_limit)), 2)
 
 
-def posted_row(target: ClayTarget, row: dict, event_id: str) -> dict:
+def posted_row(target: ClayTarget, row: dict[str, Any], event_id: str) -> dict[str, Any]:
     """The row as Clay receives it: with its event id in the target's idempotency column, so that a
     row sent again (a worker that died after Clay answered and before the queue heard of it) is a
     duplicate that the table's auto-dedupe on that column removes."""
     return {**row, target.idempotency_column: event_id} if target.idempotency_column else row
 
 
-def check_row_size(target: ClayTarget, row: dict, event_id: str) -> None:
+def check_row_size(target: ClayTarget, row: dict[str, Any], event_id: str) -> None:
     """Refuse at the edge a row Clay would refuse (its payload limit), rather than dead-letter it later."""
     size = len(json.dumps(posted_row(target, row, event_id), separators=(",", ":"), ensure_ascii=False).encode())
     if size > target.max_row_bytes:
         raise PayloadTooLarge(f"the Clay row would be {size} bytes; Clay accepts at most {target.max_row_bytes}")
 
 
-def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict, event_id: str) -> Outcome:
+def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict[str, Any], event_id: str) -> Outcome:
     headers = {target.auth_header: webhook.token} if webhook.token else {}
     return post_json(webhook.url, posted_row(target, row, event_id), headers, event_id=event_id)

@@ -146,7 +146,7 @@ class DeliveryPolicy(_Strict):
 
     @field_validator("rates_per_second")
     @classmethod
-    def _positive(cls, rates: dict) -> dict:
+    def _positive(cls, rates: dict[str, float]) -> dict[str, float]:
         if any(rate <= 0 for rate in rates.values()):
             raise ValueError("rates must be positive")
         return {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10, **rates}

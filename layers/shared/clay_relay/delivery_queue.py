@@ -31,16 +31,16 @@ class DeadLetter:
     origin: str
 
 
-def _size(entry: dict) -> int:
+def _size(entry: dict[str, Any]) -> int:
     attributes = entry.get("MessageAttributes", {})
     return len(entry["MessageBody"].encode()) + sum(
         len(name) + len(value["DataType"]) + len(value["StringValue"].encode()) for name, value in attributes.items()
     )
 
 
-def sqs_batches(entries: list[dict]) -> list[list[dict]]:
+def sqs_batches(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Up to 10 entries per request, and no more bytes than SQS takes in one (big rows travel alone)."""
-    batches: list[list[dict]] = []
+    batches: list[list[dict[str, Any]]] = []
     size = 0
     for entry in entries:
         entry_size = _size(entry)
@@ -73,7 +73,7 @@ class DeliveryQueue:
     def _sqs(self) -> Any:
         return self._clients.client("sqs")
 
-    def _send_all(self, queue_url: str, entries: list[dict]) -> None:
+    def _send_all(self, queue_url: str, entries: list[dict[str, Any]]) -> None:
         for pending in sqs_batches(entries):
             for _ in range(2):
                 answer = self._sqs().send_message_batch(QueueUrl=queue_url, Entries=pending)

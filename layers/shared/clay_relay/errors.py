@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RelayError(Exception):
     status = 500
     code = "internal_error"
     headers: dict[str, str] = {}  # sent with the answer
 
-    def __init__(self, message: str, *, fields: list[dict] | None = None):
+    def __init__(self, message: str, *, fields: list[dict[str, str]] | None = None):
         super().__init__(message)
         self.message = message
         self.fields = fields or []
 
-    def to_body(self) -> dict:
-        body: dict = {"error": self.code, "message": self.message}
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.fields:
             body["fields"] = self.fields
         return body

@@ -3,13 +3,15 @@ catch hook) for routed leads."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from clay_relay.config import SlackSettings
 from clay_relay.leads import EnrichedLead
 from clay_relay.outbound import Outcome, post_json
 from clay_relay.secrets import SecretUnavailable, read_secret
 
 
-class _Unknown(dict):
+class _Unknown(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "?"
 
@@ -26,7 +28,7 @@ def hot_lead_message(lead: EnrichedLead, settings: SlackSettings) -> str:
     return settings.message.format_map(values)
 
 
-def post_to_hook(url_secret: str, payload: dict, *, event_id: str) -> Outcome:
+def post_to_hook(url_secret: str, payload: dict[str, Any], *, event_id: str) -> Outcome:
     try:
         url = read_secret(url_secret).strip()
     except SecretUnavailable as error:

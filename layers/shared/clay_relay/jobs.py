@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -43,7 +43,7 @@ class ClayRowJob(_Job):
 
     kind: Literal["clay_row"] = "clay_row"
     target: str
-    row: dict
+    row: dict[str, Any]
 
     destination: ClassVar[str] = "clay"
 
@@ -52,7 +52,7 @@ class LoopsEventJob(_Job):
     """`POST /v1/events/send`: starts the outreach workflow (Idempotency-Key: the event id)."""
 
     kind: Literal["loops_event"] = "loops_event"
-    payload: dict
+    payload: dict[str, Any]
 
     destination: ClassVar[str] = "loops"
 
@@ -61,7 +61,7 @@ class LoopsContactJob(_Job):
     """`PUT /v1/contacts/update`: creates or updates the contact, e.g. into the nurture list."""
 
     kind: Literal["loops_contact"] = "loops_contact"
-    payload: dict
+    payload: dict[str, Any]
 
     destination: ClassVar[str] = "loops"
 
@@ -78,7 +78,7 @@ class ZapierPostJob(_Job):
     """The lead, posted to the configured Zapier (or any) webhook URL."""
 
     kind: Literal["zapier_post"] = "zapier_post"
-    payload: dict
+    payload: dict[str, Any]
 
     destination: ClassVar[str] = "zapier"
     repeat_is_harmless: ClassVar[bool] = False
@@ -90,7 +90,7 @@ class DirectusPatchJob(_Job):
     kind: Literal["directus_patch"] = "directus_patch"
     collection: str
     item_id: str
-    fields: dict
+    fields: dict[str, Any]
 
     destination: ClassVar[str] = "directus"
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import PowertoolsLogRecord
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
@@ -24,7 +26,7 @@ def mask_email(text: str) -> str:
 
 
 class MaskingFormatter(LambdaPowertoolsFormatter):
-    def serialize(self, log: dict) -> str:
+    def serialize(self, log: dict[str, Any] | PowertoolsLogRecord) -> str:
         return mask_email(super().serialize(log))
 
 

@@ -28,7 +28,7 @@ STATUS_DAYS = 30  # a destination's last failure is forgotten after this long (T
 
 
 def _conditional_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,10 @@ class RelayTable:
         self._clients = clients
 
     def _db(self) -> Any:
-        return self._client or self._clients.client("dynamodb")
+        if self._client is not None:
+            return self._client
+        assert self._clients is not None  # one of the two is always given (see __init__)
+        return self._clients.client("dynamodb")
 
     # --- deduplication -------------------------------------------------------------------------
     def already_seen(self, event_ids: list[str]) -> set[str]:
@@ -254,12 +257,15 @@ class RelayTable:
             if "last_error" in item
         }
 
-    def _batch_get(self, keys: list[dict], projection: str | None = None, *, consistent: bool = True) -> list[dict]:
-        items: list[dict] = []
+    def _batch_get(
+        self, keys: list[dict[str, Any]], projection: str | None = None, *, consistent: bool = True
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
         for start in range(0, len(keys), 100):
-            request = {self.name: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}}
+            entry: dict[str, Any] = {"Keys": keys[start : start + 100], "ConsistentRead": consistent}
             if projection:
-                request[self.name]["ProjectionExpression"] = projection
+                entry["ProjectionExpression"] = projection
+            request: dict[str, Any] | None = {self.name: entry}
             while request:
                 answer = self._db().batch_get_item(RequestItems=request)
                 items += answer["Responses"].get(self.name, [])
