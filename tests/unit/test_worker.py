@@ -15,6 +15,7 @@ from unittest import mock
 import boto3
 import pytest
 
+from clay_relay.backoff import backoff_seconds
 from clay_relay.clay import ClayWebhook
 from clay_relay.config import DeliveryPolicy
 from clay_relay.delivery_queue import DeliveryQueue
@@ -22,7 +23,7 @@ from clay_relay.jobs import ClayRowJob, parse_job
 from clay_relay.pacing import Pacer
 from clay_relay.runtime import get_runtime
 from clay_relay.store import RelayTable
-from clay_relay.worker import backoff_seconds, handle_batch
+from clay_relay.worker import handle_batch
 from tests.unit.relay_helpers import (
     Answer,
     delayed_bodies,
@@ -97,7 +98,7 @@ def attribute(message: dict, name: str) -> str:
 @contextlib.contextmanager
 def freeze_clock(now: float):
     """The worker's wall clock (job ages) reads `now`."""
-    with mock.patch("clay_relay.worker.time", mock.Mock(time=lambda: now)):
+    with mock.patch("clay_relay.worker.batch.time", mock.Mock(time=lambda: now)):
         yield
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from clay_relay import worker
+from clay_relay import loops
 from clay_relay.config import ClayCallback
 from clay_relay.delivery_queue import DeliveryQueue
 from clay_relay.enrichment import enrichment_jobs
@@ -26,6 +26,7 @@ from clay_relay.jobs import (
 )
 from clay_relay.leads import parse_lead
 from clay_relay.store import RelayTable
+from clay_relay.worker import batch
 from tests.unit.relay_helpers import (
     DIRECTUS_API_TOKEN,
     LOOPS_API_KEY,
@@ -524,7 +525,7 @@ def test_a_zapier_post_that_timed_out_is_not_posted_again_but_dead_lettered_as_u
 def counted(monkeypatch) -> list[tuple[str, str | None]]:
     """The worker's metrics: (name, destination)."""
     metrics: list[tuple[str, str | None]] = []
-    monkeypatch.setattr(worker, "count", lambda name, value=1, *, destination=None: metrics.append((name, destination)))
+    monkeypatch.setattr(batch, "count", lambda name, value=1, *, destination=None: metrics.append((name, destination)))
     return metrics
 
 
@@ -541,14 +542,14 @@ def test_a_rate_limit_is_counted_as_a_deferral_and_a_failure_as_a_retry(destinat
 # --- a poison job ------------------------------------------------------------------------------------
 def test_a_job_whose_handling_fails_unexpectedly_does_not_hold_back_its_batch(destinations, queues, monkeypatch):
     poison = loops_event({**EVENT, "email": "poison@example.com"})
-    real_send = worker.loops.send_event
+    real_send = loops.send_event
 
     def send_event(job, api):
         if job.event_id == poison.event_id:
             raise RuntimeError("a bug that only this job triggers")
         return real_send(job, api)
 
-    monkeypatch.setattr(worker.loops, "send_event", send_event)
+    monkeypatch.setattr(loops, "send_event", send_event)
     healthy = [loops_event({**EVENT, "email": f"lead{n}@example.com"}) for n in range(3)]
     failures, records = deliver(queues[0], healthy[0], poison, *healthy[1:], slack_job())
 

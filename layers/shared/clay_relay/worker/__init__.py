@@ -1,0 +1,37 @@
+"""The delivery worker: carries out a batch of queued jobs (Clay rows; Loops events and contacts,
+Slack messages, Zapier posts, Directus write-backs), reporting partial failures.
+
+A batch goes through named phases, one module each:
+1. `claims`: bundles are unpacked, each job's event is claimed (a second copy is a duplicate), and
+   Clay submissions are reserved per target in one conditional update per URL (or rows are held);
+2. `lanes`: the jobs are delivered, one thread per lane, paced, behind a circuit breaker and the
+   invocation's deadline, each by its kind's delivery function (`destinations.DELIVERIES`);
+3. `settlement`: what the batch decided (`batch`: each message's `Settlement`, or its retry or
+   deferral) is carried out in batch calls, and SQS is told which messages it keeps.
+Anything that cannot be settled is reported as a batch item failure, so SQS keeps it: an accepted
+event is delivered or dead-lettered, never dropped.
+"""
+
+from __future__ import annotations
+
+from clay_relay.clay import ClayQuota
+from clay_relay.runtime import Runtime, get_runtime
+from clay_relay.worker.batch import Plan, Postponement, Settlement
+from clay_relay.worker.claims import plan_batch
+from clay_relay.worker.lanes import Deadline, deliver_by_lane
+from clay_relay.worker.settlement import settle_batch
+
+__all__ = ["Plan", "Postponement", "Settlement", "deliver_batch", "handle_batch"]
+
+
+def handle_batch(event: dict, context: object) -> dict:
+    """The SQS event source's batch → `{"batchItemFailures": [...]}` (the messages SQS keeps)."""
+    return deliver_batch(event.get("Records", []), context, get_runtime())
+
+
+def deliver_batch(records: list[dict], context: object, runtime: Runtime) -> dict:
+    config = runtime.config
+    quota = ClayQuota(runtime.table, runtime.clay_used_up)
+    batch = plan_batch(records, config, runtime.table, quota)
+    deliver_by_lane(batch, runtime, Deadline.of(context, runtime.settings.outbound_timeout_seconds))
+    return settle_batch(batch, runtime.queue, runtime.table, quota)

@@ -1,0 +1,174 @@
+"""The plan of a batch: what the worker does with each message, and what it has to settle at the end.
+
+Each message ends in one `Settlement` or comes back later (a `Postponement`). Deciding is cheap and
+happens as the batch goes; the queue and table calls that carry the decisions out are made once, in
+batch calls, at the end (`settlement.settle_batch`).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+from clay_relay.backoff import backoff_seconds
+from clay_relay.clay import ClayWebhook
+from clay_relay.config import DeliveryPolicy
+from clay_relay.delivery_queue import DeadLetter
+from clay_relay.jobs import ClayRowJob, DeliveryJob
+from clay_relay.observability import count, logger, mask_email
+from clay_relay.store import Failure
+
+
+class Settlement(enum.Enum):
+    """Nothing left to do for the message in this batch: it is deleted from the queue."""
+
+    DELIVERED = "delivered"
+    DUPLICATE = "duplicate"  # its event was claimed by another copy, or already delivered
+    DEAD_LETTERED = "dead-lettered"  # hopeless, or past the retry horizon: in the DLQ with its reason
+    HELD = "held"  # every Clay URL of its target is used up: re-queued, delayed, until one is added
+    UNBUNDLED = "unbundled"  # a bundle whose rows are queued one by one
+
+
+class Postponement(enum.Enum):
+    """The message comes back later (hidden until then): why decides what it costs."""
+
+    RETRY = "DeliveryRetried"  # the delivery (or a step before it) failed: backoff, and a failure to note
+    DEFERRAL = "DeliveryDeferred"  # not attempted (rate limit, circuit open, no time left): not a failure
+
+    @property
+    def metric(self) -> str:
+        return self.value
+
+
+@dataclass
+class Plan:
+    """What this batch does with one message."""
+
+    record: dict
+    job: DeliveryJob | None = None
+    attempts: int = 1
+    settlement: Settlement | None = None
+    failure: str | None = None  # failed before delivery (e.g. quota or claim unavailable): retried
+    webhook: ClayWebhook | None = None  # the Clay URL whose submission this row reserved
+    postponement: Postponement | None = None
+    retry_reason: str | None = None  # why it comes back later
+    unsent: bool = False  # a reserved Clay submission that never reached Clay: given back
+
+    @classmethod
+    def of(cls, record: dict) -> Plan:
+        return cls(record, attempts=int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")))
+
+    @property
+    def message_id(self) -> str:
+        return self.record["messageId"]
+
+    @property
+    def replayed(self) -> bool:
+        """Moved back from the dead-letter queue by an operator (it still carries its `reason`)."""
+        return "reason" in (self.record.get("messageAttributes") or {})
+
+    @property
+    def open(self) -> bool:
+        """Still to be delivered (or retried) in this batch."""
+        return self.settlement is None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
+
+
+@dataclass
+class Batch:
+    """The plans of one SQS batch, and what settling it takes. Lanes record into it from their own
+    threads: each plan is touched by one thread only, and the shared dicts take single assignments."""
+
+    policy: DeliveryPolicy
+    plans: dict[str, Plan] = field(default_factory=dict)  # message id → its plan, in batch order
+    retry_delays: dict[str, int] = field(default_factory=dict)  # receipt handle → seconds hidden
+    dead_letters: dict[str, DeadLetter] = field(default_factory=dict)  # message id → its letter
+    held: dict[str, DeliveryJob] = field(default_factory=dict)  # message id → the row to re-queue
+    unbundled: dict[str, list[ClayRowJob]] = field(default_factory=dict)  # message id → its rows
+    failures: dict[str, Failure] = field(default_factory=dict)  # destination → its last failure here
+
+    def delivered(self, plan: Plan, status: int | None) -> None:
+        job = plan.job
+        plan.settlement = Settlement.DELIVERED
+        count("Delivered", destination=job.destination)
+        logger.info(
+            "delivered",
+            extra={
+                "event_id": job.event_id,
+                "destination": job.destination,
+                "kind": job.kind,
+                "attempt": plan.attempts,
+                "status": status,
+            },
+        )
+
+    def duplicate(self, plan: Plan) -> None:
+        plan.settlement = Settlement.DUPLICATE
+        count("DuplicatesSkipped", destination=plan.job.destination)
+
+    def unbundle(self, plan: Plan, rows: list[ClayRowJob]) -> None:
+        plan.settlement = Settlement.UNBUNDLED
+        self.unbundled[plan.message_id] = rows
+
+    def hold(self, plan: Plan, target_name: str) -> None:
+        job = plan.job
+        plan.settlement = Settlement.HELD
+        self.held[plan.message_id] = job.model_copy(update={"holds": job.holds + 1})
+        count("HeldForQuota", destination="clay")
+        logger.warning(
+            "every Clay webhook URL of the target is used up: row held until a URL is added",
+            extra={"event_id": job.event_id, "target": target_name, "holds": job.holds + 1},
+        )
+
+    def dead_letter(self, plan: Plan, reason: str, destination: str | None = None, origin: str | None = None) -> None:
+        """`destination` and `origin` name what an unreadable message (no job) is counted under."""
+        plan.settlement = Settlement.DEAD_LETTERED
+        job = plan.job
+        destination = destination or job.destination
+        origin = origin or job.origin
+        self.dead_letters[plan.message_id] = DeadLetter(
+            body=plan.record["body"], reason=reason, attempts=plan.attempts, destination=destination, origin=origin
+        )
+        self.failures[destination] = Failure(mask_email(reason), "dead-lettered", origin, time.time())
+        count("DeadLettered", destination=destination)
+        logger.error(
+            "moved to the dead-letter queue", extra={"event_id": job.event_id if job else None, "reason": reason}
+        )
+
+    def retry(self, plan: Plan, reason: str, retry_after: float | None = None) -> None:
+        """Failed: back after an exponential backoff (at least the destination's Retry-After)."""
+        self._postpone(plan, Postponement.RETRY, reason, None, retry_after)
+
+    def defer(self, plan: Plan, reason: str, delay: int | None) -> None:
+        """Not attempted now: back after `delay` (None: the backoff); spends no attempt beyond the
+        message's receive, only time within the horizon. A deferred Clay row's submission is unused."""
+        if isinstance(plan.job, ClayRowJob):
+            plan.unsent = True
+        self._postpone(plan, Postponement.DEFERRAL, reason, delay, None)
+
+    def _postpone(
+        self, plan: Plan, kind: Postponement, reason: str, delay: int | None, retry_after: float | None
+    ) -> None:
+        job = plan.job
+        age = time.time() - job.accepted_at
+        if age >= self.policy.retry_horizon_seconds:
+            self.dead_letter(plan, f"gave up after {plan.attempts} attempts in {_duration(age)}; last error: {reason}")
+            return
+        delay = delay if delay is not None else backoff_seconds(plan.attempts, self.policy, retry_after)
+        self.retry_delays[plan.record["receiptHandle"]] = delay
+        plan.postponement, plan.retry_reason = kind, reason
+        if kind is Postponement.RETRY:
+            self.failures[job.destination] = Failure(mask_email(reason), "retrying", job.origin, time.time())
+        count(kind.metric, destination=job.destination)
+        logger.warning(
+            "not delivered yet, will retry",
+            extra={"event_id": job.event_id, "attempt": plan.attempts, "retry_in_seconds": delay, "reason": reason},
+        )
+
+    def comes_back(self) -> set[str]:
+        """Message ids that are to come back later: reported as batch item failures."""
+        return {plan.message_id for plan in self.plans.values() if plan.postponement is not None}

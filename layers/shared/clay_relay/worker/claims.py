@@ -1,0 +1,95 @@
+"""Before anything is sent: read the batch, claim each job's event, and reserve Clay submissions.
+
+- A bundle (one event's thousands of rows, see intake) is unpacked: its rows go on the queue one by one.
+- Each job's event is claimed with one conditional put; a second copy of an event is a duplicate.
+  Jobs whose repeat would show (Slack, Zapier) are claimed only just before their request, as
+  `sending` (`claim_for_sending`), so that a request that may have gone out is never sent again.
+- Clay submissions are reserved for all rows of a target in one conditional update per URL; rows the
+  pool has no submissions left for are held (re-queued, delayed), never dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from pydantic import ValidationError
+
+from clay_relay.clay import ClayPoolUnavailable, ClayQuota
+from clay_relay.config import RelayConfig
+from clay_relay.jobs import ClayRowBundle, ClayRowJob, parse_job
+from clay_relay.store import Claim, RelayTable
+from clay_relay.worker.batch import Batch, Plan
+
+
+def plan_batch(records: list[dict], config: RelayConfig, table: RelayTable, quota: ClayQuota) -> Batch:
+    """The batch's plans, claimed and with their Clay submissions reserved."""
+    batch = Batch(config.delivery)
+    for record in records:
+        plan = Plan.of(record)
+        batch.plans[plan.message_id] = plan
+        try:
+            plan.job = parse_job(record["body"])
+        except ValidationError as error:
+            batch.dead_letter(plan, f"unreadable job: {error.errors()[0]['msg']}", "unknown", "unknown")
+            continue
+        if isinstance(plan.job, ClayRowBundle):
+            # Each unpacking is a new acceptance of the rows: should a bundle come back after
+            # its rows were queued, the second copies are duplicates to the worker's claims.
+            batch.unbundle(plan, [row.model_copy(update={"job_id": uuid.uuid4().hex}) for row in plan.job.rows])
+            continue
+        if plan.job.repeat_is_harmless:
+            claim_event(batch, plan, table)
+    reserve_clay_submissions(batch, config, quota)
+    return batch
+
+
+def claim_event(batch: Batch, plan: Plan, table: RelayTable, *, sending: bool = False) -> bool:
+    """Claims the plan's event; False when there is nothing to send (settled, or `plan.failure`)."""
+    job = plan.job
+    try:
+        claim = table.claim(
+            job.event_id, job.job_id, job.dedupe_window_seconds, sending=sending, replayed=plan.replayed
+        )
+    except Exception as error:  # noqa: BLE001 - any failure here means 'try again later'
+        plan.failure = f"could not claim the event: {type(error).__name__}"
+        return False
+    if claim is Claim.DUPLICATE or claim is Claim.DELIVERED:
+        batch.duplicate(plan)
+    elif claim is Claim.UNCONFIRMED:
+        batch.dead_letter(
+            plan,
+            f"unconfirmed: the worker stopped while sending it, or {job.destination} did not answer in time; "
+            f"it may have arrived: check {job.destination}, and replay it if it did not",
+        )
+    return claim is Claim.OWNED
+
+
+def reserve_clay_submissions(batch: Batch, config: RelayConfig, quota: ClayQuota) -> None:
+    """One reservation per target for all its rows; each row learns the URL it goes to, or is held."""
+    by_target: dict[str, list[Plan]] = defaultdict(list)
+    for plan in batch.plans.values():
+        if isinstance(plan.job, ClayRowJob) and plan.open and not plan.failure:
+            by_target[plan.job.target].append(plan)
+    for target_name, plans in by_target.items():
+        target = config.clay_targets.get(target_name)
+        if target is None:
+            for plan in plans:
+                batch.dead_letter(plan, f"clay target {target_name!r} is not configured")
+            continue
+        try:
+            allocations = quota.allocate(target_name, target, len(plans))
+        except ClayPoolUnavailable as error:
+            for plan in plans:
+                plan.failure = str(error)
+            continue
+        except Exception as error:  # noqa: BLE001
+            for plan in plans:
+                plan.failure = f"could not reserve Clay quota: {type(error).__name__}"
+            continue
+        waiting = iter(plans)
+        for allocation in allocations:
+            for _ in range(allocation.count):
+                next(waiting).webhook = allocation.webhook
+        for plan in waiting:
+            batch.hold(plan, target_name)

@@ -1,0 +1,72 @@
+"""Settling the batch, in batch calls, once every lane is done.
+
+- the rows of unpacked bundles are queued, one message each;
+- rows held for lack of Clay quota are re-queued, delayed by the policy's `hold_seconds`;
+- the hopeless and those past the retry horizon go to the dead-letter queue with their reason;
+- messages that come back later are hidden until their next attempt (exponential backoff with
+  jitter, at least the destination's Retry-After);
+- a destination that failed in this batch has its last failure noted (`status#<destination>`, for
+  `relay status`): one write per failing destination, none for a batch that went well;
+- Clay submissions reserved for rows that never reached Clay are given back.
+
+Anything that cannot be settled is reported as a batch item failure, so SQS keeps it: an accepted
+event is delivered or dead-lettered, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from clay_relay.clay import ClayQuota, ClayWebhook
+from clay_relay.delivery_queue import DeliveryQueue
+from clay_relay.observability import logger
+from clay_relay.store import RelayTable
+from clay_relay.worker.batch import Batch
+
+
+def settle_batch(batch: Batch, queue: DeliveryQueue, table: RelayTable, quota: ClayQuota) -> dict:
+    """The batch's settling calls; its answer to SQS (`batchItemFailures`: the messages SQS keeps)."""
+    kept = batch.comes_back()
+    for message_id, rows in batch.unbundled.items():
+        try:
+            queue.enqueue(rows)
+        except Exception:  # noqa: BLE001 - the bundle comes back; rows queued twice are claimed once
+            logger.exception("could not queue the rows of a bundle; it comes back after the visibility timeout")
+            kept.add(message_id)
+    if batch.held:
+        try:
+            queue.enqueue(list(batch.held.values()), delay_seconds=batch.policy.hold_seconds)
+        except Exception:  # noqa: BLE001 - they stay on the queue and come back
+            logger.exception("could not re-queue held rows; they return after the visibility timeout")
+            kept.update(batch.held)
+    if batch.dead_letters:
+        try:
+            queue.dead_letter(list(batch.dead_letters.values()))
+        except Exception:  # noqa: BLE001
+            logger.exception("could not write to the dead-letter queue; messages stay on the queue")
+            kept.update(batch.dead_letters)
+    if batch.retry_delays:
+        try:
+            queue.retry_later(batch.retry_delays)
+        except Exception:  # noqa: BLE001 - they come back after the queue's visibility timeout
+            logger.exception("could not set retry delays")
+    if batch.failures:
+        try:
+            table.note_failures(batch.failures)
+        except Exception:  # noqa: BLE001 - only `relay status` misses it
+            logger.exception("could not note the destinations' last failures")
+    give_back_unsent(batch, quota)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(kept)]}
+
+
+def give_back_unsent(batch: Batch, quota: ClayQuota) -> None:
+    """Submissions reserved for rows that never reached Clay, given back to their URL (one update each)."""
+    unsent: dict[str, list[ClayWebhook]] = defaultdict(list)
+    for plan in batch.plans.values():
+        if plan.unsent and plan.webhook is not None:
+            unsent[plan.webhook.webhook_id].append(plan.webhook)
+    for webhooks in unsent.values():
+        try:
+            quota.give_back(webhooks[0], len(webhooks))
+        except Exception:  # noqa: BLE001 - only costs quota, never an event
+            logger.exception("could not give back unused Clay submissions")
