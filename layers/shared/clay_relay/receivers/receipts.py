@@ -9,15 +9,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+# defer_build: a model's schema is built when first used, so a function builds only its own
+# receipts' (cold start), not all of them at import.
+FROZEN = ConfigDict(frozen=True, defer_build=True)
+
 
 class Receipt(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     accepted: Literal[True] = True
 
 
 class RowReceipt(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     event_id: str
     duplicate: bool
