@@ -1,90 +1,43 @@
 """LoopsForwarderFunction: the /loops/... routes.
 
-POST /loops/webhook   Loops' account webhook (Standard Webhooks signed) → contact.created → Clay row
+POST /loops/webhook   Loops' account webhook (Standard Webhooks signed) → a Clay row
+                      (use case: clay_relay.receivers.loops_webhook)
 POST /loops/contacts  Clay → Loops contact (create/update), the Loops API key stays in the relay
-POST /loops/events    Clay → Loops event
+POST /loops/events    Clay → Loops event (both: clay_relay.receivers.loops_forwarding)
+
+The resolver (clay_relay.http_api) answers other methods, a route's 404 while its relay.json
+section is absent, and every rejection.
 """
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clay_relay import intake, loops, loops_webhooks
-from clay_relay.auth import require_token, require_webhook_signature
-from clay_relay.config import RelayConfig
-from clay_relay.errors import MethodNotAllowed, UnknownRoute
-from clay_relay.http_api import ALLOWED_ELSEWHERE, json_object, json_response, raw_body, relay_api
-from clay_relay.jobs import LoopsContactJob, LoopsEventJob, content_id
-from clay_relay.observability import count, logger, metrics, tracer
+from clay_relay.http_api import receipt_response, relay_api
+from clay_relay.observability import logger, metrics, tracer
+from clay_relay.receivers.loops_forwarding import forward_loops_contact, forward_loops_event
+from clay_relay.receivers.loops_webhook import receive_loops_webhook
 from clay_relay.runtime import get_runtime
 
 app = relay_api()
 
 
-def _config() -> RelayConfig:
-    return get_runtime().config
-
-
-@app.post("/loops/webhook")
+@app.receiver("/loops/webhook", section="loops_webhook")
 @tracer.capture_method
-def receive_loops_webhook() -> Response:
-    settings = _config().loops_webhook
-    if settings is None:
-        raise UnknownRoute("the Loops webhook is not configured (relay.json has no loops_webhook)")
-    body = raw_body(app.current_event)
-    webhook_id = require_webhook_signature(
-        app.current_event.headers,
-        body,
-        settings.signing_secret,
-        tolerance_seconds=get_runtime().settings.loops_webhook_tolerance_seconds,
-    )
-    try:
-        event = loops_webhooks.parse_webhook(json_object(app.current_event, body))
-        job = loops_webhooks.clay_row_job(event, webhook_id, settings)
-    except loops_webhooks.Ignored as ignored:
-        count("LoopsWebhooksIgnored")
-        return json_response(202, {"accepted": True, "webhook_id": webhook_id, "ignored": str(ignored)})
-    (accepted,) = intake.accept([job])
-    logger.info("loops webhook accepted", extra={"event": event.eventName, "duplicate": accepted.duplicate})
-    return json_response(
-        202, {"accepted": True, "webhook_id": webhook_id, "event_id": job.event_id, "duplicate": accepted.duplicate}
-    )
+def loops_webhook() -> Response:
+    return receipt_response(receive_loops_webhook(get_runtime(), app.current_event))
 
 
-def _forward(kind: type[LoopsContactJob] | type[LoopsEventJob]) -> Response:
-    settings = _config().loops_forwarding
-    if settings is None:
-        raise UnknownRoute("forwarding to Loops is not configured (relay.json has no loops_forwarding)")
-    require_token(app.current_event.headers, settings.tokens_secret, header=settings.token_header)
-    payload = loops.forwarded_request(json_object(app.current_event), event=kind is LoopsEventJob)
-    origin = "loops/events" if kind is LoopsEventJob else "loops/contacts"
-    job = kind(
-        event_id=content_id(origin, payload),
-        origin=origin,
-        dedupe_window_seconds=settings.dedupe_window_seconds,
-        payload=payload,
-    )
-    (accepted,) = intake.accept([job])
-    return json_response(202, {"accepted": True, "event_id": job.event_id, "duplicate": accepted.duplicate})
-
-
-@app.post("/loops/contacts")
+@app.receiver("/loops/contacts", section="loops_forwarding")
 @tracer.capture_method
-def forward_contact() -> Response:
-    return _forward(LoopsContactJob)
+def loops_contact() -> Response:
+    return receipt_response(forward_loops_contact(get_runtime(), app.current_event))
 
 
-@app.post("/loops/events")
+@app.receiver("/loops/events", section="loops_forwarding")
 @tracer.capture_method
-def forward_event() -> Response:
-    return _forward(LoopsEventJob)
-
-
-@app.route("/loops/<route>", method=ALLOWED_ELSEWHERE)
-def wrong_method(route: str) -> Response:
-    if route not in ("webhook", "contacts", "events"):
-        raise UnknownRoute("no such route")
-    raise MethodNotAllowed("use POST")
+def loops_event() -> Response:
+    return receipt_response(forward_loops_event(get_runtime(), app.current_event))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -6,7 +6,14 @@ Modules, one concern each:
 - secrets            secrets by name, resolved at run time with caching
 - auth               static bearer tokens and HMAC over the raw body
 - standard_webhooks  Standard Webhooks signatures (Loops)
-- http_api           the HTTP edge: resolver, body limits, JSON errors
+- http_api           the HTTP edge: resolver (senders' POST routes, their 405s, the 404 of an
+                     unconfigured route), body limits, JSON errors, receipts answered as 202
+- receivers          one use case per sender's route, each returning a typed receipt:
+    directus_event     POST /directus/{source}
+    enriched_lead      POST /clay/enriched
+    loops_webhook      POST /loops/webhook
+    loops_forwarding   POST /loops/contacts, /loops/events
+    receipts           the 202 answers of all of them
 - directus           Directus item events → Clay rows; the write-back into items
 - leads              enriched leads from Clay and their routing by ICP score
 - enrichment         the jobs an enriched lead becomes
@@ -14,7 +21,7 @@ Modules, one concern each:
 - loops_webhooks     Loops' account webhooks → Clay rows
 - hooks              Slack and Zapier incoming webhooks
 - jobs               the delivery jobs carried by the queue
-- intake             accepting jobs: duplicate check + enqueue
+- intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)
 - store              the only module that talks to DynamoDB
 - delivery_queue     the only module that talks to SQS
 - outbound           the only module that talks HTTP to the outside world

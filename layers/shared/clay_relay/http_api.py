@@ -1,4 +1,9 @@
-"""The HTTP edge shared by every receiver: one resolver factory, body handling, JSON answers.
+"""The HTTP edge shared by every receiver: one resolver, body handling, JSON answers.
+
+The resolver (`relay_api`) knows a sender's route as `app.receiver(path, section=...)`: POST goes
+to the route; any other method is a 405 naming POST; a route whose relay.json section is absent is
+a 404 saying so, before anything else happens. The route itself makes one call into a use case
+(clay_relay.receivers) and answers its receipt with `receipt_response` (202).
 
 Every rejection is a JSON body `{"error": <code>, "message": <what is wrong>[, "fields": [...]]}`
 with the status that fits (400, 401, 404, 405, 413, 415, 422); errors of our own are a 503 the
@@ -12,14 +17,18 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from pydantic import BaseModel
 
-from clay_relay.config import ConfigError
+from clay_relay.config import ConfigError, RelayConfig
 from clay_relay.errors import (
     MalformedRequest,
+    MethodNotAllowed,
     PayloadTooLarge,
     RelayError,
     ServiceUnavailable,
@@ -30,6 +39,15 @@ from clay_relay.observability import logger
 from clay_relay.runtime import get_runtime
 from clay_relay.settings import SettingsError
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+# The relay.json sections that switch a route on, and what the route's 404 calls it without one.
+OPTIONAL_SECTIONS = {
+    "clay_callback": "the Clay callback",
+    "loops_webhook": "the Loops webhook",
+    "loops_forwarding": "forwarding to Loops",
+}
 ALLOWED_ELSEWHERE = ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
 # Deeper than any sender's payload nests. A deeper body is refused (400): the job carrying it must
 # stay within what pydantic serialises and parses (about 250 and 200 levels), or an accepted event
@@ -48,8 +66,50 @@ def json_response(status: int, body: dict, headers: dict[str, str] | None = None
     )
 
 
-def relay_api() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver()
+def receipt_response(receipt: BaseModel) -> Response:
+    """The 202 that answers an accepted (or knowingly skipped) request: the receipt as JSON."""
+    return json_response(202, receipt.model_dump(mode="json", exclude_none=True))
+
+
+class RelayApi(APIGatewayHttpResolver):
+    """The resolver of a relay function: its routes are senders' POST routes (see `receiver`)."""
+
+    def receiver(self, path: str, *, section: str | None = None) -> Callable[[Callable], Callable]:
+        """Register `path`'s POST route; every other method on it is a 405 (`Allow: POST`). With a
+        `section` of relay.json (one of OPTIONAL_SECTIONS), the route is a 404 while that section
+        is absent: answered before authentication, so no secret is read and no AWS call made."""
+
+        def register(route: Callable) -> Callable:
+            self.route(path, method=ALLOWED_ELSEWHERE)(_other_method)
+            self.post(path, middlewares=[_section_required(section)] if section else None)(route)
+            return route
+
+        return register
+
+
+def _other_method(**_path_parameters: str) -> Response:
+    raise MethodNotAllowed("use POST")
+
+
+def _section_required(section: str) -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response]:
+    def section_required(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+        configured_section(get_runtime().config, section)
+        return next_middleware(app)
+
+    return section_required
+
+
+def configured_section(config: RelayConfig, section: str) -> Any:
+    """relay.json's `section` (one of OPTIONAL_SECTIONS), or the 404 that says it is absent. The
+    resolver asks first, before authentication; a use case asks again for its typed settings."""
+    settings = getattr(config, section)
+    if settings is None:
+        raise UnknownRoute(f"{OPTIONAL_SECTIONS[section]} is not configured (relay.json has no {section})")
+    return settings
+
+
+def relay_api() -> RelayApi:
+    app = RelayApi()
 
     @app.exception_handler(RelayError)
     def _relay_error(error: RelayError) -> Response:

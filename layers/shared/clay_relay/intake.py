@@ -1,5 +1,7 @@
 """Accepting jobs at a receiver: duplicate check, then the queue. Nothing else.
 
+The use cases (clay_relay.receivers) hand in their runtime's table and queue.
+
 The receiver's duplicate check is a read: the worker's conditional claim (after the job is safely
 queued) is what guarantees once-only delivery, so no accepted event can be lost to a crash between
 'marked as seen' and 'queued'. A burst of identical concurrent requests may all be answered
@@ -28,25 +30,26 @@ class Accepted:
     duplicate: bool
 
 
-def accept(jobs: list[DeliveryJob]) -> list[Accepted]:
+def accept(jobs: list[DeliveryJob], *, table: RelayTable, queue: DeliveryQueue) -> list[Accepted]:
+    """Each job, queued unless `table` says its event was seen; which of them were duplicates."""
     if len(jobs) > BUNDLE_OVER and all(isinstance(job, ClayRowJob) for job in jobs):
         # A Directus updateMany of thousands of items: a duplicate check and a request per 10 rows
         # would outlast the receiver's timeout. The worker's claims still send each row once.
         seen: set[str] = set()
-        _enqueue(bundle_rows(jobs))
+        _enqueue(queue, bundle_rows(jobs))
     else:
-        seen = RelayTable().already_seen([job.event_id for job in jobs])
-        _enqueue([job for job in jobs if job.event_id not in seen])
+        seen = table.already_seen([job.event_id for job in jobs])
+        _enqueue(queue, [job for job in jobs if job.event_id not in seen])
     count("EventsAccepted", len(jobs) - len(seen))
     count("EventsDuplicate", len(seen))
     return [Accepted(job, job.event_id in seen) for job in jobs]
 
 
-def _enqueue(jobs: list[DeliveryJob]) -> None:
+def _enqueue(queue: DeliveryQueue, jobs: list[DeliveryJob]) -> None:
     if not jobs:
         return
     try:
-        DeliveryQueue().enqueue(jobs)
+        queue.enqueue(jobs)
     except (QueueError, BotoCoreError, ClientError) as error:
         logger.exception("could not queue accepted events", extra={"error": type(error).__name__})
         raise ServiceUnavailable("the relay could not queue the event; nothing was accepted, retry") from None

@@ -1,0 +1,45 @@
+"""POST /directus/{source}: a Directus Flow's item event becomes one Clay row per item.
+
+source's config → authenticate → validate → map → row sizes → duplicate check → enqueue → receipt
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from clay_relay import directus, intake
+from clay_relay.auth import require_token
+from clay_relay.clay import check_row_size
+from clay_relay.errors import UnknownRoute
+from clay_relay.http_api import json_object
+from clay_relay.jobs import content_id
+from clay_relay.observability import count, logger
+from clay_relay.receivers.receipts import DirectusReceipt, RowReceipt
+from clay_relay.runtime import Runtime
+
+
+def receive_directus_event(runtime: Runtime, source: str, request: APIGatewayProxyEventV2) -> DirectusReceipt:
+    config = runtime.config
+    source_config = config.directus_sources.get(source)
+    if source_config is None:
+        raise UnknownRoute(f"no Directus source named {source!r} is configured")
+    require_token(request.headers, source_config.tokens_secret)
+    body = json_object(request)
+    event = directus.parse_event(body)
+    event_id = content_id(f"directus/{source}", body)
+    try:
+        jobs = directus.clay_jobs(source, source_config, event, config.write_back_fields(event.collection))
+    except directus.Skipped as skipped:
+        count("EventsSkipped")
+        return DirectusReceipt(event_id=event_id, duplicate=False, skipped=str(skipped))
+    target = config.clay_targets[source_config.clay_target]
+    for job in jobs:
+        check_row_size(target, job.row, job.event_id)
+    accepted = intake.accept(jobs, table=runtime.table, queue=runtime.queue)
+    logger.info("directus event accepted", extra={"source": source, "event": event.event, "rows": len(accepted)})
+    return DirectusReceipt(
+        # One row answers with its own id (the one its Clay row carries); several, with the event's.
+        event_id=accepted[0].job.event_id if len(accepted) == 1 else event_id,
+        duplicate=all(a.duplicate for a in accepted),
+        rows=[RowReceipt(event_id=a.job.event_id, duplicate=a.duplicate) for a in accepted],
+    )
