@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clay_relay.jobs import Destination
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
 EventHandling = Literal["send", "skip"]
@@ -81,6 +83,9 @@ def column_map(fields: dict[str, str] | list[str] | None) -> dict[str, str] | No
     return dict(fields)
 
 
+DEFAULT_RATES_PER_SECOND: dict[Destination, float] = {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10}
+
+
 class DeliveryPolicy(_Strict):
     """How the worker retries: exponential backoff with jitter for `retry_horizon_seconds` after
     the event was accepted, then the dead-letter queue. Waiting for a destination's rate limit or
@@ -90,8 +95,8 @@ class DeliveryPolicy(_Strict):
     min_backoff_seconds: int = Field(default=30, ge=0, le=43_200)
     max_backoff_seconds: int = Field(default=3_600, ge=1, le=43_200)
     hold_seconds: int = Field(default=900, ge=1, le=900, description="re-check delay for held events")
-    rates_per_second: dict[Literal["clay", "loops", "slack", "zapier", "directus"], float] = Field(
-        default={"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10},
+    rates_per_second: dict[Destination, float] = Field(
+        default=DEFAULT_RATES_PER_SECOND,
         description="requests per second to each destination (for Clay: to each workspace), summed over every worker",
     )
 
@@ -100,7 +105,7 @@ class DeliveryPolicy(_Strict):
     def _positive(cls, rates: dict) -> dict:
         if any(rate <= 0 for rate in rates.values()):
             raise ValueError("rates must be positive")
-        return {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10, **rates}
+        return {**DEFAULT_RATES_PER_SECOND, **rates}
 
 
 class Routing(_Strict):
