@@ -16,13 +16,14 @@ import boto3
 import pytest
 
 from clay_relay import worker
+from clay_relay.backoff import backoff_seconds
 from clay_relay.clay import ClayWebhook
 from clay_relay.config import DeliveryPolicy
 from clay_relay.delivery_queue import DeliveryQueue
 from clay_relay.jobs import ClayRowJob, parse_job
 from clay_relay.pacing import Pacer
 from clay_relay.store import RelayTable
-from clay_relay.worker import backoff_seconds, handle_batch
+from clay_relay.worker import handle_batch
 from tests.unit.relay_helpers import (
     Answer,
     delayed_bodies,

@@ -22,8 +22,6 @@ event is delivered or dead-lettered, never dropped.
 from __future__ import annotations
 
 import contextvars
-import math
-import random
 import time
 import uuid
 from collections import defaultdict
@@ -36,6 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from clay_relay import directus, hooks, loops
+from clay_relay.backoff import backoff_seconds, throttle_seconds
 from clay_relay.clay import ClayPoolUnavailable, ClayQuota, ClayWebhook, send_row
 from clay_relay.config import DeliveryPolicy, RelayConfig, load_config
 from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
@@ -58,7 +57,6 @@ from clay_relay.store import Claim, Failure, RelayTable
 
 SAFETY_SECONDS = 5  # time kept to settle the batch after the last request's timeout
 MAX_PACE_WAIT_SECONDS = 5  # a longer pause (e.g. a Retry-After) is waited out on the queue, not in Lambda
-THROTTLE_GRACE = 20  # deferrals for a rate limit before they back off like failures
 
 
 class RetryLater(Exception):
@@ -86,22 +84,6 @@ class Plan:
     def replayed(self) -> bool:
         """Moved back from the dead-letter queue by an operator (it still carries its `reason`)."""
         return "reason" in (self.record.get("messageAttributes") or {})
-
-
-def backoff_seconds(attempts: int, policy: DeliveryPolicy, retry_after: float | None = None) -> int:
-    """Exponential backoff with equal jitter, never sooner than the destination asked."""
-    ceiling = min(policy.max_backoff_seconds, policy.min_backoff_seconds * 2 ** max(0, attempts - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return math.ceil(max(delay, retry_after or 0))
-
-
-def throttle_seconds(pause: float, attempts: int, policy: DeliveryPolicy) -> int:
-    """How long a job waits when its destination is rate limiting: the pause, spread out so that the
-    deferred jobs do not all come back at once; exponential only for a job deferred over and over."""
-    delay = random.uniform(max(pause, 1.0), 2 * max(pause, 1.0))
-    if attempts > THROTTLE_GRACE:
-        delay = max(delay, backoff_seconds(attempts - THROTTLE_GRACE, policy))
-    return math.ceil(delay)
 
 
 def _duration(seconds: float) -> str:
