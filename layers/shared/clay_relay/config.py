@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clay_relay.errors import validation_fields
 from clay_relay.jobs import Destination
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -267,5 +268,5 @@ def load_config(path: Path) -> RelayConfig:
     try:
         return RelayConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"{f['field']}: {f['problem']}" for f in validation_fields(error, whole=""))
         raise ConfigError(f"invalid relay configuration {path}: {problems}") from None
