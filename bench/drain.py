@@ -40,7 +40,7 @@ import requests
 
 from local_stack.process import StackFailed, StackProcess, stack_process, tail
 
-LIMIT_PER_SECOND = 10  # the sandbox Loops' limit (local_stack/sandboxes.py), like Loops' own
+LIMIT_PER_SECOND = 10  # the sandbox Loops' limit (local_stack/sandboxes/loops.py), like Loops' own
 TARGET_RATE_RATIO = 0.9
 TARGET_429_FRACTION = 0.01
 DEAD_LETTER_QUEUE = "clay-relay-local-dead-letters"

@@ -3,7 +3,6 @@ answers, after an exponential backoff with jitter (or the longer `Retry-After`),
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -11,13 +10,15 @@ from urllib.parse import urlsplit
 import requests
 from requests import Response
 
+from clay_relay.backoff import exponential_seconds
+from clay_relay.outbound import RETRYABLE_STATUS, retry_after_seconds
 from relay_cli import CommandError
 
 MAX_ATTEMPTS = 8
+FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 MAX_RETRY_AFTER_SECONDS = 300.0
 TIMEOUT_SECONDS = 30
-RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
 
 class Unanswered(CommandError):
@@ -26,15 +27,12 @@ class Unanswered(CommandError):
 
 def backoff(attempt: int) -> float:
     """Between half and all of 1, 2, 4 … 30 s."""
-    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1))
-    return ceiling / 2 + random.random() * ceiling / 2  # nosec B311 - jitter, not a secret
+    return exponential_seconds(attempt, FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS)
 
 
 def retry_after(response: Response) -> float:
-    try:
-        return min(MAX_RETRY_AFTER_SECONDS, max(0.0, float(response.headers.get("Retry-After", ""))))
-    except ValueError:
-        return 0.0
+    """The answer's `Retry-After` (seconds or an HTTP date), at most MAX_RETRY_AFTER_SECONDS; 0 without one."""
+    return min(MAX_RETRY_AFTER_SECONDS, retry_after_seconds(response.headers.get("Retry-After")) or 0.0)
 
 
 class Retrying:
@@ -54,7 +52,7 @@ class Retrying:
             except requests.RequestException as error:
                 last, wait = f"{type(error).__name__} ({urlsplit(url).netloc} unreachable?)", backoff(attempt)
             else:
-                if response.status_code not in RETRY_STATUSES:
+                if response.status_code not in RETRYABLE_STATUS:
                     return response
                 last = f"HTTP {response.status_code} ({reason(response)})"
                 wait = max(retry_after(response), backoff(attempt))

@@ -23,13 +23,12 @@ from datetime import UTC, datetime, timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.config import RelayConfig
+from clay_relay.jobs import DESTINATIONS
 from clay_relay.observability import mask_email
 from relay_cli.clay_pool import pool_summary, print_pools
 from relay_cli.dead_letters import NO_REASON, DeadLetterQueue, Letter
 from relay_cli.output import duration, iso, print_json, print_table, shorten
 from relay_cli.stack import Stack
-
-DESTINATIONS = ("clay", "loops", "slack", "zapier", "directus")
 
 
 def register(commands) -> None:

@@ -18,10 +18,12 @@ import requests
 from clay_relay.clay import ClayQuota, ClayWebhook
 from clay_relay.config import ClayTarget, RelayConfig
 from clay_relay.jobs import content_id
+from clay_relay.pacing import interval_seconds
 from clay_relay.store import RelayTable
 from relay_cli import CommandError, backfill, retries
 from relay_cli.__main__ import parser
 from relay_cli.backfill import Checkpoint, Outcome, Progress, choose_source, quota_left
+from relay_cli.backfill.command import paced_rate
 from relay_cli.clay_pool import pool_use
 from relay_cli.directus_items import DirectusError, DirectusItems
 from relay_cli.retries import Retrying, Unanswered
@@ -433,6 +435,12 @@ def test_dry_run_sends_nothing_and_limit_stops_early(run):
     )
     with pytest.raises(CommandError, match="above the Clay rate"):
         run("--rate", "5000")
+
+
+@pytest.mark.parametrize("wanted", [0.5, 1, 2.5, 2.85, 4.75, 5, 9.5])
+def test_the_backfill_is_paced_like_the_workers_and_never_faster_than_its_rate(wanted):
+    assert 1 / interval_seconds(paced_rate(10, None), workers=1) == pytest.approx(9.5), "95 % of the Clay rate"
+    assert wanted - 0.95 <= 1 / interval_seconds(paced_rate(10, wanted), workers=1) <= wanted + 1e-6
 
 
 # --- the progress bar -------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clay_relay.errors import validation_fields
+from clay_relay.jobs import Destination
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
 EventHandling = Literal["send", "skip"]
@@ -104,6 +107,9 @@ def column_map(fields: dict[str, str] | list[str] | None) -> dict[str, str] | No
     return dict(fields)
 
 
+DEFAULT_RATES_PER_SECOND: dict[Destination, float] = {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10}
+
+
 class DeliveryPolicy(_Strict):
     """How the worker retries: exponential backoff with jitter for `retry_horizon_seconds` after
     the event was accepted, then the dead-letter queue. Waiting for a destination's rate limit or
@@ -137,8 +143,8 @@ class DeliveryPolicy(_Strict):
         le=900,
         description="how often a row waiting for a Clay URL with quota left checks again",
     )
-    rates_per_second: dict[Literal["clay", "loops", "slack", "zapier", "directus"], float] = Field(
-        default={"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10},
+    rates_per_second: dict[Destination, float] = Field(
+        default=DEFAULT_RATES_PER_SECOND,
         description="requests per second to each destination (Clay: to each workspace), all workers together "
         '(see "Pacing" in How it keeps its promises); a destination left out keeps its default; each rate '
         "must be positive",
@@ -149,7 +155,7 @@ class DeliveryPolicy(_Strict):
     def _positive(cls, rates: dict[str, float]) -> dict[str, float]:
         if any(rate <= 0 for rate in rates.values()):
             raise ValueError("rates must be positive")
-        return {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10, **rates}
+        return {**DEFAULT_RATES_PER_SECOND, **rates}
 
 
 class Routing(_Strict):
@@ -383,5 +389,5 @@ def load_config(path: Path) -> RelayConfig:
     try:
         return RelayConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"{f['field']}: {f['problem']}" for f in validation_fields(error, whole=""))
         raise ConfigError(f"invalid relay configuration {path}: {problems}") from None

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from clay_relay.config import DirectusSource, DirectusWriteBack
-from clay_relay.errors import InvalidPayload
+from clay_relay.errors import InvalidPayload, validation_fields
 from clay_relay.jobs import ClayRowJob, DirectusPatchJob, content_id
 from clay_relay.outbound import Outcome, send_json
 from clay_relay.secrets import SecretUnavailable, read_json
@@ -72,10 +72,7 @@ def parse_event(body: dict) -> DirectusEvent:
     except _WrongShape as wrong:
         fields = [{"field": wrong.field, "problem": wrong.problem}]
     except ValidationError as error:
-        fields = [
-            {"field": ".".join(map(str, e["loc"])) or "body", "problem": e["msg"].removeprefix("Value error, ")}
-            for e in error.errors(include_url=False)
-        ]
+        fields = validation_fields(error)
     raise InvalidPayload("the body is not a Directus item event", fields=fields)
 
 

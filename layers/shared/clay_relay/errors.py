@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class RelayError(Exception):
@@ -55,3 +58,12 @@ class ServiceUnavailable(RelayError):
     """Our own dependency (DynamoDB, SQS) failed: the sender may retry; nothing was accepted."""
 
     status, code = 503, "temporarily_unavailable"
+
+
+def validation_fields(error: ValidationError, whole: str = "body") -> list[dict]:
+    """What a model refused, as `[{"field": "a.b", "problem": …}]`; `whole` names the field of a
+    problem with the whole object (a model validator's)."""
+    return [
+        {"field": ".".join(map(str, e["loc"])) or whole, "problem": e["msg"].removeprefix("Value error, ")}
+        for e in error.errors(include_url=False)
+    ]

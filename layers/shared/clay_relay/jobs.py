@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -20,6 +20,10 @@ def content_id(*parts: object) -> str:
     """A stable id from canonical JSON of `parts` (sorted keys, no whitespace)."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+Destination = Literal["clay", "loops", "slack", "zapier", "directus"]  # where a job can be delivered
+DESTINATIONS: tuple[str, ...] = get_args(Destination)
 
 
 class _Job(BaseModel):

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from clay_relay.config import Routing
-from clay_relay.errors import InvalidPayload
+from clay_relay.errors import InvalidPayload, validation_fields
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -99,10 +99,7 @@ def parse_lead(body: dict) -> EnrichedLead:
     try:
         return EnrichedLead.model_validate(body)
     except ValidationError as error:
-        fields = [
-            {"field": ".".join(map(str, e["loc"])) or "body", "problem": e["msg"].removeprefix("Value error, ")}
-            for e in error.errors(include_url=False)
-        ]
+        fields = validation_fields(error)
         raise InvalidPayload("the body is not an enriched lead", fields=fields) from None
 
 

@@ -1,0 +1,34 @@
+"""Sandbox stand-ins for the outside world, behaving like the real services where it matters, all
+behind one HTTP server (`Sandboxes`, in server):
+
+clay            Clay's table webhooks: auth token, 100 KB, rate limit, submission limit, auto-dedupe
+loops           Loops' API (events, contacts: API key, limits, Idempotency-Key) and its signed webhooks
+hooks           Slack and Zapier incoming webhooks
+directus        Directus' items API, and the Flow that fires at the relay after a write
+directus_query  Directus' list query language (limit, offset, page, sort, filter, fields, meta)
+faults          injected faults (a status, a timeout, a closed connection, a function crash)
+deliveries      the log of every request received
+"""
+
+from local_stack.sandboxes.answers import Answer
+from local_stack.sandboxes.clay import CLAY_MAX_BODY, ClaySandbox
+from local_stack.sandboxes.deliveries import DeliveryLog
+from local_stack.sandboxes.directus import DirectusSandbox
+from local_stack.sandboxes.faults import Fault
+from local_stack.sandboxes.hooks import slack_receive, zapier_receive
+from local_stack.sandboxes.loops import LOOPS_MAX_VALUE, LoopsSandbox
+from local_stack.sandboxes.server import Sandboxes
+
+__all__ = [
+    "CLAY_MAX_BODY",
+    "LOOPS_MAX_VALUE",
+    "Answer",
+    "ClaySandbox",
+    "DeliveryLog",
+    "DirectusSandbox",
+    "Fault",
+    "LoopsSandbox",
+    "Sandboxes",
+    "slack_receive",
+    "zapier_receive",
+]
