@@ -75,7 +75,7 @@ security: check-template $(TOOLS)/.installed $(CHECKOV)/.installed ## bandit, pi
 
 unit: $(VENV)/.installed
 	@echo "==> unit and integration tests (moto)"
-	$(VENV)/bin/python -m pytest tests/unit -q
+	$(VENV)/bin/python -m pytest tests --ignore=tests/e2e -q
 
 e2e: $(VENV)/.installed
 	@echo "==> end-to-end tests through the local stack"

@@ -47,7 +47,7 @@ def translate() -> dict:
 
 def main() -> int:
     translated = translate()
-    if "--print" in sys.argv[1:]:  # for tests (tests/unit/test_alarms.py): the translation only, on stdout
+    if "--print" in sys.argv[1:]:  # for tests (tests/infrastructure/test_alarms.py): the translation only, on stdout
         print(json.dumps(translated))
         return 0
     OUT.parent.mkdir(exist_ok=True)

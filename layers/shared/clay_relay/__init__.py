@@ -1,9 +1,14 @@
 """clay-relay shared layer: everything the Lambda handlers have in common.
 
 Modules, one concern each:
-- settings           typed environment of a function (validated once, at first use)
+- runtime            what lives from one invocation to the next, built once per execution
+                     environment: settings, config, AWS clients, HTTP session, secrets cache,
+                     pacer, breaker (tests start a fresh one)
+- settings           typed environment of a function (each variable declared once, validated
+                     when the runtime is built)
 - config             the declarative relay configuration (relay.json)
 - secrets            secrets by name, resolved at run time with caching
+- aws_clients        the AWS SDK clients, from one botocore session
 - auth               static bearer tokens and HMAC over the raw body
 - standard_webhooks  Standard Webhooks signatures (Loops)
 - http_api           the HTTP edge: resolver (senders' POST routes, their 405s, the 404 of an
@@ -26,7 +31,14 @@ Modules, one concern each:
 - delivery_queue     the only module that talks to SQS
 - outbound           the only module that talks HTTP to the outside world
 - clay               the Clay webhook pool, quota accounting and row delivery
-- pacing             per-destination rate limits shared out over the workers
-- worker             the SQS delivery worker
+- pacing             per-destination rate limits shared out over the workers; the circuit breaker
+- backoff            how long a failed or throttled delivery waits (exponential, with jitter)
+- errors             domain errors, each with its HTTP answer
+- worker             the SQS delivery worker, a phase per module:
+    batch              the plan of a batch: each message's settlement (an enum) and what it records
+    claims             claiming events, reserving Clay submissions, holding rows
+    lanes              a thread per lane (destination or Clay workspace): pacing, breaker, deadline
+    destinations       the registry: job kind → its delivery function
+    settlement         settling the batch in batch calls: retry delays, dead letters, held rows
 - observability      logger, metrics, tracer (emails masked)
 """
