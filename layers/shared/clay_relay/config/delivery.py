@@ -52,7 +52,7 @@ class DeliveryPolicy(_Strict):
 
     @field_validator("rates_per_second")
     @classmethod
-    def _positive(cls, rates: dict[str, float]) -> dict[str, float]:
+    def _positive(cls, rates: dict[Destination, float]) -> dict[Destination, float]:
         if any(rate <= 0 for rate in rates.values()):
             raise ValueError("rates must be positive")
         return {**DEFAULT_RATES_PER_SECOND, **rates}
