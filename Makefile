@@ -18,7 +18,7 @@ TOOLS := .tools
 CHECKOV := .checkov
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test lint check-template security unit e2e build invoke replay relay bench bench-drain docs clean
+.PHONY: help install run test lint typecheck check-template security unit e2e build invoke replay relay bench bench-drain docs clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -51,12 +51,16 @@ install: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## install
 run: $(VENV)/.installed ## start the local stack on http://127.0.0.1:3000 (Ctrl-C stops it)
 	$(VENV)/bin/python -m local_stack run $(ARGS)
 
-test: install lint check-template security unit e2e ## lint, template and security checks, unit/integration and end-to-end tests
+test: install lint typecheck check-template security unit e2e ## lint, type, template and security checks, unit/integration and end-to-end tests
 
 lint: $(VENV)/.installed
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed ## mypy, strict on the layer
+	@echo "==> mypy"
+	$(VENV)/bin/mypy
 
 check-template: $(TOOLS)/.installed
 	@echo "==> sam validate --lint"

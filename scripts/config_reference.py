@@ -202,7 +202,7 @@ def render() -> str:
         "",
         "[Back to Configuration](configuration.md)",
         "",
-        "Every key of relay.json, as the models in `layers/shared/clay_relay/config.py` validate it (an unknown",
+        "Every key of relay.json, as the models in `layers/shared/clay_relay/config/` validate it (an unknown",
         "key is an error), and every variable of the function environment (`layers/shared/clay_relay/settings.py`).",
         f"In the type column, {names}.",
         "",

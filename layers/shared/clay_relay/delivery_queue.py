@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clay_relay.aws_clients import AwsClients
 from clay_relay.jobs import DeliveryJob, dump_job
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 BATCH = 10
 MAX_BATCH_BYTES = 262_144  # SQS: a message, and a batch request's messages together (256 KiB, the long-standing limit)
@@ -84,7 +87,7 @@ class DeliveryQueue:
             if pending:
                 raise QueueError(f"SQS refused {len(pending)} message(s)")
 
-    def enqueue(self, jobs: list[DeliveryJob], *, delay_seconds: int = 0) -> None:
+    def enqueue(self, jobs: Sequence[DeliveryJob], *, delay_seconds: int = 0) -> None:
         delay = max(0, min(delay_seconds, MAX_DELAY_SECONDS))
         self._send_all(
             self.url,

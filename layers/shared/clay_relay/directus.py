@@ -10,7 +10,7 @@ item, and each item becomes its own row.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
@@ -30,7 +30,7 @@ class DirectusEvent(BaseModel):
 
     event: str = Field(min_length=1, max_length=256)
     collection: str = Field(min_length=1, max_length=256)
-    payload: dict | list | None = None
+    payload: dict[str, Any] | list[Any] | None = None
     key: ItemKey | None = None
     keys: list[ItemKey] | None = Field(default=None, max_length=10_000)
 
@@ -43,7 +43,7 @@ class DirectusEvent(BaseModel):
         return list(self.keys) if self.keys else [self.key]  # type: ignore[list-item]
 
     @property
-    def changed_fields(self) -> dict:
+    def changed_fields(self) -> dict[str, Any]:
         return self.payload if isinstance(self.payload, dict) else {}
 
     @model_validator(mode="after")
@@ -66,7 +66,7 @@ class _WrongShape(Exception):
         self.field, self.problem = field, problem
 
 
-def parse_event(body: dict) -> DirectusEvent:
+def parse_event(body: dict[str, Any]) -> DirectusEvent:
     try:
         return DirectusEvent.model_validate(body)
     except _WrongShape as wrong:
@@ -130,6 +130,8 @@ def write_back(job: DirectusPatchJob, settings: DirectusWriteBack) -> Outcome:
     written; 400/401/403/404 cannot succeed by retrying."""
     try:
         api = read_json(settings.api_secret)
+        if not isinstance(api, dict):
+            raise TypeError(f"a JSON object was expected, not {type(api).__name__}")
         base, token = str(api["url"]).rstrip("/"), str(api["token"])
     except (SecretUnavailable, KeyError, TypeError) as error:
         reason = f"directus API secret {settings.api_secret!r} unusable: {error}"

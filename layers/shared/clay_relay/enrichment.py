@@ -10,6 +10,8 @@ Thresholds and everything else come from relay.json's `clay_callback`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from clay_relay import hooks, loops
 from clay_relay.config import ClayCallback
 from clay_relay.jobs import (
@@ -22,6 +24,9 @@ from clay_relay.jobs import (
     content_id,
 )
 from clay_relay.leads import Decision, EnrichedLead, decide
+
+if TYPE_CHECKING:
+    from typing import Any
 
 ORIGIN = "clay/enriched"
 
@@ -40,7 +45,7 @@ def enrichment_jobs(lead: EnrichedLead, settings: ClayCallback) -> tuple[Decisio
     if decision.route == "skip":
         return decision, event_id, []
 
-    def common(action: str) -> dict:
+    def common(action: str) -> dict[str, Any]:
         return {
             "event_id": content_id(event_id, action),
             "origin": ORIGIN,

@@ -60,7 +60,7 @@ class ServiceUnavailable(RelayError):
     status, code = 503, "temporarily_unavailable"
 
 
-def validation_fields(error: ValidationError, whole: str = "body") -> list[dict]:
+def validation_fields(error: ValidationError, whole: str = "body") -> list[dict[str, str]]:
     """What a model refused, as `[{"field": "a.b", "problem": …}]`; `whole` names the field of a
     problem with the whole object (a model validator's)."""
     return [

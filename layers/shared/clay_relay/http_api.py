@@ -40,7 +40,11 @@ from clay_relay.runtime import get_runtime
 from clay_relay.settings import SettingsError
 
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+    Route = TypeVar("Route", bound=Callable[..., Response[str]])  # a receiver's POST handler
 
 # The relay.json sections that switch a route on, and what the route's 404 calls it without one.
 OPTIONAL_SECTIONS = {
@@ -57,7 +61,7 @@ MAX_JSON_DEPTH = 64
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def json_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -66,7 +70,7 @@ def json_response(status: int, body: dict, headers: dict[str, str] | None = None
     )
 
 
-def receipt_response(receipt: BaseModel) -> Response:
+def receipt_response(receipt: BaseModel) -> Response[str]:
     """The 202 that answers an accepted (or knowingly skipped) request: the receipt as JSON."""
     return json_response(202, receipt.model_dump(mode="json", exclude_none=True))
 
@@ -74,12 +78,12 @@ def receipt_response(receipt: BaseModel) -> Response:
 class RelayApi(APIGatewayHttpResolver):
     """The resolver of a relay function: its routes are senders' POST routes (see `receiver`)."""
 
-    def receiver(self, path: str, *, section: str | None = None) -> Callable[[Callable], Callable]:
+    def receiver(self, path: str, *, section: str | None = None) -> Callable[[Route], Route]:
         """Register `path`'s POST route; every other method on it is a 405 (`Allow: POST`). With a
         `section` of relay.json (one of OPTIONAL_SECTIONS), the route is a 404 while that section
         is absent: answered before authentication, so no secret is read and no AWS call made."""
 
-        def register(route: Callable) -> Callable:
+        def register(route: Route) -> Route:
             self.route(path, method=ALLOWED_ELSEWHERE)(_other_method)
             self.post(path, middlewares=[_section_required(section)] if section else None)(route)
             return route
@@ -87,12 +91,12 @@ class RelayApi(APIGatewayHttpResolver):
         return register
 
 
-def _other_method(**_path_parameters: str) -> Response:
+def _other_method(**_path_parameters: str) -> Response[str]:
     raise MethodNotAllowed("use POST")
 
 
-def _section_required(section: str) -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response]:
-    def section_required(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+def _section_required(section: str) -> Callable[[APIGatewayHttpResolver, NextMiddleware], Response[str]]:
+    def section_required(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
         configured_section(get_runtime().config, section)
         return next_middleware(app)
 
@@ -111,22 +115,24 @@ def configured_section(config: RelayConfig, section: str) -> Any:
 def relay_api() -> RelayApi:
     app = RelayApi()
 
-    @app.exception_handler(RelayError)
-    def _relay_error(error: RelayError) -> Response:
+    # The ignores: powertools' `exception_handler` has no return annotation, so mypy takes the
+    # decorator for an untyped one (the handlers keep their signatures at run time).
+    @app.exception_handler(RelayError)  # type: ignore[untyped-decorator]
+    def _relay_error(error: RelayError) -> Response[str]:
         return json_response(error.status, error.to_body(), error.headers)
 
-    @app.exception_handler([ConfigError, SettingsError])
-    def _misconfigured(error: Exception) -> Response:
+    @app.exception_handler([ConfigError, SettingsError])  # type: ignore[untyped-decorator]
+    def _misconfigured(error: Exception) -> Response[str]:
         logger.error("relay is misconfigured", extra={"problem": str(error)})
         return json_response(503, ServiceUnavailable("the relay is misconfigured; see its logs").to_body())
 
-    @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response:
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unexpected error while handling a request")
         return json_response(500, {"error": "internal_error", "message": "unexpected error; see the relay's logs"})
 
     @app.not_found
-    def _not_found(_: NotFoundError) -> Response:
+    def _not_found(_: NotFoundError) -> Response[str]:
         return json_response(404, UnknownRoute("no such route").to_body())
 
     return app
@@ -143,7 +149,7 @@ def raw_body(event: APIGatewayProxyEventV2) -> bytes:
     return body.encode("utf-8", "surrogatepass")
 
 
-def json_object(event: APIGatewayProxyEventV2, body: bytes | None = None) -> dict:
+def json_object(event: APIGatewayProxyEventV2, body: bytes | None = None) -> dict[str, Any]:
     """The body as a JSON object, or the 413/415/400 that says why not."""
     body = raw_body(event) if body is None else body
     limit = get_runtime().settings.max_body_bytes

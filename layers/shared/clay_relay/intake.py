@@ -11,6 +11,7 @@ queued) is what guarantees once-only delivery, so no accepted event can be lost 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,6 +20,10 @@ from clay_relay.errors import ServiceUnavailable
 from clay_relay.jobs import ClayRowBundle, ClayRowJob, DeliveryJob, content_id, dump_job
 from clay_relay.observability import count, logger
 from clay_relay.store import RelayTable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TypeGuard
 
 BUNDLE_OVER = 100  # rows of one event; more are queued in bundles
 BUNDLE_BYTES = MAX_BATCH_BYTES - 4_096  # room for the bundle's own fields
@@ -30,9 +35,9 @@ class Accepted:
     duplicate: bool
 
 
-def accept(jobs: list[DeliveryJob], *, table: RelayTable, queue: DeliveryQueue) -> list[Accepted]:
+def accept(jobs: Sequence[DeliveryJob], *, table: RelayTable, queue: DeliveryQueue) -> list[Accepted]:
     """Each job, queued unless `table` says its event was seen; which of them were duplicates."""
-    if len(jobs) > BUNDLE_OVER and all(isinstance(job, ClayRowJob) for job in jobs):
+    if len(jobs) > BUNDLE_OVER and _all_rows(jobs):
         # A Directus updateMany of thousands of items: a duplicate check and a request per 10 rows
         # would outlast the receiver's timeout. The worker's claims still send each row once.
         seen: set[str] = set()
@@ -45,7 +50,11 @@ def accept(jobs: list[DeliveryJob], *, table: RelayTable, queue: DeliveryQueue) 
     return [Accepted(job, job.event_id in seen) for job in jobs]
 
 
-def _enqueue(queue: DeliveryQueue, jobs: list[DeliveryJob]) -> None:
+def _all_rows(jobs: Sequence[DeliveryJob]) -> TypeGuard[Sequence[ClayRowJob]]:
+    return all(isinstance(job, ClayRowJob) for job in jobs)
+
+
+def _enqueue(queue: DeliveryQueue, jobs: Sequence[DeliveryJob]) -> None:
     if not jobs:
         return
     try:
@@ -55,7 +64,7 @@ def _enqueue(queue: DeliveryQueue, jobs: list[DeliveryJob]) -> None:
         raise ServiceUnavailable("the relay could not queue the event; nothing was accepted, retry") from None
 
 
-def bundle_rows(rows: list[ClayRowJob]) -> list[ClayRowBundle]:
+def bundle_rows(rows: Sequence[ClayRowJob]) -> list[ClayRowBundle]:
     """The rows in as few messages as fit SQS's message size."""
     bundles: list[list[ClayRowJob]] = [[]]
     size = 0

@@ -35,7 +35,7 @@ class _Job(BaseModel):
     dedupe_window_seconds: int = 86_400
     accepted_at: float = Field(default_factory=time.time)
     holds: int = Field(default=0, description="times it waited for a Clay webhook URL with quota left")
-    destination: ClassVar[str]  # where the worker delivers it: clay, loops, slack, zapier, directus
+    destination: ClassVar[Destination]  # where the worker delivers it: clay, loops, slack, zapier, directus
     # Whether sending the request twice is harmless: an idempotency key (Loops' Idempotency-Key,
     # the Clay row's idempotency column) or an idempotent method (PUT, PATCH). Jobs whose repeat
     # would show (a second Slack message) are claimed as `sending` and never sent twice.
@@ -49,7 +49,7 @@ class ClayRowJob(_Job):
     target: str
     row: dict[str, Any]
 
-    destination: ClassVar[str] = "clay"
+    destination: ClassVar[Destination] = "clay"
 
 
 class LoopsEventJob(_Job):
@@ -58,7 +58,7 @@ class LoopsEventJob(_Job):
     kind: Literal["loops_event"] = "loops_event"
     payload: dict[str, Any]
 
-    destination: ClassVar[str] = "loops"
+    destination: ClassVar[Destination] = "loops"
 
 
 class LoopsContactJob(_Job):
@@ -67,14 +67,14 @@ class LoopsContactJob(_Job):
     kind: Literal["loops_contact"] = "loops_contact"
     payload: dict[str, Any]
 
-    destination: ClassVar[str] = "loops"
+    destination: ClassVar[Destination] = "loops"
 
 
 class SlackMessageJob(_Job):
     kind: Literal["slack_message"] = "slack_message"
     text: str
 
-    destination: ClassVar[str] = "slack"
+    destination: ClassVar[Destination] = "slack"
     repeat_is_harmless: ClassVar[bool] = False
 
 
@@ -84,7 +84,7 @@ class ZapierPostJob(_Job):
     kind: Literal["zapier_post"] = "zapier_post"
     payload: dict[str, Any]
 
-    destination: ClassVar[str] = "zapier"
+    destination: ClassVar[Destination] = "zapier"
     repeat_is_harmless: ClassVar[bool] = False
 
 
@@ -96,7 +96,7 @@ class DirectusPatchJob(_Job):
     item_id: str
     fields: dict[str, Any]
 
-    destination: ClassVar[str] = "directus"
+    destination: ClassVar[Destination] = "directus"
 
 
 class ClayRowBundle(_Job):
@@ -107,7 +107,7 @@ class ClayRowBundle(_Job):
     kind: Literal["clay_row_bundle"] = "clay_row_bundle"
     rows: list[ClayRowJob] = Field(min_length=1)
 
-    destination: ClassVar[str] = "clay"
+    destination: ClassVar[Destination] = "clay"
 
 
 DeliveryJob = Annotated[

@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from clay_relay.config import Routing
 from clay_relay.errors import InvalidPayload, validation_fields
+
+if TYPE_CHECKING:
+    from typing import Any
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -95,7 +98,7 @@ class EnrichedLead(BaseModel):
         return " ".join(part for part in (self.first_name, self.last_name) if part) or self.email
 
 
-def parse_lead(body: dict) -> EnrichedLead:
+def parse_lead(body: dict[str, Any]) -> EnrichedLead:
     try:
         return EnrichedLead.model_validate(body)
     except ValidationError as error:

@@ -8,6 +8,8 @@ API key) cannot succeed by retrying and go to the dead-letter queue with Loops' 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from clay_relay.config import LoopsApi, LoopsSettings
 from clay_relay.errors import InvalidPayload
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob
@@ -15,6 +17,9 @@ from clay_relay.leads import EnrichedLead
 from clay_relay.outbound import Outcome, send_json
 from clay_relay.runtime import get_runtime
 from clay_relay.secrets import SecretUnavailable, read_secret
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_VALUE_LENGTH = 500  # Loops rejects longer values
 
@@ -37,12 +42,12 @@ def _fit(value: object) -> object:
     return value
 
 
-def contact_properties(lead: EnrichedLead) -> dict:
+def contact_properties(lead: EnrichedLead) -> dict[str, object]:
     values = {prop: _fit(getattr(lead, field)) for field, prop in CONTACT_PROPERTIES.items()}
     return {k: v for k, v in values.items() if v is not None}
 
 
-def event_payload(lead: EnrichedLead, settings: LoopsSettings) -> dict:
+def event_payload(lead: EnrichedLead, settings: LoopsSettings) -> dict[str, Any]:
     properties = contact_properties(lead)
     event_properties = {**properties, "personalizedOpener": _fit(lead.personalized_opener)}
     return {
@@ -53,14 +58,14 @@ def event_payload(lead: EnrichedLead, settings: LoopsSettings) -> dict:
     }
 
 
-def contact_payload(lead: EnrichedLead, settings: LoopsSettings) -> dict:
+def contact_payload(lead: EnrichedLead, settings: LoopsSettings) -> dict[str, Any]:
     payload = {"email": lead.email, "source": settings.source, **contact_properties(lead)}
     if settings.nurture_mailing_list_id:
         payload["mailingLists"] = {settings.nurture_mailing_list_id: True}
     return payload
 
 
-def _too_long(payload: dict, prefix: str = "") -> list[dict]:
+def _too_long(payload: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
     problems = []
     for key, value in payload.items():
         if isinstance(value, dict):
@@ -70,7 +75,7 @@ def _too_long(payload: dict, prefix: str = "") -> list[dict]:
     return problems
 
 
-def forwarded_request(body: dict, *, event: bool) -> dict:
+def forwarded_request(body: dict[str, Any], *, event: bool) -> dict[str, Any]:
     """A contact or event from Clay, checked the way Loops will check it, so that the sender
     learns now (422 naming the field) instead of the request dying later in the dead-letter queue."""
     problems = _too_long(body)
@@ -97,7 +102,7 @@ def forwarded_request(body: dict, *, event: bool) -> dict:
 
 
 def _call(
-    method: str, path: str, api: LoopsApi, job: LoopsEventJob | LoopsContactJob, headers: dict | None = None
+    method: str, path: str, api: LoopsApi, job: LoopsEventJob | LoopsContactJob, headers: dict[str, str] | None = None
 ) -> Outcome:
     try:
         api_key = read_secret(api.api_key_secret).strip()

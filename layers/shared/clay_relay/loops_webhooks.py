@@ -8,6 +8,8 @@ disable the endpoint. An unknown `webhookSchemaVersion` is logged and counted, n
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from clay_relay.config import LoopsWebhook
@@ -35,14 +37,14 @@ class LoopsWebhookEvent(BaseModel):
     eventTime: int | float | None = None
     webhookSchemaVersion: str | None = None
     contactIdentity: ContactIdentity | None = None
-    contact: dict | None = None
+    contact: dict[str, Any] | None = None
 
 
 class Ignored(Exception):
     """An authentic event the configuration does not send anywhere (answered 2xx)."""
 
 
-def parse_webhook(body: dict) -> LoopsWebhookEvent:
+def parse_webhook(body: dict[str, Any]) -> LoopsWebhookEvent:
     try:
         event = LoopsWebhookEvent.model_validate(body)
     except ValidationError as error:

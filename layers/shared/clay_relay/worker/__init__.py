@@ -14,6 +14,8 @@ event is delivered or dead-lettered, never dropped.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from clay_relay.clay import ClayQuota
 from clay_relay.runtime import Runtime, get_runtime
 from clay_relay.worker.batch import Plan, Postponement, Settlement
@@ -21,15 +23,21 @@ from clay_relay.worker.claims import plan_batch
 from clay_relay.worker.lanes import Deadline, deliver_by_lane
 from clay_relay.worker.settlement import settle_batch
 
+if TYPE_CHECKING:
+    from typing import Any
+
+    from clay_relay.worker.batch import SqsRecord
+    from clay_relay.worker.settlement import BatchResponse
+
 __all__ = ["Plan", "Postponement", "Settlement", "deliver_batch", "handle_batch"]
 
 
-def handle_batch(event: dict, context: object) -> dict:
+def handle_batch(event: dict[str, Any], context: object) -> BatchResponse:
     """The SQS event source's batch → `{"batchItemFailures": [...]}` (the messages SQS keeps)."""
     return deliver_batch(event.get("Records", []), context, get_runtime())
 
 
-def deliver_batch(records: list[dict], context: object, runtime: Runtime) -> dict:
+def deliver_batch(records: list[SqsRecord], context: object, runtime: Runtime) -> BatchResponse:
     config = runtime.config
     quota = ClayQuota(runtime.table, runtime.clay_used_up)
     batch = plan_batch(records, config, runtime.table, quota)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from clay_relay.backoff import backoff_seconds
 from clay_relay.clay import ClayWebhook
@@ -18,6 +19,20 @@ from clay_relay.delivery_queue import DeadLetter
 from clay_relay.jobs import ClayRowJob, DeliveryJob
 from clay_relay.observability import count, logger, mask_email
 from clay_relay.store import Failure
+
+if TYPE_CHECKING:
+    from typing import Any, NotRequired, TypedDict, TypeVar
+
+    JobKind = TypeVar("JobKind")  # one of the kinds of DeliveryJob
+
+    class SqsRecord(TypedDict):
+        """What the worker reads of a record of the SQS event (it does without the two attribute maps)."""
+
+        messageId: str
+        receiptHandle: str
+        body: str
+        attributes: NotRequired[dict[str, str]]
+        messageAttributes: NotRequired[dict[str, Any]]
 
 
 class Settlement(enum.Enum):
@@ -45,7 +60,7 @@ class Postponement(enum.Enum):
 class Plan:
     """What this batch does with one message."""
 
-    record: dict
+    record: SqsRecord
     job: DeliveryJob | None = None
     attempts: int = 1
     settlement: Settlement | None = None
@@ -56,12 +71,27 @@ class Plan:
     unsent: bool = False  # a reserved Clay submission that never reached Clay: given back
 
     @classmethod
-    def of(cls, record: dict) -> Plan:
+    def of(cls, record: SqsRecord) -> Plan:
         return cls(record, attempts=int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")))
 
     @property
     def message_id(self) -> str:
         return self.record["messageId"]
+
+    @property
+    def parsed(self) -> DeliveryJob:
+        """The job, for every plan past reading: only an unreadable message (dead-lettered as it is
+        read, see claims.plan_batch) has none."""
+        if self.job is None:
+            raise LookupError(f"message {self.message_id} has no job: it was unreadable")
+        return self.job
+
+    def job_as(self, kind: type[JobKind]) -> JobKind:
+        """The job, known to be of `kind` (a destination's delivery function is picked by it)."""
+        job = self.parsed
+        if not isinstance(job, kind):
+            raise TypeError(f"a {type(job).__name__} is no {kind.__name__}")
+        return job
 
     @property
     def replayed(self) -> bool:
@@ -92,7 +122,7 @@ class Batch:
     failures: dict[str, Failure] = field(default_factory=dict)  # destination → its last failure here
 
     def delivered(self, plan: Plan, status: int | None) -> None:
-        job = plan.job
+        job = plan.parsed
         plan.settlement = Settlement.DELIVERED
         count("Delivered", destination=job.destination)
         logger.info(
@@ -108,14 +138,14 @@ class Batch:
 
     def duplicate(self, plan: Plan) -> None:
         plan.settlement = Settlement.DUPLICATE
-        count("DuplicatesSkipped", destination=plan.job.destination)
+        count("DuplicatesSkipped", destination=plan.parsed.destination)
 
     def unbundle(self, plan: Plan, rows: list[ClayRowJob]) -> None:
         plan.settlement = Settlement.UNBUNDLED
         self.unbundled[plan.message_id] = rows
 
     def hold(self, plan: Plan, target_name: str) -> None:
-        job = plan.job
+        job = plan.parsed
         plan.settlement = Settlement.HELD
         self.held[plan.message_id] = job.model_copy(update={"holds": job.holds + 1})
         count("HeldForQuota", destination="clay")
@@ -128,8 +158,8 @@ class Batch:
         """`destination` and `origin` name what an unreadable message (no job) is counted under."""
         plan.settlement = Settlement.DEAD_LETTERED
         job = plan.job
-        destination = destination or job.destination
-        origin = origin or job.origin
+        destination = destination or plan.parsed.destination
+        origin = origin or plan.parsed.origin
         self.dead_letters[plan.message_id] = DeadLetter(
             body=plan.record["body"], reason=reason, attempts=plan.attempts, destination=destination, origin=origin
         )
@@ -153,7 +183,7 @@ class Batch:
     def _postpone(
         self, plan: Plan, kind: Postponement, reason: str, delay: int | None, retry_after: float | None
     ) -> None:
-        job = plan.job
+        job = plan.parsed
         age = time.time() - job.accepted_at
         if age >= self.policy.retry_horizon_seconds:
             self.dead_letter(plan, f"gave up after {plan.attempts} attempts in {_duration(age)}; last error: {reason}")

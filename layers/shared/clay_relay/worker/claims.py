@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -21,8 +22,11 @@ from clay_relay.jobs import ClayRowBundle, ClayRowJob, parse_job
 from clay_relay.store import Claim, RelayTable
 from clay_relay.worker.batch import Batch, Plan
 
+if TYPE_CHECKING:
+    from clay_relay.worker.batch import SqsRecord
 
-def plan_batch(records: list[dict], config: RelayConfig, table: RelayTable, quota: ClayQuota) -> Batch:
+
+def plan_batch(records: list[SqsRecord], config: RelayConfig, table: RelayTable, quota: ClayQuota) -> Batch:
     """The batch's plans, claimed and with their Clay submissions reserved."""
     batch = Batch(config.delivery)
     for record in records:
@@ -46,7 +50,7 @@ def plan_batch(records: list[dict], config: RelayConfig, table: RelayTable, quot
 
 def claim_event(batch: Batch, plan: Plan, table: RelayTable, *, sending: bool = False) -> bool:
     """Claims the plan's event; False when there is nothing to send (settled, or `plan.failure`)."""
-    job = plan.job
+    job = plan.parsed
     try:
         claim = table.claim(
             job.event_id, job.job_id, job.dedupe_window_seconds, sending=sending, replayed=plan.replayed

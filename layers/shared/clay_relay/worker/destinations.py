@@ -32,34 +32,36 @@ def no_longer_configured(job: SlackMessageJob | ZapierPostJob | DirectusPatchJob
 
 
 def deliver_clay_row(config: RelayConfig, plan: Plan) -> Outcome:
-    job: ClayRowJob = plan.job
+    job = plan.job_as(ClayRowJob)
+    if plan.webhook is None:  # claims.reserve_clay_submissions leaves no row open without its URL
+        raise LookupError(f"no Clay webhook URL was reserved for row {job.event_id}")
     return send_row(config.clay_targets[job.target], plan.webhook, job.row, job.event_id)
 
 
 def deliver_loops_event(config: RelayConfig, plan: Plan) -> Outcome:
-    return loops.send_event(plan.job, config.loops_api)
+    return loops.send_event(plan.job_as(LoopsEventJob), config.loops_api)
 
 
 def deliver_loops_contact(config: RelayConfig, plan: Plan) -> Outcome:
-    return loops.update_contact(plan.job, config.loops_api)
+    return loops.update_contact(plan.job_as(LoopsContactJob), config.loops_api)
 
 
 def deliver_slack_message(config: RelayConfig, plan: Plan) -> Outcome:
-    job: SlackMessageJob = plan.job
+    job = plan.job_as(SlackMessageJob)
     if not (slack := config.clay_callback and config.clay_callback.slack):
         return no_longer_configured(job)
     return hooks.post_to_hook(slack.webhook_secret, {"text": job.text}, event_id=job.event_id)
 
 
 def deliver_zapier_post(config: RelayConfig, plan: Plan) -> Outcome:
-    job: ZapierPostJob = plan.job
+    job = plan.job_as(ZapierPostJob)
     if not (zapier := config.clay_callback and config.clay_callback.zapier):
         return no_longer_configured(job)
     return hooks.post_to_hook(zapier.webhook_secret, job.payload, event_id=job.event_id)
 
 
 def deliver_directus_patch(config: RelayConfig, plan: Plan) -> Outcome:
-    job: DirectusPatchJob = plan.job
+    job = plan.job_as(DirectusPatchJob)
     if not (writeback := config.clay_callback and config.clay_callback.directus_writeback):
         return no_longer_configured(job)
     return directus.write_back(job, writeback)

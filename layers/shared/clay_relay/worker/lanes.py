@@ -57,7 +57,7 @@ def deliver_by_lane(batch: Batch, runtime: Runtime, deadline: Deadline) -> None:
     by_lane: dict[str, list[Plan]] = defaultdict(list)
     for plan in batch.plans.values():
         if plan.open:
-            by_lane[lane_of(plan.job, runtime.config)].append(plan)
+            by_lane[lane_of(plan.parsed, runtime.config)].append(plan)
     if len(by_lane) <= 1:
         for lane, plans in by_lane.items():
             deliver_in_turn(batch, lane, plans, runtime, deadline)
@@ -84,10 +84,11 @@ def deliver_in_turn(batch: Batch, lane: str, plans: list[Plan], runtime: Runtime
 
 
 def deliver_plan(batch: Batch, lane: str, plan: Plan, runtime: Runtime, deadline: Deadline) -> None:
-    if plan.failure:
-        batch.retry(plan, plan.failure)
+    failure = plan.failure  # a local, so mypy keeps plan.failure open: claim_event below may set it
+    if failure:
+        batch.retry(plan, failure)
         return
-    job, policy = plan.job, batch.policy
+    job, policy = plan.parsed, batch.policy
     if deadline.too_close():
         batch.defer(plan, "the worker ran out of time before sending it", 1)
         return
@@ -108,7 +109,7 @@ def deliver_plan(batch: Batch, lane: str, plan: Plan, runtime: Runtime, deadline
 
 def take_outcome(batch: Batch, lane: str, plan: Plan, outcome: Outcome, runtime: Runtime) -> None:
     """What the destination's answer means for the job and for its lane."""
-    job = plan.job
+    job = plan.parsed
     if not job.repeat_is_harmless:
         settle_sending_claim(plan, outcome, runtime)
     if outcome.retry_after:
@@ -136,8 +137,8 @@ def settle_sending_claim(plan: Plan, outcome: Outcome, runtime: Runtime) -> None
     may have arrived (timed out waiting for the answer) stays unconfirmed."""
     try:
         if outcome.delivered:
-            runtime.table.mark_delivered(plan.job.event_id)
+            runtime.table.mark_delivered(plan.parsed.event_id)
         elif not outcome.reached or outcome.status is not None:
-            runtime.table.release(plan.job.event_id)
+            runtime.table.release(plan.parsed.event_id)
     except Exception:  # noqa: BLE001 - the next attempt then finds it unconfirmed: dead-lettered, not sent twice
-        logger.exception("could not record the outcome of a delivery", extra={"event_id": plan.job.event_id})
+        logger.exception("could not record the outcome of a delivery", extra={"event_id": plan.parsed.event_id})

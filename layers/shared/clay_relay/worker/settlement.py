@@ -23,8 +23,11 @@ from clay_relay.observability import logger
 from clay_relay.store import RelayTable
 from clay_relay.worker.batch import Batch
 
+# What the worker answers SQS: `{"batchItemFailures": [{"itemIdentifier": <message id>}, ...]}`.
+BatchResponse = dict[str, list[dict[str, str]]]
 
-def settle_batch(batch: Batch, queue: DeliveryQueue, table: RelayTable, quota: ClayQuota) -> dict:
+
+def settle_batch(batch: Batch, queue: DeliveryQueue, table: RelayTable, quota: ClayQuota) -> BatchResponse:
     """The batch's settling calls; its answer to SQS (`batchItemFailures`: the messages SQS keeps)."""
     kept = batch.comes_back()
     for message_id, rows in batch.unbundled.items():

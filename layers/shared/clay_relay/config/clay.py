@@ -1,0 +1,97 @@
+"""Clay in relay.json: its tables (targets) and the `/clay/enriched` callback with its lead routing."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from clay_relay.config.base import Name, SecretName, _Strict
+from clay_relay.config.directus import DirectusWriteBack
+from clay_relay.config.hooks import SlackSettings, ZapierSettings
+from clay_relay.config.loops import LoopsSettings
+
+
+class ClayTarget(_Strict):
+    """A Clay table, reached through a pool of inbound webhook URLs (each good for `submission_limit`)."""
+
+    webhooks_secret: SecretName = Field(
+        description='secret holding the pool of webhook URLs: a JSON list of `{"url": …, "token": …}` '
+        "(token optional), used in order"
+    )
+    workspace: Name = Field(
+        default="default",
+        description="the Clay workspace the table belongs to: tables of one workspace share its rate "
+        "(`rates_per_second.clay`), tables of different workspaces each get their own",
+    )
+    auth_header: str = Field(
+        default="x-clay-webhook-auth", min_length=1, description="header that carries a URL's token"
+    )
+    submission_limit: int = Field(default=50_000, ge=1, le=50_000, description="submissions per URL")
+    warn_at: tuple[float, ...] = Field(
+        default=(0.8, 0.95), description="fractions of the limit at which a warning is logged and counted"
+    )
+    max_row_bytes: int = Field(default=100_000, ge=1_000, description="bigger rows are refused at the edge with `413`")
+    idempotency_column: str | None = Field(
+        default="relay_event_id",
+        min_length=1,
+        max_length=200,
+        description="column that carries each row's event id; turn on the table's auto-dedupe on it "
+        "(see Set up Clay). `null` leaves it out",
+    )
+
+
+class Routing(_Strict):
+    """ICP score thresholds (inclusive) that decide what happens to an enriched lead.
+    `nurture_min_score` must not be above `outreach_min_score`."""
+
+    outreach_min_score: float = Field(
+        default=80, ge=0, le=100, description="from this score a lead is routed to outreach (a Loops event)"
+    )
+    nurture_min_score: float = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="from this score (below outreach) a lead is routed to nurture (a Loops contact); below it, skip",
+    )
+    hot_min_score: float = Field(
+        default=90,
+        ge=0,
+        le=100,
+        description="from this score an outreach or nurture lead is hot: also a Slack message",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Routing:
+        if self.nurture_min_score > self.outreach_min_score:
+            raise ValueError("nurture_min_score must not be above outreach_min_score")
+        return self
+
+
+class ClayCallback(_Strict):
+    """The `/clay/enriched` route: Clay's HTTP API column calls it with enriched leads."""
+
+    tokens_secret: SecretName = Field(default="clay-callback-tokens", description="secret with the accepted tokens")
+    token_header: str = Field(
+        default="authorization",
+        min_length=1,
+        description="header carrying the token (`Bearer <token>` or the bare token), e.g. `x-api-key`",
+    )
+    hmac_secret: SecretName | None = Field(
+        default=None,
+        description="secret with HMAC keys; when set, a request with `hmac_header` is verified by signature "
+        "instead of token",
+    )
+    hmac_header: str = Field(
+        default="x-relay-signature",
+        min_length=1,
+        description="header carrying `sha256=<hex of HMAC-SHA256(key, raw body)>`",
+    )
+    dedupe_window_seconds: int = Field(
+        default=86_400, ge=60, le=30 * 86_400, description="how long the same lead counts as a duplicate"
+    )
+    routing: Routing = Field(default=Routing(), description="ICP thresholds, inclusive")
+    loops: LoopsSettings = Field(default=LoopsSettings(), description="what outreach and nurture leads become in Loops")
+    slack: SlackSettings | None = Field(default=None, description="the hot-lead message; `null` sends none")
+    zapier: ZapierSettings | None = Field(default=None, description="`null` posts nothing to Zapier")
+    directus_writeback: DirectusWriteBack | None = Field(
+        default=None, description="write the enrichment back into Directus; `null` turns it off"
+    )

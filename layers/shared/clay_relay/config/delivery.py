@@ -1,0 +1,58 @@
+"""How the worker delivers: its pacing per destination and its retries."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from clay_relay.config.base import _Strict
+from clay_relay.jobs import Destination
+
+DEFAULT_RATES_PER_SECOND: dict[Destination, float] = {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10}
+
+
+class DeliveryPolicy(_Strict):
+    """How the worker retries: exponential backoff with jitter for `retry_horizon_seconds` after
+    the event was accepted, then the dead-letter queue. Waiting for a destination's rate limit or
+    for a Clay URL with quota left spends no retries, only time. With the defaults a failing job is
+    retried about 30 times over its 24 hours."""
+
+    retry_horizon_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        le=13 * 86_400,  # SQS keeps messages 14 days
+        description="how long after it was accepted a job is retried. After that, its next failure sends it to "
+        "the dead-letter queue with the last error and its attempt count (at most 13 days: SQS keeps messages 14)",
+    )
+    min_backoff_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=43_200,
+        description="first retry delay; doubles every attempt, with jitter (each delay is between half and all "
+        "of it). Half of it is also how long a worker leaves a destination alone after it timed out, refused "
+        "the connection or answered `5xx`",
+    )
+    max_backoff_seconds: int = Field(
+        default=3_600,
+        ge=1,
+        le=43_200,
+        description="the longest delay (at most 12 h); a destination's `Retry-After` is honoured when longer",
+    )
+    hold_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=900,
+        description="how often a row waiting for a Clay URL with quota left checks again",
+    )
+    rates_per_second: dict[Destination, float] = Field(
+        default=DEFAULT_RATES_PER_SECOND,
+        description="requests per second to each destination (Clay: to each workspace), all workers together "
+        '(see "Pacing" in How it keeps its promises); a destination left out keeps its default; each rate '
+        "must be positive",
+    )
+
+    @field_validator("rates_per_second")
+    @classmethod
+    def _positive(cls, rates: dict[Destination, float]) -> dict[Destination, float]:
+        if any(rate <= 0 for rate in rates.values()):
+            raise ValueError("rates must be positive")
+        return {**DEFAULT_RATES_PER_SECOND, **rates}
