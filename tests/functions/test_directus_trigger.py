@@ -4,16 +4,13 @@ answering 202 fast; every rejection is a JSON body with the status that fits."""
 
 from __future__ import annotations
 
-import base64
 import json
-import time
-import uuid
 
 import pytest
 
 from clay_relay.jobs import parse_job
 from clay_relay.store import Claim, RelayTable
-from tests.invocations import LambdaContext, load_handler
+from tests.invocations import call_handler, http_api_event, load_handler
 from tests.queues import receive, received_records, run_worker, sqs_record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -45,49 +42,23 @@ def http_event(
 ) -> dict:
     """An API Gateway HTTP API (payload format 2.0) event, as the `ANY /directus/{source}` route sends it."""
     raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
-    headers = {"host": "relay.example.com", "user-agent": "axios/1.18.1", "accept": "application/json, text/plain, */*"}
+    headers = {"user-agent": "axios/1.18.1", "accept": "application/json, text/plain, */*"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     if content_type is not None:
         headers["content-type"] = content_type
-    headers["content-length"] = str(len(raw))
-    path = f"/directus/{source}"
-    event = {
-        "version": "2.0",
-        "routeKey": "ANY /directus/{source}",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "unit",
-            "domainName": "relay.example.com",
-            "domainPrefix": "relay",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.9",
-                "userAgent": "axios/1.18.1",
-            },
-            "requestId": uuid.uuid4().hex,
-            "routeKey": "ANY /directus/{source}",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
-            "timeEpoch": int(time.time() * 1000),
-        },
-        "pathParameters": {"source": source},
-        "isBase64Encoded": base64_encoded,
-    }
-    if raw:
-        event["body"] = base64.b64encode(raw).decode() if base64_encoded else raw.decode("utf-8", "surrogateescape")
-    return event
+    return http_api_event(
+        f"/directus/{source}",
+        raw,
+        method=method,
+        headers=headers,
+        route_key="ANY /directus/{source}",
+        path_parameters={"source": source},
+        base64_encoded=base64_encoded,
+    )
 
 
-def call(handler, event: dict) -> tuple[int, dict]:
-    answer = handler(event, LambdaContext())
-    assert answer["headers"]["Content-Type"] == "application/json"
-    return answer["statusCode"], json.loads(answer["body"])
+call = call_handler
 
 
 def queued(aws) -> list:
