@@ -78,7 +78,8 @@ class RelayTable:
     def _db(self) -> Any:
         if self._client is not None:
             return self._client
-        assert self._clients is not None  # one of the two is always given (see __init__)
+        if self._clients is None:  # unreachable: __init__ always sets one of the two
+            raise RuntimeError("RelayTable has neither a DynamoDB client nor AWS clients")
         return self._clients.client("dynamodb")
 
     # --- deduplication -------------------------------------------------------------------------
