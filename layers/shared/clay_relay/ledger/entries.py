@@ -71,6 +71,7 @@ class LeadRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str = Field(description="the lead's ledger key: email#<hash>, or an alias when no email is known")
+    email: str | None = Field(default=None, description="the normalised email (kept in the entry, never in a key)")
     aliases: tuple[str, ...] = Field(default=(), description="Directus item / Loops contact the stage names")
     accepted: Stage | None = Field(default=None, description="the stage that accepted the job")
     accepted_event_id: str | None = None
@@ -92,13 +93,21 @@ def lead_ref(
     """The job's lead: by its email when it has a usable one, else by its first alias; None when
     the job names neither (it is delivered all the same, just not traced)."""
     names = tuple(dict.fromkeys(aliases))
-    if isinstance(email, str) and "@" in email and len(email) <= 320:
-        key = email_key(email)
+    address = normalise_email(email) if isinstance(email, str) and "@" in email and len(email) <= 320 else None
+    if address:
+        key = email_key(address)
     elif names:
         key = names[0]
     else:
         return None
-    return LeadRef(key=key, aliases=names, accepted=accepted, accepted_event_id=accepted_event_id, detail=detail or {})
+    return LeadRef(
+        key=key,
+        email=address,
+        aliases=names,
+        accepted=accepted,
+        accepted_event_id=accepted_event_id,
+        detail=detail or {},
+    )
 
 
 def retention_until(now: float, days: int) -> int:
@@ -127,6 +136,8 @@ def entry(
         "event_id": {"S": event_id},
         "expires_at": {"N": str(retention_until(now, retention_days))},
     }
+    if lead.email:
+        item["email"] = {"S": lead.email}
     if detail:
         item["detail"] = {"M": to_attributes(detail)}
     if lead.aliases:
