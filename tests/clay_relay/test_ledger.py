@@ -106,7 +106,7 @@ def test_a_lead_is_traced_from_its_directus_event_to_its_loops_event(relay, aws,
     clay = next(line for line in found.stages if line.stage == "clay.delivered")
     assert clay.detail["target"] == "leads" and clay.detail["submission"] == 1 and clay.detail["webhook_id"]
     accepted = found.stages[0].detail
-    assert accepted == {"source": "leads", "collection": "leads", "key": 7, "event": "leads.items.create"}
+    assert accepted == {"source": "leads", "key": 7, "event": "leads.items.create"}
     loops = next(line for line in found.stages if line.stage == "loops.event")
     assert loops.detail["idempotency_key"] == loops.event_id  # what Loops' logs show
     enrichment = next(line for line in found.stages if line.stage == "clay.enriched")

@@ -127,8 +127,7 @@ def clay_jobs(
             row.get(email_column),
             aliases=[directus_alias(event.collection, key)],
             accepted=stage,
-            accepted_event_id=event_id,
-            detail={"source": source_name, "collection": event.collection, "key": key, "event": event.event},
+            detail={"source": source_name, "event": event.event, "key": key},
         )
         jobs.append(
             ClayRowJob(

@@ -86,7 +86,6 @@ def clay_row_job(event: LoopsWebhookEvent, webhook_id: str, settings: LoopsWebho
         (event.contact or {}).get("email") or identity.email,
         aliases=[contact_alias(str(contact_id))] if contact_id else [],
         accepted="loops.webhook",
-        accepted_event_id=event_id,
         detail={
             "type": event.eventName,
             "contact_id": str(contact_id) if contact_id else None,

@@ -6,7 +6,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -74,8 +74,13 @@ class LeadRef(BaseModel):
     email: str | None = Field(default=None, description="the normalised email (kept in the entry, never in a key)")
     aliases: tuple[str, ...] = Field(default=(), description="Directus item / Loops contact the stage names")
     accepted: Stage | None = Field(default=None, description="the stage that accepted the job")
-    accepted_event_id: str | None = None
+    accepted_event_id: str | None = Field(default=None, description="when not the job's own event id")
     detail: dict[str, Scalar] = Field(default_factory=dict, description="what the accepting stage knew")
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without its empty fields: every queued row carries one, and SQS bills by the 64 KB."""
+        return {name: value for name, value in handler(self).items() if value not in (None, [], (), {})}
 
     @property
     def knows_email(self) -> bool:
