@@ -211,3 +211,20 @@ def test_a_failing_ledger_write_never_stops_a_delivery(relay, aws, destinations,
     assert [d for d in destinations.received("clay") if d.get("status") == 200]  # the row reached Clay
     assert receive(aws.ref("DeliveryQueue")) == []
     assert "could not write the ledger's round trips; delivery goes on" in logs.messages("WARNING")
+
+
+def test_a_backfill_after_the_flow_shows_as_a_second_clay_row_of_the_same_lead(relay, aws):
+    directus, _ = relay
+    directus_event(directus, create(1, "edsger@example.com"))
+    drain(aws)
+    backfilled = {**create(1, "edsger@example.com"), "payload": {"email": "edsger@example.com", "first_name": "E"}}
+    directus_event(directus, backfilled, headers={"x-relay-origin": "backfill"})
+    drain(aws)
+    found = timeline(RelayTable(), resolve(RelayTable(), "directus:leads/1"), time.time())
+    assert stages(found) == [
+        ("directus.accepted", "accepted"),
+        ("clay.delivered", "delivered"),
+        ("backfill", "accepted"),
+        ("clay.delivered", "delivered"),
+    ]
+    assert [line.detail["submission"] for line in found.stages if line.stage == "clay.delivered"] == [1, 2]
