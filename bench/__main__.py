@@ -32,6 +32,7 @@ TARGETS = {  # key: (limit, "max" | "min")
     "cold_start_ratio": (1.25, "max"),
     "warm_overhead_ratio": (1.5, "max"),
     "dynamodb_writes_per_event": (1.2, "max"),
+    "round_trip_close_writes_per_lead": (1.0, "max"),
     "sqs_requests_per_event": (1.3, "max"),
     "cost_per_million_usd": (2.50, "max"),
     "drain_rate_ratio": (0.9, "min"),
@@ -96,6 +97,7 @@ def summary(results: dict) -> dict:
         "cold_start_ratio": results["handlers"]["cold_start_ratio"],
         "warm_overhead_ratio": results["handlers"]["warm_overhead_ratio"],
         "dynamodb_writes_per_event": max(f["dynamodb_writes_per_event"] for f in flows),
+        "round_trip_close_writes_per_lead": max(f["round_trip_close_writes_per_lead"] for f in flows),
         "sqs_requests_per_event": max(f["sqs_requests_per_event"] for f in flows),
         "cost_per_million_usd": max(f["cost_per_million_usd"][f"{TEMPLATE_MEMORY_MB}mb"]["total"] for f in flows),
         "drain_rate_ratio": results["drain"]["drain_rate_ratio"],
@@ -153,7 +155,9 @@ def markdown(results: dict) -> str:
         "",
         "## AWS requests and cost per relayed event, per flow",
         "",
-        "A relayed event is one job delivered to one destination. Cost: us-east-1 list prices (design.md), "
+        "A relayed event is one job delivered to one destination; the enrichment callback also closes the "
+        "lead's round trip in the ledger (one write per lead, shown apart). Cost: us-east-1 list prices "
+        "(design.md), with every write, "
         f"Lambda duration assumed {AWS_CALL_MS} ms per AWS request and {DESTINATION_MS} ms per destination request.",
         "",
         "| flow | DynamoDB writes | items read | SQS requests | $ per million "
@@ -162,8 +166,10 @@ def markdown(results: dict) -> str:
     ]
     for name, f in results["flows"].items():
         cost, small = f["cost_per_million_usd"][f"{TEMPLATE_MEMORY_MB}mb"], f["cost_per_million_usd"]["128mb"]
+        close = f["round_trip_close_writes_per_lead"]
+        writes = f"{f['dynamodb_writes_per_event']:.2f}" + (f" (+ {close:.2f} per lead)" if close else "")
         lines.append(
-            f"| {name} | {f['dynamodb_writes_per_event']:.2f} | {f['dynamodb_items_read_per_event']:.2f} | "
+            f"| {name} | {writes} | {f['dynamodb_items_read_per_event']:.2f} | "
             f"{f['sqs_requests_per_event']:.2f} | ${cost['total']:.2f} | ${small['total']:.2f} | "
             f"${cost['api_gateway']:.2f} |"
         )

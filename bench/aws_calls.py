@@ -187,6 +187,9 @@ def count_flow(flow: Flow, events: int) -> dict:
         )
     jobs = delivered
     writes = sum(n for (service, op), n in calls.items() if service == "dynamodb" and op in DYNAMODB_WRITES)
+    # The only writes a receiver makes: the enrichment callback closing the lead's round trip in the
+    # ledger (one per lead, the allowance on top of the per-event figure).
+    closing = sum(n for (service, op), n in receiver_calls.items() if service == "dynamodb" and op in DYNAMODB_WRITES)
     reads = items_read["items"]  # items (of up to 4 KB: a read unit each when strongly consistent)
     # Minus the final empty receive (the event source mapping's long polls are a fixed cost, not
     # per event) and the dead-letter check above.
@@ -196,7 +199,9 @@ def count_flow(flow: Flow, events: int) -> dict:
         "relayed_events": jobs,
         "dead_lettered": dead,
         "worker_invocations": batches,
-        "dynamodb_writes_per_event": writes / jobs,
+        "dynamodb_writes_per_event": (writes - closing) / jobs,
+        "dynamodb_writes_per_event_with_round_trip_close": writes / jobs,
+        "round_trip_close_writes_per_lead": closing / accepted_requests,
         "dynamodb_items_read_per_event": reads / jobs,
         "sqs_requests_per_event": sqs_requests / jobs,
         "receiver_calls": {f"{s}:{op}": n for (s, op), n in sorted(receiver_calls.items())},
@@ -213,7 +218,7 @@ def cost_per_million(flow: dict, *, receiver_ms: float, worker_ms_per_event: flo
         "api_gateway": per_event * PRICES["http_api_request"],
         "lambda_requests": invocations * PRICES["lambda_request"],
         "lambda_duration": gb_seconds * PRICES["lambda_gb_second_arm64"],
-        "dynamodb_writes": flow["dynamodb_writes_per_event"] * PRICES["dynamodb_write_unit"],
+        "dynamodb_writes": flow["dynamodb_writes_per_event_with_round_trip_close"] * PRICES["dynamodb_write_unit"],
         # Reads are eventually consistent: half a read unit per item of up to 4 KB.
         "dynamodb_reads": flow["dynamodb_items_read_per_event"] * 0.5 * PRICES["dynamodb_read_unit"],
         "sqs": flow["sqs_requests_per_event"] * PRICES["sqs_request"],

@@ -72,6 +72,9 @@ def provision(
             KeySchema=props["KeySchema"],
             AttributeDefinitions=props["AttributeDefinitions"],
             BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            **(
+                {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
+            ),
         )
         if ttl := props.get("TimeToLiveSpecification"):
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)

@@ -15,10 +15,10 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.config import ConfigError
-from relay_cli import CommandError, backfill, clay_pool, dead_letters, send, status
+from relay_cli import CommandError, backfill, clay_pool, dead_letters, leads, send, status
 from relay_cli.stack import LOCAL_STATE_FILE, Stack, StackError, deployed_stack, local_stack, samconfig_defaults
 
-COMMANDS = (status, clay_pool, dead_letters, send, backfill)
+COMMANDS = (status, clay_pool, dead_letters, send, backfill, leads)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,7 +35,18 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(commands)
+    _json_anywhere(commands)
     return p
+
+
+def _json_anywhere(commands: argparse._SubParsersAction) -> None:
+    """`--json` also after the command (`relay trace ada@example.com --json`), at every level."""
+    for command in set(commands.choices.values()):
+        if "--json" not in command._option_string_actions:
+            command.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _json_anywhere(action)
 
 
 def resolve_stack(args: argparse.Namespace) -> Stack:

@@ -40,6 +40,7 @@ class RelayDirectusRoute:
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
             "User-Agent": "clay-relay-backfill",
+            "X-Relay-Origin": "backfill",  # the lead ledger's stage is `backfill`, not `directus.accepted`
         }
         self._http = http
 

@@ -31,7 +31,8 @@ SHIPPED = ClayCallback.model_validate(default_config()["clay_callback"])  # Slac
 
 
 def jobs_for(cells: dict, settings: ClayCallback = LOOPS_ONLY, **overrides):
-    return enrichment_jobs(parse_lead({**cells, **overrides}), settings)
+    decision, event_id, _, jobs = enrichment_jobs(parse_lead({**cells, **overrides}), settings)
+    return decision, event_id, jobs
 
 
 def kinds(jobs) -> list[str]:

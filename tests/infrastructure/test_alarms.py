@@ -25,7 +25,7 @@ from clay_relay.observability import metrics
 from clay_relay.runtime import get_runtime
 from local_stack.template import load_template
 from tests.destinations import Answer
-from tests.invocations import call_handler, http_api_event, load_handler
+from tests.invocations import LambdaContext, call_handler, http_api_event, load_handler
 from tests.queues import receive, received_records, run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +144,7 @@ def emitted(aws, http_stub, put_secret, use_config, capsys) -> set[Metric]:
     http_stub.answer(CLAY_PATH, Answer(200))
     work(queue, row(4), row(5))  # 4 of 4: ClayQuotaPassed80/95Percent, pool 100 %; HeldForQuota
     assert len(receive(aws.ref("DeadLetterQueue"))) == 1
+    load_handler("enrichment_overdue")({}, LambdaContext())  # EnrichmentOverdue (0: none overdue yet)
     return published(capsys.readouterr().out)
 
 
@@ -179,6 +180,7 @@ ISSUE_ALARMS = {
     "ClayPool80PercentAlarm": (NAMESPACE, "ClayPoolUsedPercent"),
     "ClayPool95PercentAlarm": (NAMESPACE, "ClayPoolUsedPercent"),
     "Receiver5xxAlarm": ("AWS/ApiGateway", "5xx"),
+    "EnrichmentOverdueAlarm": (NAMESPACE, "EnrichmentOverdue"),
 }
 
 

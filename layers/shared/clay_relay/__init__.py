@@ -28,6 +28,11 @@ Modules, one concern each:
 - jobs               the delivery jobs carried by the queue
 - intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)
 - store              the only module that talks to DynamoDB
+- ledger             the lead ledger: every stage of a lead, in the claims the worker writes
+    entries            lead keys, the LeadRef a job carries, stages as DynamoDB items
+    writes             claims' entries, Clay round trips and links, failures, the enrichment
+    timeline           which lead a person means, its timeline, overdue round trips, erasure
+    overdue            the scheduled check that publishes EnrichmentOverdue
 - delivery_queue     the only module that talks to SQS
 - outbound           the only module that talks HTTP to the outside world
 - clay               the Clay webhook pool, quota accounting and row delivery

@@ -64,6 +64,7 @@ def parse_pool(entries: object, target: ClayTarget) -> list[ClayWebhook]:
 class Allocation:
     webhook: ClayWebhook
     count: int
+    first_submission: int = 1  # the number, on its URL, of the first submission reserved
 
 
 class ClayQuota:
@@ -122,7 +123,7 @@ class ClayQuota:
             )
             used += min(reservation.used_after, target.submission_limit)
             if reservation.granted:
-                allocations.append(Allocation(webhook, reservation.granted))
+                allocations.append(Allocation(webhook, reservation.granted, reservation.used_before + 1))
                 wanted -= reservation.granted
                 self._warn_on_threshold(target_name, target, webhook, reservation)
             if reservation.exhausted:

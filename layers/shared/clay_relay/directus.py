@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from clay_relay.config import DirectusSource, DirectusWriteBack
 from clay_relay.errors import InvalidPayload, validation_fields
 from clay_relay.jobs import ClayRowJob, DirectusPatchJob, content_id
+from clay_relay.ledger import Stage, directus_alias, lead_ref
 from clay_relay.outbound import Outcome, send_json
 from clay_relay.secrets import SecretUnavailable, read_json
 
@@ -81,12 +82,20 @@ class Skipped(Exception):
 
 
 def clay_jobs(
-    source_name: str, source: DirectusSource, event: DirectusEvent, echo_fields: set[str] | None = None
+    source_name: str,
+    source: DirectusSource,
+    event: DirectusEvent,
+    echo_fields: set[str] | None = None,
+    *,
+    email_column: str = "email",
+    stage: Stage = "directus.accepted",
 ) -> list[ClayRowJob]:
     """One Clay row job per item the event touches, with the fields the source selects.
 
     `echo_fields` are the fields the relay writes back into this collection: an update that
-    changes only those is Directus echoing the relay's own write-back, not a user's edit."""
+    changes only those is Directus echoing the relay's own write-back, not a user's edit. Each row's
+    lead (for the ledger) is its `email_column`, or its item when the event carries no email;
+    `stage` is how it came in (a Flow's event, or `relay backfill`)."""
     if source.collection and event.collection != source.collection:
         raise InvalidPayload(
             f"this route accepts collection {source.collection!r}, not {event.collection!r}",
@@ -113,13 +122,21 @@ def clay_jobs(
         for column, value in ((meta.event, event.event), (meta.collection, event.collection), (meta.key, key)):
             if column:
                 row[column] = value
+        event_id = content_id(origin, event.event, event.collection, str(key), event.payload)
+        lead = lead_ref(
+            row.get(email_column),
+            aliases=[directus_alias(event.collection, key)],
+            accepted=stage,
+            detail={"source": source_name, "event": event.event, "key": key},
+        )
         jobs.append(
             ClayRowJob(
-                event_id=content_id(origin, event.event, event.collection, str(key), event.payload),
+                event_id=event_id,
                 origin=origin,
                 dedupe_window_seconds=source.dedupe_window_seconds,
                 target=source.clay_target,
                 row=row,
+                lead=lead,
             )
         )
     return jobs

@@ -24,6 +24,7 @@ from clay_relay.jobs import (
     content_id,
 )
 from clay_relay.leads import Decision, EnrichedLead, decide
+from clay_relay.ledger import LeadRef, directus_alias, lead_ref
 
 if TYPE_CHECKING:
     from typing import Any
@@ -39,17 +40,32 @@ def lead_event_id(lead: EnrichedLead) -> str:
     return content_id(ORIGIN, lead.model_dump(mode="json", exclude_none=True))
 
 
-def enrichment_jobs(lead: EnrichedLead, settings: ClayCallback) -> tuple[Decision, str, list[DeliveryJob]]:
+def ledger_lead(lead: EnrichedLead, decision: Decision, event_id: str, settings: ClayCallback) -> LeadRef:
+    """The lead as the ledger knows it: its email, and its Directus item when the write-back names the
+    collection; its `clay.enriched` stage with the route, the score and whether it is hot."""
+    write_back = settings.directus_writeback
+    aliases = [directus_alias(write_back.collection, lead.directus_id)] if write_back and lead.directus_id else []
+    detail = {"route": decision.route, "score": lead.icp_score, "hot": decision.hot, "directus_id": lead.directus_id}
+    ref = lead_ref(lead.email, aliases=aliases, accepted="clay.enriched", accepted_event_id=event_id, detail=detail)
+    if ref is None:  # unreachable: an EnrichedLead always has an email
+        raise ValueError("an enriched lead without an email")
+    return ref
+
+
+def enrichment_jobs(lead: EnrichedLead, settings: ClayCallback) -> tuple[Decision, str, LeadRef, list[DeliveryJob]]:
+    """The lead's route, its event id, its ledger lead, and one job per action (none for a skip)."""
     decision = decide(lead, settings.routing)
     event_id = lead_event_id(lead)
+    ref = ledger_lead(lead, decision, event_id, settings)
     if decision.route == "skip":
-        return decision, event_id, []
+        return decision, event_id, ref, []
 
     def common(action: str) -> dict[str, Any]:
         return {
             "event_id": content_id(event_id, action),
             "origin": ORIGIN,
             "dedupe_window_seconds": settings.dedupe_window_seconds,
+            "lead": ref,
         }
 
     jobs: list[DeliveryJob] = []
@@ -75,4 +91,4 @@ def enrichment_jobs(lead: EnrichedLead, settings: ClayCallback) -> tuple[Decisio
                     fields=fields,
                 )
             )
-    return decision, event_id, jobs
+    return decision, event_id, ref, jobs

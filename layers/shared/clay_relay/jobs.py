@@ -15,6 +15,8 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from clay_relay.ledger.entries import LeadRef
+
 
 def content_id(*parts: object) -> str:
     """A stable id from canonical JSON of `parts` (sorted keys, no whitespace)."""
@@ -35,6 +37,7 @@ class _Job(BaseModel):
     dedupe_window_seconds: int = 86_400
     accepted_at: float = Field(default_factory=time.time)
     holds: int = Field(default=0, description="times it waited for a Clay webhook URL with quota left")
+    lead: LeadRef | None = Field(default=None, description="the lead it is about, for the ledger")
     destination: ClassVar[Destination]  # where the worker delivers it: clay, loops, slack, zapier, directus
     # Whether sending the request twice is harmless: an idempotency key (Loops' Idempotency-Key,
     # the Clay row's idempotency column) or an idempotent method (PUT, PATCH). Jobs whose repeat

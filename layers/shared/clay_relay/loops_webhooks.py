@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from clay_relay.config import LoopsWebhook
 from clay_relay.jobs import ClayRowJob, content_id
+from clay_relay.ledger import contact_alias, lead_ref
 from clay_relay.observability import count, logger
 
 ORIGIN = "loops/webhook"
@@ -72,17 +73,30 @@ def clay_row_job(event: LoopsWebhookEvent, webhook_id: str, settings: LoopsWebho
     columns = settings.columns()
     row = fields if columns is None else {col: fields[name] for name, col in columns.items() if name in fields}
     meta = settings.metadata
+    contact_id = (event.contact or {}).get("id") or identity.id
     for column, value in (
         (meta.event, event.eventName),
-        (meta.contact_id, (event.contact or {}).get("id") or identity.id),
+        (meta.contact_id, contact_id),
         (meta.event_time, event.eventTime),
     ):
         if column:
             row[column] = value
+    event_id = content_id(ORIGIN, webhook_id)
+    lead = lead_ref(
+        (event.contact or {}).get("email") or identity.email,
+        aliases=[contact_alias(str(contact_id))] if contact_id else [],
+        accepted="loops.webhook",
+        detail={
+            "type": event.eventName,
+            "contact_id": str(contact_id) if contact_id else None,
+            "webhook_id": webhook_id,
+        },
+    )
     return ClayRowJob(
-        event_id=content_id(ORIGIN, webhook_id),
+        event_id=event_id,
         origin=ORIGIN,
         dedupe_window_seconds=settings.dedupe_window_seconds,
         target=settings.clay_target,
         row=row,
+        lead=lead,
     )

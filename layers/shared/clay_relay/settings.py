@@ -62,6 +62,13 @@ class Settings(BaseModel):
         alias="LOOPS_API_BASE",
         description="Loops' API base URL (the local stack points it at its Loops sandbox)",
     )
+    enrichment_sla_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        alias="ENRICHMENT_SLA_SECONDS",
+        description="replaces every Clay target's `enrichment_sla_minutes` (the local stack's `--enrichment-sla`, "
+        "for demos and tests); unset in a deployed stack",
+    )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:

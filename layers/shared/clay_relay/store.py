@@ -1,15 +1,22 @@
-"""The only module that talks to DynamoDB: one table for deduplication claims and Clay quota.
+"""The only module that talks to DynamoDB: one table for deduplication claims, Clay quota and the
+lead ledger.
 
-Items (partition key `pk` only; hashed ids spread them over partitions):
-- `event#<event_id>`: the worker's claim on an event: `job_id`, `expires_at` (TTL); for
-  destinations without an idempotency key also `sending_since` / `delivered_at`.
+Items (partition key `pk`; hashed ids spread them over partitions):
+- `event#<event_id>`: the worker's claim on an event: `job_id`, `dedupe_until`; for destinations
+  without an idempotency key also `sending_since` / `delivered_at`. The claim of a job about a lead
+  is also its ledger entry (`lead`, `at`, `stage`, ...: see clay_relay.ledger), kept until
+  `expires_at` (TTL: the end of the dedupe window or of the ledger's retention, the later).
 - `clay-quota#<webhook id>`: submissions `used` of one Clay webhook URL and its `quota`.
 - `status#<destination>`: the destination's last failure (`last_error`, `last_error_at`,
   `last_error_kind`: retrying or dead-lettered, `last_error_origin`), for `relay status`. Written
   once per batch and destination that failed, never when every delivery succeeded.
+- `trip#`, `link#`, `ledger#`: the ledger's round trips, alias links and failure entries.
+The index `lead-timeline` (partition `lead`, sort `at`) holds every ledger entry: one Query gives a
+lead's timeline, another the round trips that are overdue.
 
 Cost per relayed event (see docs/performance.md): one conditional put (the claim) plus one conditional
-update per batch and URL (the quota reservation); the receiver only reads.
+update per batch and URL (the quota reservation) and, for Clay rows, one batch write per batch (round
+trips and links); the receiver only reads.
 """
 
 from __future__ import annotations
@@ -17,14 +24,22 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.aws_clients import AwsClients
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 QUOTA_RETRIES = 8
 STATUS_DAYS = 30  # a destination's last failure is forgotten after this long (TTL)
+
+
+def _dedupe_until(item: dict[str, Any]) -> int:
+    """The end of a claim's dedupe window (a claim from before the ledger: its `expires_at`)."""
+    return int((item.get("dedupe_until") or item.get("expires_at") or {"N": "0"})["N"])
 
 
 def _conditional_failure(error: ClientError) -> bool:
@@ -91,40 +106,49 @@ class RelayTable:
         now = int(time.time())
         keys = [{"pk": {"S": f"event#{e}"}} for e in dict.fromkeys(event_ids)]
         try:
-            items = self._batch_get(keys, "pk, expires_at", consistent=False)
+            items = self._batch_get(keys, "pk, dedupe_until, expires_at", consistent=False)
         except (BotoCoreError, ClientError):
             return set()
-        return {
-            item["pk"]["S"].removeprefix("event#")
-            for item in items
-            if int(item.get("expires_at", {"N": "0"})["N"]) > now
-        }
+        return {item["pk"]["S"].removeprefix("event#") for item in items if _dedupe_until(item) > now}
 
     def claim(
-        self, event_id: str, job_id: str, window_seconds: int, *, sending: bool = False, replayed: bool = False
+        self,
+        event_id: str,
+        job_id: str,
+        window_seconds: int,
+        *,
+        sending: bool = False,
+        replayed: bool = False,
+        ledger: dict[str, Any] | None = None,
     ) -> Claim:
         """Claim the event for this job: OWNED the first time, and for a redelivery or replay of
         the same job; DUPLICATE when another job has it. With `sending` (destinations without an
         idempotency key, claimed just before the request) the claim also says a request is under
         way, so that a redelivery learns whether it went out: DELIVERED once `mark_delivered`
         ran, UNCONFIRMED when the worker stopped between the claim and the outcome. A job
-        `replayed` by an operator from the dead-letter queue takes over its unconfirmed claim."""
+        `replayed` by an operator from the dead-letter queue takes over its unconfirmed claim.
+        `ledger`: the claim's ledger entry (clay_relay.ledger), stored with it at no extra write."""
         now = int(time.time())
         item = {
+            **(ledger or {}),
             "pk": {"S": f"event#{event_id}"},
             "job_id": {"S": job_id},
-            "expires_at": {"N": str(now + window_seconds)},
+            "dedupe_until": {"N": str(now + window_seconds)},
         }
+        retained = int(item.get("expires_at", {"N": "0"})["N"])
+        item["expires_at"] = {"N": str(max(now + window_seconds, retained))}
         if sending:
             item["sending_since"] = {"N": str(now)}
         same_job = "job_id = :job AND attribute_not_exists(delivered_at)"
         if not replayed:
             same_job += " AND attribute_not_exists(sending_since)"
+        # Claims written before the ledger have no `dedupe_until`: their `expires_at` is the window's end.
+        expired = "dedupe_until < :now OR (attribute_not_exists(dedupe_until) AND expires_at < :now)"
         try:
             self._db().put_item(
                 TableName=self.name,
                 Item=item,
-                ConditionExpression=f"attribute_not_exists(pk) OR expires_at < :now OR ({same_job})",
+                ConditionExpression=f"attribute_not_exists(pk) OR {expired} OR ({same_job})",
                 ExpressionAttributeValues={":job": {"S": job_id}, ":now": {"N": str(now)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -257,6 +281,60 @@ class RelayTable:
             for item in self._batch_get(keys)
             if "last_error" in item
         }
+
+    # --- items by key, and the lead-timeline index (the ledger's) -----------------------------------
+    def get(self, pk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = (
+            self._db().get_item(TableName=self.name, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+        )
+        return item
+
+    def get_many(self, pks: list[str]) -> list[dict[str, Any]]:
+        return self._batch_get([{"pk": {"S": pk}} for pk in dict.fromkeys(pks)])
+
+    def write_batch(self, puts: list[dict[str, Any]], deletes: Sequence[str] = ()) -> None:
+        """Unconditional puts and deletes, 25 per request, retrying what DynamoDB leaves unprocessed."""
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in puts]
+        requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}}}} for pk in dict.fromkeys(deletes)]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] | None = {self.name: requests[start : start + 25]}
+            for _ in range(QUOTA_RETRIES):
+                if not pending:
+                    break
+                answer = self._db().batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or None
+            if pending:
+                raise RuntimeError(f"DynamoDB left {len(pending[self.name])} ledger writes unprocessed")
+
+    def put(self, item: dict[str, Any]) -> None:
+        self._db().put_item(TableName=self.name, Item=item)
+
+    def query_index(self, index: str, partition: str, *, at_most: float | None = None) -> list[dict[str, Any]]:
+        """Every item of one partition of `index` (its `lead`), oldest `at` first, page by page;
+        `at_most`: only those at or before that time."""
+        condition, values = "#lead = :lead", {":lead": {"S": partition}}
+        names = {"#lead": "lead"}
+        if at_most is not None:
+            condition += " AND #at <= :at"
+            values[":at"] = {"N": f"{at_most:.3f}"}
+            names["#at"] = "at"
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            answer = self._db().query(**request)
+            items += answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return items
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def delete(self, pks: list[str]) -> None:
+        self.write_batch([], pks)
 
     def _batch_get(
         self, keys: list[dict[str, Any]], projection: str | None = None, *, consistent: bool = True

@@ -74,7 +74,7 @@ def retried(aws_calls) -> dict[str, int]:
 # --- Loops -------------------------------------------------------------------------------------------
 def test_an_outreach_event_reaches_loops_with_the_api_key_and_its_event_id_as_idempotency_key(destinations, queues):
     lead = parse_lead({"email": "Ada@Example.com", "first_name": "Ada", "icp_score": "85"})
-    _, _, [job] = enrichment_jobs(lead, ClayCallback())
+    _, _, _, [job] = enrichment_jobs(lead, ClayCallback())
     failures, _ = deliver(queues[0], job)
     assert failures == set()
     [sent] = destinations.received("loops")
@@ -328,7 +328,7 @@ def test_every_action_of_a_hot_lead_is_delivered_to_its_destination_in_one_batch
     destinations.sandboxes.directus.items[("leads", "7")] = {"id": 7}
     settings = ClayCallback.model_validate({**default_config()["clay_callback"], "zapier": {}})
     cells = {"email": "grace@example.com", "first_name": "Grace", "icp_score": "95", "directus_id": 7}
-    _, _, jobs = enrichment_jobs(parse_lead(cells), settings)
+    _, _, _, jobs = enrichment_jobs(parse_lead(cells), settings)
     assert [job.kind for job in jobs] == ["loops_event", "slack_message", "zapier_post", "directus_patch"]
 
     failures, _ = deliver(queues[0], *jobs)

@@ -72,6 +72,13 @@ class RelayConfig(_Strict):
     )
     loops_api: LoopsApi = Field(default=LoopsApi(), description="Loops' API key, for every flow that writes to Loops")
     delivery: DeliveryPolicy = Field(default=DeliveryPolicy(), description="the worker's pacing and retries")
+    ledger_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="how long the lead ledger keeps each stage of a lead (`relay trace`); then DynamoDB's TTL "
+        "removes it",
+    )
 
     def write_back_fields(self, collection: str) -> set[str]:
         """Directus fields of `collection` the relay itself writes (their updates are echoes)."""

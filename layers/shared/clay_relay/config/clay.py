@@ -30,6 +30,19 @@ class ClayTarget(_Strict):
         default=(0.8, 0.95), description="fractions of the limit at which a warning is logged and counted"
     )
     max_row_bytes: int = Field(default=100_000, ge=1_000, description="bigger rows are refused at the edge with `413`")
+    email_column: str = Field(
+        default="email",
+        min_length=1,
+        max_length=200,
+        description="the column that holds the lead's email: the lead ledger (and `relay trace`) knows a row by it",
+    )
+    enrichment_sla_minutes: int = Field(
+        default=240,
+        ge=1,
+        le=30 * 24 * 60,
+        description="a row whose enrichment callback has not come back this long after it reached Clay is overdue "
+        "(`EnrichmentOverdue`, `relay leads --overdue`)",
+    )
     idempotency_column: str | None = Field(
         default="relay_event_id",
         min_length=1,

@@ -17,6 +17,8 @@ from clay_relay.observability import count, logger
 from clay_relay.receivers.receipts import DirectusReceipt, RowReceipt
 from clay_relay.runtime import Runtime
 
+BACKFILL_HEADER = "x-relay-origin"  # `relay backfill` sends "backfill": the ledger's stage says so
+
 
 def receive_directus_event(runtime: Runtime, source: str, request: APIGatewayProxyEventV2) -> DirectusReceipt:
     config = runtime.config
@@ -27,12 +29,19 @@ def receive_directus_event(runtime: Runtime, source: str, request: APIGatewayPro
     body = json_object(request)
     event = directus.parse_event(body)
     event_id = content_id(f"directus/{source}", body)
+    target = config.clay_targets[source_config.clay_target]
     try:
-        jobs = directus.clay_jobs(source, source_config, event, config.write_back_fields(event.collection))
+        jobs = directus.clay_jobs(
+            source,
+            source_config,
+            event,
+            config.write_back_fields(event.collection),
+            email_column=target.email_column,
+            stage="backfill" if request.headers.get(BACKFILL_HEADER) == "backfill" else "directus.accepted",
+        )
     except directus.Skipped as skipped:
         count("EventsSkipped")
         return DirectusReceipt(event_id=event_id, duplicate=False, skipped=str(skipped))
-    target = config.clay_targets[source_config.clay_target]
     for job in jobs:
         check_row_size(target, job.row, job.event_id)
     accepted = intake.accept(jobs, table=runtime.table, queue=runtime.queue)

@@ -14,6 +14,7 @@ from clay_relay.config import ClayCallback
 from clay_relay.enrichment import enrichment_jobs
 from clay_relay.http_api import configured_section, json_object, raw_body
 from clay_relay.leads import parse_lead
+from clay_relay.ledger.writes import close_round_trip
 from clay_relay.observability import count, logger
 from clay_relay.receivers.receipts import LeadReceipt
 from clay_relay.runtime import Runtime
@@ -31,8 +32,9 @@ def receive_enriched_lead(runtime: Runtime, request: APIGatewayProxyEventV2) -> 
         hmac_header=settings.hmac_header,
     )
     lead = parse_lead(json_object(request, body))
-    decision, event_id, jobs = enrichment_jobs(lead, settings)
+    decision, event_id, ledger_lead, jobs = enrichment_jobs(lead, settings)
     accepted = intake.accept(jobs, table=runtime.table, queue=runtime.queue) if jobs else []
+    close_round_trip(runtime.table, ledger_lead, event_id, ledger_lead.detail, runtime.config.ledger_retention_days)
     duplicate = bool(accepted) and all(a.duplicate for a in accepted)
     count(f"Leads{decision.route.capitalize()}")
     logger.info(

@@ -13,6 +13,7 @@ from clay_relay.auth import require_token
 from clay_relay.config import LoopsForwarding
 from clay_relay.http_api import configured_section, json_object
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob, content_id
+from clay_relay.ledger import lead_ref
 from clay_relay.receivers.receipts import ForwardingReceipt
 from clay_relay.runtime import Runtime
 
@@ -39,6 +40,7 @@ def _forward(
         origin=origin,
         dedupe_window_seconds=settings.dedupe_window_seconds,
         payload=payload,
+        lead=lead_ref(payload.get("email")),
     )
     (accepted,) = intake.accept([job], table=runtime.table, queue=runtime.queue)
     return ForwardingReceipt(event_id=job.event_id, duplicate=accepted.duplicate)

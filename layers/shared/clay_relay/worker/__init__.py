@@ -40,6 +40,6 @@ def handle_batch(event: dict[str, Any], context: object) -> BatchResponse:
 def deliver_batch(records: list[SqsRecord], context: object, runtime: Runtime) -> BatchResponse:
     config = runtime.config
     quota = ClayQuota(runtime.table, runtime.clay_used_up)
-    batch = plan_batch(records, config, runtime.table, quota)
+    batch = plan_batch(records, config, runtime.table, quota, runtime.settings.enrichment_sla_seconds)
     deliver_by_lane(batch, runtime, Deadline.of(context, runtime.settings.outbound_timeout_seconds))
-    return settle_batch(batch, runtime.queue, runtime.table, quota)
+    return settle_batch(batch, runtime.queue, runtime.table, quota, config)

@@ -69,6 +69,8 @@ class Plan:
     postponement: Postponement | None = None
     retry_reason: str | None = None  # why it comes back later
     unsent: bool = False  # a reserved Clay submission that never reached Clay: given back
+    submission: int | None = None  # the number of the Clay submission reserved for it on its URL
+    dead_letter_reason: str | None = None
 
     @classmethod
     def of(cls, record: SqsRecord) -> Plan:
@@ -156,7 +158,7 @@ class Batch:
 
     def dead_letter(self, plan: Plan, reason: str, destination: str | None = None, origin: str | None = None) -> None:
         """`destination` and `origin` name what an unreadable message (no job) is counted under."""
-        plan.settlement = Settlement.DEAD_LETTERED
+        plan.settlement, plan.dead_letter_reason = Settlement.DEAD_LETTERED, reason
         job = plan.job
         destination = destination or plan.parsed.destination
         origin = origin or plan.parsed.origin

@@ -3,9 +3,13 @@
 - A bundle (one event's thousands of rows, see intake) is unpacked: its rows go on the queue one by one.
 - Each job's event is claimed with one conditional put; a second copy of an event is a duplicate.
   Jobs whose repeat would show (Slack, Zapier) are claimed only just before their request, as
-  `sending` (`claim_for_sending`), so that a request that may have gone out is never sent again.
+  `sending`, so that a request that may have gone out is never sent again. A claim is also the
+  job's entry in the lead ledger (clay_relay.ledger).
 - Clay submissions are reserved for all rows of a target in one conditional update per URL; rows the
-  pool has no submissions left for are held (re-queued, delayed), never dropped.
+  pool has no submissions left for are held (re-queued, delayed), never dropped. Rows are claimed
+  after their reservation, so their ledger entry names the URL and the submission; a row that turns
+  out to be a duplicate gives its submission back.
+- The rows' round trips (due for their enrichment callback) are opened in one batch write.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pydantic import ValidationError
 from clay_relay.clay import ClayPoolUnavailable, ClayQuota
 from clay_relay.config import RelayConfig
 from clay_relay.jobs import ClayRowBundle, ClayRowJob, parse_job
+from clay_relay.ledger.writes import claim_entry, open_round_trips
 from clay_relay.store import Claim, RelayTable
 from clay_relay.worker.batch import Batch, Plan
 
@@ -26,7 +31,9 @@ if TYPE_CHECKING:
     from clay_relay.worker.batch import SqsRecord
 
 
-def plan_batch(records: list[SqsRecord], config: RelayConfig, table: RelayTable, quota: ClayQuota) -> Batch:
+def plan_batch(
+    records: list[SqsRecord], config: RelayConfig, table: RelayTable, quota: ClayQuota, sla_override: int | None = None
+) -> Batch:
     """The batch's plans, claimed and with their Clay submissions reserved."""
     batch = Batch(config.delivery)
     for record in records:
@@ -42,18 +49,28 @@ def plan_batch(records: list[SqsRecord], config: RelayConfig, table: RelayTable,
             # its rows were queued, the second copies are duplicates to the worker's claims.
             batch.unbundle(plan, [row.model_copy(update={"job_id": uuid.uuid4().hex}) for row in plan.job.rows])
             continue
-        if plan.job.repeat_is_harmless:
-            claim_event(batch, plan, table)
+        if plan.job.repeat_is_harmless and not isinstance(plan.job, ClayRowJob):
+            claim_event(batch, plan, table, config)
     reserve_clay_submissions(batch, config, quota)
+    rows = [plan for plan in batch.plans.values() if plan.webhook is not None and plan.open and not plan.failure]
+    for plan in rows:
+        if not claim_event(batch, plan, table, config):
+            plan.unsent = True  # a duplicate, or a claim that failed: its submission is given back
+    open_round_trips(table, [plan for plan in rows if plan.open and not plan.unsent], config, sla_override)
     return batch
 
 
-def claim_event(batch: Batch, plan: Plan, table: RelayTable, *, sending: bool = False) -> bool:
+def claim_event(batch: Batch, plan: Plan, table: RelayTable, config: RelayConfig, *, sending: bool = False) -> bool:
     """Claims the plan's event; False when there is nothing to send (settled, or `plan.failure`)."""
     job = plan.parsed
     try:
         claim = table.claim(
-            job.event_id, job.job_id, job.dedupe_window_seconds, sending=sending, replayed=plan.replayed
+            job.event_id,
+            job.job_id,
+            job.dedupe_window_seconds,
+            sending=sending,
+            replayed=plan.replayed,
+            ledger=claim_entry(plan, config),
         )
     except Exception as error:  # noqa: BLE001 - any failure here means 'try again later'
         plan.failure = f"could not claim the event: {type(error).__name__}"
@@ -93,7 +110,8 @@ def reserve_clay_submissions(batch: Batch, config: RelayConfig, quota: ClayQuota
             continue
         waiting = iter(plans)
         for allocation in allocations:
-            for _ in range(allocation.count):
-                next(waiting).webhook = allocation.webhook
+            for number in range(allocation.first_submission, allocation.first_submission + allocation.count):
+                plan = next(waiting)
+                plan.webhook, plan.submission = allocation.webhook, number
         for plan in waiting:
             batch.hold(plan, target_name)

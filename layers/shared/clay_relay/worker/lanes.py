@@ -100,7 +100,7 @@ def deliver_plan(batch: Batch, lane: str, plan: Plan, runtime: Runtime, deadline
         batch.defer(plan, f"{job.destination} asked to slow down", throttle_seconds(pause, plan.attempts, policy))
         return
     runtime.pacer.wait(lane, policy.rates_per_second[job.destination], runtime.settings.worker_max_concurrency)
-    if not job.repeat_is_harmless and not claim_event(batch, plan, runtime.table, sending=True):
+    if not job.repeat_is_harmless and not claim_event(batch, plan, runtime.table, runtime.config, sending=True):
         if plan.failure:
             batch.retry(plan, plan.failure)
         return

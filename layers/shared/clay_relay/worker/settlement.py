@@ -7,7 +7,8 @@
   jitter, at least the destination's Retry-After);
 - a destination that failed in this batch has its last failure noted (`status#<destination>`, for
   `relay status`): one write per failing destination, none for a batch that went well;
-- Clay submissions reserved for rows that never reached Clay are given back.
+- Clay submissions reserved for rows that never reached Clay are given back;
+- the failures of jobs about a lead (retries, holds, dead letters) go into the lead ledger.
 
 Anything that cannot be settled is reported as a batch item failure, so SQS keeps it: an accepted
 event is delivered or dead-lettered, never dropped.
@@ -18,7 +19,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from clay_relay.clay import ClayQuota, ClayWebhook
+from clay_relay.config import RelayConfig
 from clay_relay.delivery_queue import DeliveryQueue
+from clay_relay.ledger.writes import record_outcomes
 from clay_relay.observability import logger
 from clay_relay.store import RelayTable
 from clay_relay.worker.batch import Batch
@@ -27,7 +30,9 @@ from clay_relay.worker.batch import Batch
 BatchResponse = dict[str, list[dict[str, str]]]
 
 
-def settle_batch(batch: Batch, queue: DeliveryQueue, table: RelayTable, quota: ClayQuota) -> BatchResponse:
+def settle_batch(
+    batch: Batch, queue: DeliveryQueue, table: RelayTable, quota: ClayQuota, config: RelayConfig
+) -> BatchResponse:
     """The batch's settling calls; its answer to SQS (`batchItemFailures`: the messages SQS keeps)."""
     kept = batch.comes_back()
     for message_id, rows in batch.unbundled.items():
@@ -59,6 +64,7 @@ def settle_batch(batch: Batch, queue: DeliveryQueue, table: RelayTable, quota: C
         except Exception:  # noqa: BLE001 - only `relay status` misses it
             logger.exception("could not note the destinations' last failures")
     give_back_unsent(batch, quota)
+    record_outcomes(table, batch, config)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(kept)]}
 
 
