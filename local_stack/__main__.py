@@ -48,6 +48,9 @@ def _curl_examples(gateway: str, sandboxes: str, clay_enrich_delay: float | None
     secrets = read_local_env()
     token = secrets.get("DIRECTUS_TOKENS", "").split(",")[0]
     callback_token = secrets.get("CLAY_CALLBACK_TOKENS", "").split(",")[0]
+    round_trip = ""
+    if clay_enrich_delay is not None:
+        round_trip = _round_trip_example(sandboxes, secrets.get("DIRECTUS_API", ""), clay_enrich_delay)
     create = json.dumps(
         {
             "event": "leads.items.create",
@@ -73,7 +76,7 @@ Try it:
   python -m local_stack replay events/directus/update.json     (or: make replay EVENT=...)
   curl -s -X POST {gateway}/_local/faults -d '{{"destination": "clay", "status": 503, "times": 3}}'
   curl -s -X POST {gateway}/_local/faults -d '{{"destination": "worker", "mode": "crash", "times": 1}}'
-{_round_trip_example(sandboxes, secrets.get("DIRECTUS_API", ""), clay_enrich_delay) if clay_enrich_delay is not None else ""}
+{round_trip}
 Ctrl-C stops everything.
 """
 

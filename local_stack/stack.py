@@ -164,7 +164,10 @@ class LocalStack:
         config = load_config(Path(os.environ.get("RELAY_CONFIG_PATH", DEFAULT_CONFIG_PATH)))
         column.url = f"{gateway_url}/clay/enriched"
         if config.clay_callback is None:
-            print("[clay] relay.json has no clay_callback: /clay/enriched answers 404 to every enrichment call", flush=True)
+            print(
+                "[clay] relay.json has no clay_callback: /clay/enriched answers 404 to every enrichment call",
+                flush=True,
+            )
             return
         tokens = self.provisioned.secrets.get(config.clay_callback.tokens_secret, "")
         token = tokens.replace(",", " ").split()[0] if tokens.strip() else ""

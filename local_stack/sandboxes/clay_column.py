@@ -97,7 +97,9 @@ class HttpApiColumn:
         with self._wake:
             if self._stopped:
                 return False
-            heapq.heappush(self._due, _Call(time.monotonic() + self.delay, next(self._sequence), webhook_id, row_number, body))
+            heapq.heappush(
+                self._due, _Call(time.monotonic() + self.delay, next(self._sequence), webhook_id, row_number, body)
+            )
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="clay-enrichment-column", daemon=True)
                 self._thread.start()
@@ -137,7 +139,9 @@ class HttpApiColumn:
             error = "the column has no URL (the relay's gateway is not up)"
         else:
             try:
-                response = requests.post(self.url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False)
+                response = requests.post(
+                    self.url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+                )
                 status = response.status_code
                 try:
                     answer = response.json()
