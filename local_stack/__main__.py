@@ -34,9 +34,10 @@ def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
 
 def _round_trip_example(sandboxes: str, api_secret: str, delay: float) -> str:
     try:
-        api_token = json.loads(api_secret or "{}").get("token", "")
+        directus_api = json.loads(api_secret or "{}")
     except ValueError:
-        api_token = ""
+        directus_api = {}
+    api_token = directus_api.get("token", "") if isinstance(directus_api, dict) else ""
     return f"""
 Round trip (--clay-enrich): the sandbox Clay calls /clay/enriched back {delay:g} s after each row.
   curl -s -X POST {sandboxes}/directus/items/leads -H 'Authorization: Bearer {api_token}' \\

@@ -20,6 +20,7 @@ from local_stack.functions import LocalFunction
 from local_stack.gateway import Gateway
 from local_stack.poller import QueuePoller
 from local_stack.sandboxes import ClaySandbox, HttpApiColumn, Sandboxes
+from local_stack.sandboxes.clay_column import token_header
 from local_stack.scheduler import Scheduler
 from local_stack.template import ROOT, Template, load_template
 
@@ -171,8 +172,7 @@ class LocalStack:
             return
         tokens = self.provisioned.secrets.get(config.clay_callback.tokens_secret, "")
         token = tokens.replace(",", " ").split()[0] if tokens.strip() else ""
-        header = config.clay_callback.token_header
-        column.headers = {"Authorization": f"Bearer {token}"} if header.lower() == "authorization" else {header: token}
+        column.headers = token_header(config.clay_callback.token_header, token)
 
     def _register_clay_tokens(self) -> None:
         """The Clay sandbox expects, per webhook URL, the token the pool secrets give it."""

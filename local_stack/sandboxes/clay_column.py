@@ -37,6 +37,11 @@ def icp_score_for(email: str) -> int:
     return int(hashlib.sha256(email.lower().encode()).hexdigest()[:8], 16) % 101
 
 
+def token_header(header: str, token: str) -> dict[str, str]:
+    """The static header a Clay column carries for the relay's `clay_callback.token_header`."""
+    return {"Authorization": f"Bearer {token}"} if header.lower() == "authorization" else {header: token}
+
+
 def _filled(value: object) -> bool:
     return value is not None and value != ""
 

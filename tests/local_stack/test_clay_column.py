@@ -10,7 +10,7 @@ import time
 import pytest
 
 from local_stack.sandboxes import ClaySandbox, DeliveryLog, HttpApiColumn, icp_score_for
-from local_stack.sandboxes.clay_column import enrichment_of
+from local_stack.sandboxes.clay_column import enrichment_of, token_header
 from tests.destinations import Answer
 
 CALLBACK = "/clay/enriched"
@@ -98,6 +98,11 @@ def test_the_directus_key_column_wins_over_directus_id_and_company_stands_in_for
         "company_name": "Acme",
         "icp_score": icp_score_for("a@x.io"),
     }
+
+
+def test_the_token_goes_in_the_header_the_relay_expects_as_a_clay_column_would_send_it():
+    assert token_header("authorization", "t0k") == {"Authorization": "Bearer t0k"}
+    assert token_header("x-api-key", "t0k") == {"x-api-key": "t0k"}
 
 
 def test_a_row_without_an_email_is_not_called_for(column):
