@@ -161,6 +161,9 @@ class Scheduler:
                 except ScheduleRefused as refused:
                     self.refused[where] = str(refused)
                     continue
+                except KeyError as unknown:  # a !Ref or !Sub the local stack has no value for
+                    self.refused[where] = f"its schedule expression cannot be resolved locally: {unknown.args[0]}"
+                    continue
                 self.runs.append(ScheduledRun(instance, schedule, period, stack_name, running, log))
 
     def start(self) -> None:

@@ -14,7 +14,7 @@ import pytest
 from local_stack.__main__ import main
 from local_stack.scheduler import ScheduledRun, Scheduler, ScheduleRefused, rate_seconds
 from local_stack.stack import Options
-from local_stack.template import FunctionSpec, ScheduleEvent, Template, load_template
+from local_stack.template import FunctionSpec, Resolver, ScheduleEvent, Template, load_template
 
 EVERY_FIVE_MINUTES = ScheduleEvent("Check", "ScheduleV2", "rate(5 minutes)")
 
@@ -129,6 +129,20 @@ def test_cron_and_disabled_schedules_are_not_run_and_say_why(tmp_path):
     assert any(line.startswith("[scheduler] SweepFunction.Nightly is not run: cron(0 3") for line in lines)
     assert "[scheduler] SweepFunction.Paused is not run: disabled in template.yaml" in lines
     assert [run.period for run in Scheduler({spec.name: spec}, every=2).runs] == [2], "a period runs cron too"
+
+
+def test_a_schedule_expression_naming_an_unknown_parameter_is_not_run_and_says_why(tmp_path):
+    schedule = ScheduleEvent("Check", "ScheduleV2", {"Ref": "CheckRate"})
+    spec = handler_spec(tmp_path, "OverdueFunction", schedule, body=RECORD)
+    resolver = Resolver("local")
+    scheduler = Scheduler({spec.name: spec}, resolve=resolver.resolve)
+    assert scheduler.runs == []
+    assert scheduler.refused == {
+        "OverdueFunction.Check": "its schedule expression cannot be resolved locally: "
+        "template reference 'CheckRate' has no local value"
+    }
+    resolver.parameters["CheckRate"] = "rate(2 minutes)"
+    assert [run.period for run in Scheduler({spec.name: spec}, resolve=resolver.resolve).runs] == [120]
 
 
 def test_a_failed_run_is_logged_and_the_next_tick_runs_again(tmp_path):
