@@ -47,16 +47,16 @@ def rate_seconds(expression: object) -> int:
     )
 
 
-def scheduled_event(function: str, schedule: ScheduleEvent, stack_name: str, at: datetime) -> dict:
+def scheduled_event(schedule: ScheduleEvent, deployed_name: str, at: datetime) -> dict:
     """What the function receives: the schedule's `Input` when it has one, else the notification
     EventBridge Scheduler (ScheduleV2) or an EventBridge rule (Schedule) sends by default."""
     if isinstance(schedule.input, str):
         return json.loads(schedule.input)
     scheduler = schedule.kind == "ScheduleV2"
     resource = (
-        f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{stack_name}-{function}{schedule.name}"
+        f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{deployed_name}"
         if scheduler
-        else f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{stack_name}-{function}{schedule.name}"
+        else f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{deployed_name}"
     )
     return {
         "version": "0",
@@ -78,7 +78,7 @@ class ScheduledRun:
     function: LocalFunction
     schedule: ScheduleEvent
     period: float
-    stack_name: str = "clay-relay-local"
+    deployed_name: str = ""  # the schedule's (or rule's) name in AWS, for the event's `resources`
     running: threading.Lock = field(default_factory=threading.Lock)  # shared by the function's schedules
     log: Callable[[str], None] = lambda line: print(line, flush=True)
     runs: int = 0  # completed or failed
@@ -120,7 +120,7 @@ class ScheduledRun:
             return
         try:
             self.runs += 1
-            event = scheduled_event(self.name, self.schedule, self.stack_name, datetime.now(UTC))
+            event = scheduled_event(self.schedule, self.deployed_name or self.name, datetime.now(UTC))
             started = time.monotonic()
             try:
                 result = self.function.invoke(event)
@@ -131,6 +131,16 @@ class ScheduledRun:
             self.log(f"[scheduler] {self.name} run {self.runs} ({elapsed:.0f} ms): {json.dumps(result, default=str)}")
         finally:
             self.running.release()
+
+
+def _deployed_name(function: str, schedule: ScheduleEvent, stack_name: str, resolve: Callable) -> str:
+    """The schedule's Name, else what SAM names it (ScheduleV2) or what CloudFormation names the rule."""
+    if schedule.deployed_name is not None:
+        try:
+            return str(resolve(schedule.deployed_name))
+        except KeyError:
+            pass
+    return f"{function}{schedule.name}" if schedule.kind == "ScheduleV2" else f"{stack_name}-{function}{schedule.name}"
 
 
 class Scheduler:
@@ -164,7 +174,8 @@ class Scheduler:
                 except KeyError as unknown:  # a !Ref or !Sub the local stack has no value for
                     self.refused[where] = f"its schedule expression cannot be resolved locally: {unknown.args[0]}"
                     continue
-                self.runs.append(ScheduledRun(instance, schedule, period, stack_name, running, log))
+                deployed = _deployed_name(spec.name, schedule, stack_name, resolve)
+                self.runs.append(ScheduledRun(instance, schedule, period, deployed, running, log))
 
     def start(self) -> None:
         for where, why in self.refused.items():

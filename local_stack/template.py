@@ -66,6 +66,7 @@ class ScheduleEvent:
     expression: object  # ScheduleExpression (V2) or Schedule (rule): "rate(5 minutes)", maybe an intrinsic
     enabled: bool = True
     input: object = None  # the event's Input (a JSON string), if any
+    deployed_name: object = None  # the event's Name: the schedule's (or rule's) name in AWS, maybe an intrinsic
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _schedule_event(name: str, event: dict) -> ScheduleEvent:
     else:
         expression = p.get("Schedule")
         enabled = p.get("Enabled", True) is not False and p.get("State", "ENABLED") != "DISABLED"
-    return ScheduleEvent(name, event["Type"], expression, enabled, p.get("Input"))
+    return ScheduleEvent(name, event["Type"], expression, enabled, p.get("Input"), p.get("Name"))
 
 
 @dataclass

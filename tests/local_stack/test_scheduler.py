@@ -58,6 +58,8 @@ def test_the_template_schedules_the_overdue_check_every_five_minutes_with_eventb
     spec = Template(load_template(), "test").functions()["EnrichmentOverdueFunction"]
     assert [(s.kind, s.expression, s.enabled) for s in spec.schedules] == [("ScheduleV2", "rate(5 minutes)", True)]
     assert rate_seconds(spec.schedules[0].expression) == 300
+    named = Resolver("clay-relay-prod").resolve(spec.schedules[0].deployed_name)
+    assert named == "clay-relay-prod-enrichment-overdue", "two stacks in one account each have their schedule"
 
 
 # --- runs --------------------------------------------------------------------------------------------
@@ -81,9 +83,14 @@ RECORD = "OUT.open('a').write(json.dumps(event) + '\\n'); return {'overdue': 0}"
 
 
 def test_a_scheduled_function_is_invoked_on_its_period_with_eventbridge_schedulers_event(tmp_path):
-    spec = handler_spec(tmp_path, "OverdueFunction", EVERY_FIVE_MINUTES, body=RECORD)
+    named = ScheduleEvent(
+        "Check", "ScheduleV2", "rate(5 minutes)", deployed_name={"Fn::Sub": "${AWS::StackName}-check"}
+    )
+    spec = handler_spec(tmp_path, "OverdueFunction", named, body=RECORD)
     lines: list[str] = []
-    scheduler = Scheduler({spec.name: spec}, every=0.05, stack_name="local", log=lines.append)
+    scheduler = Scheduler(
+        {spec.name: spec}, every=0.05, stack_name="local", resolve=Resolver("local").resolve, log=lines.append
+    )
     scheduler.start()
     try:
         assert wait_for(lambda: len(runs_of(spec)) >= 2), "runs again and again"
@@ -92,9 +99,7 @@ def test_a_scheduled_function_is_invoked_on_its_period_with_eventbridge_schedule
 
     event = runs_of(spec)[0]
     assert (event["source"], event["detail-type"], event["detail"]) == ("aws.scheduler", "Scheduled Event", "{}")
-    assert event["resources"] == [
-        "arn:aws:scheduler:us-east-1:123456789012:schedule/default/local-OverdueFunctionCheck"
-    ]
+    assert event["resources"] == ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/local-check"]
     assert event["time"].endswith("Z") and event["id"] != runs_of(spec)[1]["id"]
     assert any(line.startswith("[scheduler] OverdueFunction run 1 (") and '{"overdue": 0}' in line for line in lines)
 
