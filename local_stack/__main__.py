@@ -32,10 +32,26 @@ def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
         return None
 
 
-def _curl_examples(gateway: str) -> str:
+def _round_trip_example(sandboxes: str, api_secret: str, delay: float) -> str:
+    try:
+        directus_api = json.loads(api_secret or "{}")
+    except ValueError:
+        directus_api = {}
+    api_token = directus_api.get("token", "") if isinstance(directus_api, dict) else ""
+    return f"""
+Round trip (--clay-enrich): the sandbox Clay calls /clay/enriched back {delay:g} s after each row.
+  curl -s -X POST {sandboxes}/directus/items/leads -H 'Authorization: Bearer {api_token}' \\
+       -d '{{"email": "ada@example.com", "first_name": "Ada"}}'     (ICP 91: Loops outreach + Slack)
+"""
+
+
+def _curl_examples(gateway: str, sandboxes: str, clay_enrich_delay: float | None = None) -> str:
     secrets = read_local_env()
     token = secrets.get("DIRECTUS_TOKENS", "").split(",")[0]
     callback_token = secrets.get("CLAY_CALLBACK_TOKENS", "").split(",")[0]
+    round_trip = ""
+    if clay_enrich_delay is not None:
+        round_trip = _round_trip_example(sandboxes, secrets.get("DIRECTUS_API", ""), clay_enrich_delay)
     create = json.dumps(
         {
             "event": "leads.items.create",
@@ -61,7 +77,7 @@ Try it:
   python -m local_stack replay events/directus/update.json     (or: make replay EVENT=...)
   curl -s -X POST {gateway}/_local/faults -d '{{"destination": "clay", "status": 503, "times": 3}}'
   curl -s -X POST {gateway}/_local/faults -d '{{"destination": "worker", "mode": "crash", "times": 1}}'
-
+{round_trip}
 Ctrl-C stops everything.
 """
 
@@ -78,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         clay_over_limit=args.clay_over_limit,
         clay_rate=args.clay_rate,
         clay_dedupe_column=args.clay_dedupe_column or None,
+        clay_enrich=args.clay_enrich,
+        clay_enrich_delay=args.clay_enrich_delay,
+        enrichment_sla=args.enrichment_sla,
+        schedule_every=args.schedule_every,
         queue_visibility_timeout=args.queue_visibility_timeout,
         log_level=args.log_level,
         environment=dict(pair.split("=", 1) for pair in args.env),
@@ -92,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
         stack.stop()
         return 1
     print(json.dumps({"ready": True, **urls.__dict__}), flush=True)
+    stack.start_schedules()
     if not args.quiet:
-        print(_curl_examples(urls.gateway), flush=True)
+        delay = args.clay_enrich_delay if args.clay_enrich else None
+        print(_curl_examples(urls.gateway, urls.sandboxes, delay), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where every thread is
@@ -165,6 +187,33 @@ def replay(args: argparse.Namespace) -> int:
     return 0 if status < 500 else 1
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds ≥ 0, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _whole_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds ≥ 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m local_stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -184,6 +233,32 @@ def main(argv: list[str] | None = None) -> int:
         "--clay-dedupe-column",
         default="relay_event_id",
         help="the sandbox Clay table's auto-dedupe column ('' turns auto-dedupe off)",
+    )
+    p.add_argument(
+        "--clay-enrich",
+        action="store_true",
+        help="the sandbox Clay table calls the relay's /clay/enriched back for each row it keeps, like an "
+        "HTTP API column, with a deterministic ICP score (docs/local-stack.md)",
+    )
+    p.add_argument(
+        "--clay-enrich-delay",
+        type=_seconds,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long after a row its enrichment call comes (default 3)",
+    )
+    p.add_argument(
+        "--enrichment-sla",
+        type=_whole_seconds,
+        metavar="SECONDS",
+        help="sets ENRICHMENT_SLA_SECONDS on every function (overrides relay.json's enrichment_sla_minutes) "
+        "and runs the scheduled functions every max(1, SECONDS/2) seconds",
+    )
+    p.add_argument(
+        "--schedule-every",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="run every scheduled function of template.yaml this often instead of on its rate",
     )
     p.add_argument(
         "--queue-visibility-timeout",

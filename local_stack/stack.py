@@ -1,5 +1,6 @@
 """Starts and stops the whole local stack: moto's server, the template's resources, the sandboxes,
-the gateway and the queue pollers. Used by `make run`, `make invoke` and the end-to-end tests."""
+the gateway, the queue pollers and the scheduled functions. Used by `make run`, `make invoke` and
+the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision,
 from local_stack.functions import LocalFunction
 from local_stack.gateway import Gateway
 from local_stack.poller import QueuePoller
-from local_stack.sandboxes import ClaySandbox, Sandboxes
+from local_stack.sandboxes import ClaySandbox, HttpApiColumn, Sandboxes
+from local_stack.sandboxes.clay_column import token_header
+from local_stack.scheduler import Scheduler
 from local_stack.template import ROOT, Template, load_template
 
 STATE_FILE = ROOT / ".local-stack" / "state.json"
@@ -38,10 +41,28 @@ class Options:
     clay_over_limit: str = "drop"
     clay_rate: float = 10.0
     clay_dedupe_column: str | None = "relay_event_id"
+    clay_enrich: bool = False  # the sandbox Clay table calls /clay/enriched back for each row (HTTP API column)
+    clay_enrich_delay: float = 3.0  # seconds between a row and its enrichment call
+    enrichment_sla: int | None = None  # seconds: ENRICHMENT_SLA_SECONDS of every function, and the schedules' period
+    schedule_every: float | None = None  # seconds between runs of every scheduled function (default: their rate)
     queue_visibility_timeout: int | None = None  # default: the template's
     log_level: str = "INFO"
     environment: dict[str, str] = field(default_factory=dict)  # extra function environment
     state_file: Path | None = STATE_FILE  # where `invoke` and `replay` find the running stack
+
+    @property
+    def schedule_period(self) -> float | None:
+        """Seconds between runs of the scheduled functions, when not their template's rate."""
+        if self.schedule_every is not None:
+            return self.schedule_every
+        if self.enrichment_sla is not None:
+            return max(1.0, self.enrichment_sla / 2)
+        return None
+
+    @property
+    def function_environment(self) -> dict[str, str]:
+        """Environment the options give every function (after the template's and `environment`)."""
+        return {"ENRICHMENT_SLA_SECONDS": str(self.enrichment_sla)} if self.enrichment_sla is not None else {}
 
 
 @dataclass
@@ -62,7 +83,10 @@ class LocalStack:
                 dedupe_column=self.options.clay_dedupe_column,
             )
         )
+        if self.options.clay_enrich:
+            self.sandboxes.clay.column = HttpApiColumn(self.sandboxes.deliveries, delay=self.options.clay_enrich_delay)
         self.pollers: list[QueuePoller] = []
+        self.scheduler: Scheduler | None = None
         self.gateway: Gateway | None = None
         self.moto: ThreadedMotoServer | None = None
         self.provisioned: Provisioned | None = None
@@ -107,6 +131,7 @@ class LocalStack:
         # takes 1/WORKER_MAX_CONCURRENCY of each destination's rate): here one pacer holds the whole rate.
         os.environ["WORKER_MAX_CONCURRENCY"] = "1"
         os.environ.update(o.environment)
+        os.environ.update(o.function_environment)
         self._configure_sandboxes()
         return self.provisioned
 
@@ -130,6 +155,24 @@ class LocalStack:
             token = tokens.replace(",", " ").split()[0] if tokens.strip() else ""
             if source.collection and source.collection not in self.sandboxes.directus.flows:
                 self.sandboxes.directus.flows[source.collection] = (f"{gateway_url}/directus/{name}", token)
+
+    def connect_clay_column(self, gateway_url: str) -> None:
+        """Like a Clay table's owner adding an HTTP API column: it calls the relay's /clay/enriched
+        with the token header relay.json's `clay_callback` expects (the first token of its secret)."""
+        column = self.sandboxes.clay.column
+        if column is None:
+            return
+        config = load_config(Path(os.environ.get("RELAY_CONFIG_PATH", DEFAULT_CONFIG_PATH)))
+        column.url = f"{gateway_url}/clay/enriched"
+        if config.clay_callback is None:
+            print(
+                "[clay] relay.json has no clay_callback: /clay/enriched answers 404 to every enrichment call",
+                flush=True,
+            )
+            return
+        tokens = self.provisioned.secrets.get(config.clay_callback.tokens_secret, "")
+        token = tokens.replace(",", " ").split()[0] if tokens.strip() else ""
+        column.headers = token_header(config.clay_callback.token_header, token)
 
     def _register_clay_tokens(self) -> None:
         """The Clay sandbox expects, per webhook URL, the token the pool secrets give it."""
@@ -168,11 +211,21 @@ class LocalStack:
         self.gateway = Gateway(routes, http_functions, self.sandboxes)
         gateway_url = self.gateway.start(o.host, o.port)
         self.connect_directus_flows(gateway_url)
+        self.connect_clay_column(gateway_url)
         self.sandboxes.loops.webhook_url = f"{gateway_url}/loops/webhook"
+        self.scheduler = Scheduler(
+            functions, every=o.schedule_period, stack_name=o.stack_name, resolve=self.provisioned.resolver.resolve
+        )
         self.urls = Urls(gateway=gateway_url, sandboxes=sandbox_url, moto=moto_url)
         if o.state_file:
             self._write_state(moto_url)
         return self.urls
+
+    def start_schedules(self) -> None:
+        """Run the template's scheduled functions from now on (after start(); `make run` calls it
+        once it has said the stack is ready, so their log lines come after that line)."""
+        if self.scheduler:
+            self.scheduler.start()
 
     def _write_state(self, moto_url: str) -> None:
         state_file = self.options.state_file
@@ -187,6 +240,7 @@ class LocalStack:
                         **self.provisioned.environment,
                         "AWS_ENDPOINT_URL": moto_url,
                         **FAKE_CREDENTIALS,
+                        **self.options.function_environment,
                         **({"RELAY_CONFIG_PATH": os.environ["RELAY_CONFIG_PATH"]} if self.options.config_path else {}),
                     },
                 }
@@ -194,6 +248,10 @@ class LocalStack:
         )
 
     def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.stop()
+        if self.sandboxes.clay.column:
+            self.sandboxes.clay.column.stop()  # before the gateway: no call is left to fail
         for poller in self.pollers:
             poller.stop()
         if self.gateway:

@@ -1,6 +1,6 @@
 """Reads template.yaml (CloudFormation tags included) and resolves what the local stack needs:
-functions with their handlers, HTTP routes and SQS sources; tables, queues and secrets; and the
-functions' environment with references replaced by the local resources' names."""
+functions with their handlers, HTTP routes, SQS sources and schedules; tables, queues and secrets;
+and the functions' environment with references replaced by the local resources' names."""
 
 from __future__ import annotations
 
@@ -57,6 +57,18 @@ class HttpRoute:
         return self.method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") or self.method == method
 
 
+@dataclass(frozen=True)
+class ScheduleEvent:
+    """A `Schedule` (EventBridge rule) or `ScheduleV2` (EventBridge Scheduler) event of a function."""
+
+    name: str  # the event's key under Events
+    kind: str  # "Schedule" or "ScheduleV2"
+    expression: object  # ScheduleExpression (V2) or Schedule (rule): "rate(5 minutes)", maybe an intrinsic
+    enabled: bool = True
+    input: object = None  # the event's Input (a JSON string), if any
+    deployed_name: object = None  # the event's Name: the schedule's (or rule's) name in AWS, maybe an intrinsic
+
+
 @dataclass
 class FunctionSpec:
     name: str
@@ -65,6 +77,7 @@ class FunctionSpec:
     timeout: int
     routes: list[HttpRoute] = field(default_factory=list)
     sqs_sources: list[dict] = field(default_factory=list)
+    schedules: list[ScheduleEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -90,12 +103,14 @@ class Template:
                 handler=props.get("Handler", defaults.get("Handler")),
                 timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
             )
-            for event in props.get("Events", {}).values():
+            for event_name, event in props.get("Events", {}).items():
                 if event["Type"] == "HttpApi":
                     p = event["Properties"]
                     spec.routes.append(HttpRoute(p.get("Method", "ANY").upper(), p["Path"], name))
                 elif event["Type"] == "SQS":
                     spec.sqs_sources.append(event["Properties"])
+                elif event["Type"] in ("Schedule", "ScheduleV2"):
+                    spec.schedules.append(_schedule_event(event_name, event))
             specs[name] = spec
         return specs
 
@@ -107,6 +122,16 @@ class Template:
         function-specific variables out, so one process can host all handlers)."""
         variables = self.document.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
         return {key: str(resolver.resolve(value)) for key, value in variables.items()}
+
+
+def _schedule_event(name: str, event: dict) -> ScheduleEvent:
+    p = event.get("Properties", {})
+    if event["Type"] == "ScheduleV2":
+        expression, enabled = p.get("ScheduleExpression"), p.get("State", "ENABLED") != "DISABLED"
+    else:
+        expression = p.get("Schedule")
+        enabled = p.get("Enabled", True) is not False and p.get("State", "ENABLED") != "DISABLED"
+    return ScheduleEvent(name, event["Type"], expression, enabled, p.get("Input"), p.get("Name"))
 
 
 @dataclass

@@ -2,6 +2,7 @@
 behind one HTTP server (`Sandboxes`, in server):
 
 clay            Clay's table webhooks: auth token, 100 KB, rate limit, submission limit, auto-dedupe
+clay_column     Clay's HTTP API column: calls the relay's /clay/enriched back for each row kept
 loops           Loops' API (events, contacts: API key, limits, Idempotency-Key) and its signed webhooks
 hooks           Slack and Zapier incoming webhooks
 directus        Directus' items API, and the Flow that fires at the relay after a write
@@ -12,6 +13,7 @@ deliveries      the log of every request received
 
 from local_stack.sandboxes.answers import Answer
 from local_stack.sandboxes.clay import CLAY_MAX_BODY, ClaySandbox
+from local_stack.sandboxes.clay_column import HttpApiColumn, icp_score_for
 from local_stack.sandboxes.deliveries import DeliveryLog
 from local_stack.sandboxes.directus import DirectusSandbox
 from local_stack.sandboxes.faults import Fault
@@ -27,8 +29,10 @@ __all__ = [
     "DeliveryLog",
     "DirectusSandbox",
     "Fault",
+    "HttpApiColumn",
     "LoopsSandbox",
     "Sandboxes",
+    "icp_score_for",
     "slack_receive",
     "zapier_receive",
 ]

@@ -4,7 +4,9 @@ workspace to `rate` records/s with bursts of `burst` (429 + Retry-After), counts
 and, past `submission_limit`, does what Clay may do: silently drop the row (200, no row:
 `over_limit="drop"`, the default) or refuse it (`"reject"`). Like a table with auto-dedupe on
 `dedupe_column`, a row whose value there was seen before is removed (the oldest row stays; blank
-values and values over 200 characters are not compared); the submission still counts.
+values and values over 200 characters are not compared); the submission still counts. With an
+enrichment `column` (`--clay-enrich`, see clay_column), every row the table keeps is enriched and
+sent back to the relay a few seconds later; rows dropped or refused never reached the table.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from local_stack.sandboxes.answers import Answer, json_object
+from local_stack.sandboxes.clay_column import HttpApiColumn
 
 CLAY_MAX_BODY = 100_000
 
@@ -29,6 +32,7 @@ class ClaySandbox:
     tokens: dict[str, str] = field(default_factory=dict)  # webhook id → expected token
     submissions: Counter = field(default_factory=Counter)  # webhook id → submissions received
     rows: Counter = field(default_factory=Counter)  # webhook id → rows kept
+    column: HttpApiColumn | None = None  # the table's HTTP API column calling the relay back
     _dedupe_values: set = field(default_factory=set)
     _bucket: float = 0.0
     _last: float = field(default_factory=time.monotonic)
@@ -69,6 +73,9 @@ class ClaySandbox:
             if self._duplicate(row):
                 return Answer(200, {"status": "ok"}, note={"row_created": False, "deduplicated": True})
             self.rows[webhook_id] += 1
+            row_number = self.rows[webhook_id]
+        if self.column is not None:
+            self.column.schedule(webhook_id, row_number, row)
         return Answer(200, {"status": "ok"}, note={"row_created": True})
 
     def _duplicate(self, row: dict) -> bool:

@@ -60,6 +60,8 @@ class Sandboxes:
         return self._server.start(host, port)
 
     def stop(self) -> None:
+        if self.clay.column is not None:
+            self.clay.column.stop()
         self._server.stop()
 
 
