@@ -85,3 +85,58 @@ def test_the_scheduled_functions_run_every_half_of_the_enrichment_sla(enriching_
     )
     assert len(enriching_stack.wait_for(lambda: len(runs()) >= 2 and runs(), timeout=60)) >= 2
     assert all("failed" not in line for line in runs()), json.dumps(runs())
+
+
+def relay_json(stack: RunningStack, capsys, *argv: str) -> dict:
+    capsys.readouterr()
+    assert stack.relay(*argv, "--json") == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_relay_trace_shows_every_stage_from_directus_to_loops(enriching_stack, capsys):
+    stack = enriching_stack
+    item = create_lead(stack, {"email": "Margaret@Example.com", "first_name": "Margaret"})
+    stack.wait_for(lambda: loops_requests_for(stack, "margaret@example.com"), timeout=60)
+
+    def traced() -> dict | None:
+        found = relay_json(stack, capsys, "trace", "margaret@example.com", "--reveal")
+        stages = [s["stage"] for s in found["stages"]]
+        return found if "loops.contact" in stages and "directus.writeback" in stages else None
+
+    found = stack.wait_for(traced, timeout=60)
+    stages = [s["stage"] for s in found["stages"]]
+    assert stages[:3] == ["directus.accepted", "clay.delivered", "clay.enriched"]
+    assert {"loops.contact", "directus.writeback"} <= set(stages[3:])
+    assert found["lead"]["email"] == "margaret@example.com" and found["lead"]["round_trip"] is None
+    assert f"directus#leads/{item['id']}" in found["lead"]["aliases"]
+    by_stage = {s["stage"]: s for s in found["stages"]}
+    assert by_stage["clay.delivered"]["outcome"] == "delivered"
+    assert by_stage["clay.enriched"]["detail"]["route"] == "nurture"
+    assert by_stage["loops.contact"]["outcome"] == "delivered"
+    # The same lead by its Directus item; masked without --reveal.
+    by_item = relay_json(stack, capsys, "trace", f"directus:leads/{item['id']}")
+    assert [s["stage"] for s in by_item["stages"]] == stages
+    assert "margaret@example.com" not in json.dumps(by_item)
+    assert stack.relay("trace", "nobody-ever@example.com") == 1
+
+
+@pytest.fixture(scope="module")
+def silent_clay_stack(tmp_path_factory) -> RunningStack:
+    """Clay never calls back (no --clay-enrich), and the enrichment SLA is 2 s."""
+    yield from start_stack(tmp_path_factory.mktemp("silent-clay-stack"), extra_args=("--enrichment-sla", "2"))
+
+
+def test_leads_clay_never_enriched_are_listed_as_overdue(silent_clay_stack, capsys):
+    stack = silent_clay_stack
+    item = create_lead(stack, {"email": "kathleen@example.com", "first_name": "Kathleen"})
+
+    def overdue() -> list[dict]:
+        rows = relay_json(stack, capsys, "leads", "--overdue", "--reveal")["overdue"]
+        return [row for row in rows if row["email"] == "kathleen@example.com"]
+
+    (lead,) = stack.wait_for(overdue, timeout=60)
+    assert lead["target"] == "leads" and lead["directus"] == [f"leads/{item['id']}"]
+    assert lead["clay_url"] and lead["overdue_seconds"] >= 0
+    logged = "lead went to Clay and never came back enriched"
+    stack.wait_for(lambda: logged in stack.log_file.read_text(errors="replace"), timeout=60)
+    assert "kathleen@example.com" not in stack.log_file.read_text(errors="replace")  # the check masks emails
