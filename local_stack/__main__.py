@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from local_stack.aws import LOCAL_ENV, read_local_env
-from local_stack.stack import STATE_FILE, LocalStack, Options
+from local_stack.aws import LOCAL_ENV
+from local_stack.stack import STATE_FILE, LocalStack, Options, StartupError, first_token
 
 
 def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
@@ -32,10 +32,9 @@ def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
         return None
 
 
-def _curl_examples(gateway: str) -> str:
-    secrets = read_local_env()
-    token = secrets.get("DIRECTUS_TOKENS", "").split(",")[0]
-    callback_token = secrets.get("CLAY_CALLBACK_TOKENS", "").split(",")[0]
+def _curl_examples(gateway: str, secrets: dict[str, str]) -> str:
+    token = first_token(secrets.get("directus-tokens"), "directus-tokens")
+    callback_token = first_token(secrets.get("clay-callback-tokens"), "clay-callback-tokens")
     create = json.dumps(
         {
             "event": "leads.items.create",
@@ -87,13 +86,16 @@ def run(args: argparse.Namespace) -> int:
     stack = LocalStack(options)
     try:
         urls = stack.start()
+    except StartupError as error:
+        print(f"cannot start the local stack: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"cannot start the local stack: {error} (is another one running? see {STATE_FILE})", file=sys.stderr)
         stack.stop()
         return 1
     print(json.dumps({"ready": True, **urls.__dict__}), flush=True)
     if not args.quiet:
-        print(_curl_examples(urls.gateway), flush=True)
+        print(_curl_examples(urls.gateway, stack.provisioned.secrets), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where every thread is
