@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from local_stack.aws import LOCAL_ENV, read_local_env
-from local_stack.stack import STATE_FILE, LocalStack, Options
+from local_stack.aws import LOCAL_ENV
+from local_stack.stack import STATE_FILE, LocalStack, Options, StartupError, first_token
 
 
 def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
@@ -45,13 +45,12 @@ Round trip (--clay-enrich): the sandbox Clay calls /clay/enriched back {delay:g}
 """
 
 
-def _curl_examples(gateway: str, sandboxes: str, clay_enrich_delay: float | None = None) -> str:
-    secrets = read_local_env()
-    token = secrets.get("DIRECTUS_TOKENS", "").split(",")[0]
-    callback_token = secrets.get("CLAY_CALLBACK_TOKENS", "").split(",")[0]
+def _curl_examples(gateway: str, sandboxes: str, secrets: dict[str, str], clay_enrich_delay: float | None = None) -> str:
+    token = first_token(secrets.get("directus-tokens"), "directus-tokens")
+    callback_token = first_token(secrets.get("clay-callback-tokens"), "clay-callback-tokens")
     round_trip = ""
     if clay_enrich_delay is not None:
-        round_trip = _round_trip_example(sandboxes, secrets.get("DIRECTUS_API", ""), clay_enrich_delay)
+        round_trip = _round_trip_example(sandboxes, secrets.get("directus-api", ""), clay_enrich_delay)
     create = json.dumps(
         {
             "event": "leads.items.create",
@@ -107,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     stack = LocalStack(options)
     try:
         urls = stack.start()
+    except StartupError as error:
+        print(f"cannot start the local stack: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"cannot start the local stack: {error} (is another one running? see {STATE_FILE})", file=sys.stderr)
         stack.stop()
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     stack.start_schedules()
     if not args.quiet:
         delay = args.clay_enrich_delay if args.clay_enrich else None
-        print(_curl_examples(urls.gateway, urls.sandboxes, delay), flush=True)
+        print(_curl_examples(urls.gateway, urls.sandboxes, stack.provisioned.secrets, delay), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where every thread is

@@ -2,6 +2,10 @@
 
 Requests become API Gateway v2 events for the real handlers; their answers become HTTP answers.
 Also serves the local stack's own control routes under /_local/.
+
+Like API Gateway, every answer the gateway gives itself is JSON (`{"message": "Not Found"}`): for
+a malformed request (400), a request line or headers too large (414, 431), a body over 10 MB (413),
+an unknown method or transfer coding (501). Bodies are read by length or in chunks (request_body).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 import traceback
 import uuid
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,12 +25,14 @@ import yaml
 
 from local_stack.chaos import WorkerKilled, dies_before_enqueue
 from local_stack.functions import LocalFunction
+from local_stack.request_body import BodyRefused, read_body
 from local_stack.sandboxes import Sandboxes
 from local_stack.serving import BackgroundServer
 from local_stack.template import ACCOUNT_ID, ROOT, HttpRoute
 
-MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API's limit
 OPENAPI = ROOT / "openapi.yaml"
+# API Gateway's own wording where Python's reason phrase differs (or differs between its versions).
+MESSAGES = {413: "Request Entity Too Large", 414: "Request-URI Too Long"}
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded", "+json")
 
 
@@ -116,11 +123,35 @@ class _GatewayHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are two writes: without this a kept-alive connection waits 40 ms
 
     def log_message(self, fmt: str, *args) -> None:
-        print(f"[gateway] {self.command} {self.path} → {args[1] if len(args) > 1 else ''}", flush=True)
+        # A request refused before its request line was read has no command or path yet.
+        request = f"{self.command or '-'} {getattr(self, 'path', '-')}"
+        print(f"[gateway] {request} → {args[1] if len(args) > 1 else ''}", flush=True)
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # `GET /` alone: API Gateway speaks HTTP/1.1 and 2 only
+            self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 request")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The gateway's own refusals (the standard library's included: 400, 414, 431, 501, 505) in
+        API Gateway's form: `{"message": "<reason phrase>"}`; the connection is closed after it."""
+        self.log_error("code %d, message %s", code, message or explain)
+        self.close_connection = True
+        if self.request_version in ("HTTP/0.9", ""):  # an unreadable request line: answer in HTTP/1.1 all the same
+            self.request_version = "HTTP/1.1"
+        try:
+            phrase = MESSAGES.get(code) or HTTPStatus(code).phrase
+        except ValueError:
+            phrase = message or "Error"
+        self._send(code, json.dumps({"message": phrase}).encode(), {"Connection": "close"})
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        headers = {"Content-Type": "application/json", **(headers or {})}
+        given = {key.lower() for key in headers or {}}
+        headers = {**({} if "content-type" in given else {"Content-Type": "application/json"}), **(headers or {})}
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
@@ -132,11 +163,11 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(value).encode())
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_PAYLOAD:
-            self._json(413, {"message": "Request Entity Too Large"})
+        try:
+            body = read_body(self.headers, self.rfile)
+        except BodyRefused as refused:
+            self.send_error(refused.status, str(refused))
             return
-        body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
         if path.startswith("/_local/"):
             self._control(path, body)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from clay_relay.config import load_config
+from clay_relay.config import ConfigError, RelayConfig, load_config
+from clay_relay.secrets import SecretUnavailable, parse_tokens
 from clay_relay.settings import DEFAULT_CONFIG_PATH
-from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision, read_local_env
+from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision, read_local_env, secret_name_for
 from local_stack.functions import LocalFunction
 from local_stack.gateway import Gateway
 from local_stack.poller import QueuePoller
@@ -65,6 +66,35 @@ class Options:
         return {"ENRICHMENT_SLA_SECONDS": str(self.enrichment_sla)} if self.enrichment_sla is not None else {}
 
 
+class StartupError(RuntimeError):
+    """The local stack cannot start as configured; the message says what to fix."""
+
+
+def token_secrets(config: RelayConfig) -> dict[str, str]:
+    """The secrets the relay reads tokens or keys from (a list each), with what reads them."""
+    uses = {
+        source.tokens_secret: f"tokens of the Directus source {name!r}"
+        for name, source in config.directus_sources.items()
+    }
+    if config.clay_callback:
+        uses.setdefault(config.clay_callback.tokens_secret, "tokens of /clay/enriched")
+        if config.clay_callback.hmac_secret:
+            uses.setdefault(config.clay_callback.hmac_secret, "HMAC keys of /clay/enriched")
+    if config.loops_forwarding:
+        uses.setdefault(config.loops_forwarding.tokens_secret, "tokens of /loops/contacts and /loops/events")
+    if config.loops_webhook:
+        uses.setdefault(config.loops_webhook.signing_secret, "signing secrets of /loops/webhook")
+    return uses
+
+
+def first_token(value: str | None, name: str) -> str:
+    """The first token a secret's value holds (what a sender uses); "" for none."""
+    try:
+        return parse_tokens(value or "", name)[0]
+    except SecretUnavailable:
+        return ""
+
+
 @dataclass
 class Urls:
     gateway: str
@@ -91,6 +121,28 @@ class LocalStack:
         self.moto: ThreadedMotoServer | None = None
         self.provisioned: Provisioned | None = None
         self.urls: Urls | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return Path(self.options.config_path or os.environ.get("RELAY_CONFIG_PATH") or DEFAULT_CONFIG_PATH)
+
+    def check_configuration(self) -> None:
+        """Before anything starts: relay.json loads, and each tokens secret local.env gives holds a
+        token (a value such as ",,," would make every request a 401, and the Directus flow tokenless)."""
+        try:
+            config = load_config(self.config_path)
+            local_secrets = read_local_env(self.options.secrets_file)
+        except (ConfigError, OSError, ValueError) as error:
+            raise StartupError(str(error)) from None
+        uses = token_secrets(config)
+        for key, value in local_secrets.items():
+            name = secret_name_for(key)
+            if name not in uses:
+                continue
+            try:
+                parse_tokens(value, name)
+            except SecretUnavailable as error:
+                raise StartupError(f"{self.options.secrets_file}: {key} ({uses[name]}): {error}") from None
 
     def start_aws(self) -> str:
         """moto's server, with the process environment pointing every AWS client at it."""
@@ -139,7 +191,9 @@ class LocalStack:
         """The sandboxes accept the credentials the local secrets give the relay."""
         secrets = self.provisioned.secrets
         self.sandboxes.loops.api_key = secrets.get("loops-api-key")
-        self.sandboxes.loops.webhook_secret = (secrets.get("loops-webhook-secret") or "").split(",")[0] or None
+        self.sandboxes.loops.webhook_secret = (
+            first_token(secrets.get("loops-webhook-secret"), "loops-webhook-secret") or None
+        )
         try:
             self.sandboxes.directus.token = json.loads(secrets.get("directus-api", "{}")).get("token")
         except ValueError:
@@ -149,10 +203,9 @@ class LocalStack:
     def connect_directus_flows(self, gateway_url: str) -> None:
         """Like a Directus admin adding a Flow per source: the sandbox Directus calls the relay
         when an item of the source's collection is created or updated."""
-        config = load_config(Path(os.environ.get("RELAY_CONFIG_PATH", DEFAULT_CONFIG_PATH)))
+        config = load_config(self.config_path)
         for name, source in config.directus_sources.items():
-            tokens = self.provisioned.secrets.get(source.tokens_secret, "")
-            token = tokens.replace(",", " ").split()[0] if tokens.strip() else ""
+            token = first_token(self.provisioned.secrets.get(source.tokens_secret), source.tokens_secret)
             if source.collection and source.collection not in self.sandboxes.directus.flows:
                 self.sandboxes.directus.flows[source.collection] = (f"{gateway_url}/directus/{name}", token)
 
@@ -185,7 +238,9 @@ class LocalStack:
                     self.sandboxes.clay.tokens[entry["url"].rstrip("/").rsplit("/", 1)[-1]] = entry["token"]
 
     def start(self) -> Urls:
+        """Starts everything; StartupError (nothing started) when the configuration cannot work."""
         o = self.options
+        self.check_configuration()
         moto_url = self.start_aws()
         sandbox_url = self.sandboxes.start(o.host, o.sandbox_port)
         self.provision(sandbox_url)

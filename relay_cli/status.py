@@ -11,6 +11,9 @@ Where each figure comes from, and what it cannot tell:
 - each destination's last failure: the `status#<destination>` item the worker writes in a batch
   where that destination failed (retrying or dead-lettered); successes write nothing, so it is the
   last failure, not the destination's current health;
+- rows held for Clay quota: the delivery queue's delayed messages, as only a held row is queued with
+  a delay (re-queued for `hold_seconds`); one on its way back to a worker at that moment is not
+  counted. No extra call, and no write on the worker's side;
 - Clay quota per webhook URL: the `clay-quota#<webhook id>` counters (see clay_pool).
 """
 
@@ -66,7 +69,8 @@ QUEUE_COUNTS = {
 
 
 def queue_counts(stack: Stack) -> dict[str, int]:
-    """The delivery queue's jobs: ready, in flight (or waiting for a retry), delayed (held for quota)."""
+    """The delivery queue's jobs: ready, in flight (or waiting for a retry), delayed (held for quota:
+    nothing else is queued with a delay)."""
     counts = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=list(QUEUE_COUNTS.values()))
     return {name: int(counts["Attributes"].get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
 
@@ -162,9 +166,14 @@ def gather(stack: Stack) -> dict:
     if hidden:
         notes.append(f"{hidden} dead letter(s) were held by another reader (relay dlq, the console): not counted.")
     pairs = dead_letter_rows(stack.config, letters)
+    queue = queue_figures(stack)
     return {
         "stack": {"name": stack.name, "region": stack.region, "local": stack.local},
-        "delivery_queue": queue_figures(stack),
+        "delivery_queue": queue,
+        "held_for_quota": {
+            "rows": queue["delayed"],
+            "hold_horizon_seconds": stack.config.delivery.hold_horizon_seconds,
+        },
         "dead_letter_queue": {"letters": len(letters), "read_completely": complete, "held_by_others": hidden},
         "flows": pairs,
         "destinations": destination_rows(stack, pairs),
@@ -185,6 +194,12 @@ def render(report: dict) -> None:
     )
     age = f"{duration(oldest)} ({queue['oldest_age_source']})" if oldest is not None else queue["oldest_age_source"]
     print(f"  oldest message: {age}")
+    print()
+    held = report["held_for_quota"]
+    print(
+        f"Held for Clay quota: {held['rows']} row(s), each until a URL is added to its target's pool, at most "
+        f"{duration(held['hold_horizon_seconds'])} after it was accepted; then dead-lettered (hold_horizon_seconds)"
+    )
     print()
     print(f"Dead letters: {dlq['letters']}")
     rows = [

@@ -43,6 +43,15 @@ def delayed_bodies(queue_url: str) -> list[str]:
     return [message.body for message in queue._messages if message.delayed]
 
 
+def end_delays(queue_url: str) -> None:
+    """Messages sent with a delay (held Clay rows) can be received now, as if their delay were over
+    (moto's backend: SQS has no such call)."""
+    from moto.sqs.models import sqs_backends
+
+    for message in sqs_backends[ACCOUNT_ID][REGION].queues[queue_url.rsplit("/", 1)[-1]]._messages:
+        message.delayed_until = 0
+
+
 def received_records(queue_url: str, expected: int) -> list[dict]:
     """The `expected` messages now visible on the queue, as the SQS records of one worker batch."""
     messages = receive(queue_url)

@@ -213,6 +213,20 @@ def test_missing_tokens_secret_is_401_without_any_dynamodb_or_sqs_call(handler, 
     assert aws_calls.names() == []
 
 
+@pytest.mark.parametrize("stored", [",,,", " , \n ,", "[]", '["", " "]'])
+def test_a_tokens_secret_of_only_separators_is_401_for_the_caller_and_an_error_naming_it_for_the_operator(
+    handler, aws_calls, put_secret, logs, stored
+):
+    put_secret("directus-tokens", stored)
+    status, body = call(handler, http_event(CREATE, token=","))
+    assert_error(status, body, 401, "unauthorized")
+    assert body["message"] == "authentication is not configured"
+    assert aws_calls.names() == []
+    [error] = [line for line in logs.lines if line["level"] == "ERROR"]
+    assert error["secret"] == "directus-tokens"
+    assert "holds no token" in error["reason"] and "separated by commas" in error["reason"]
+
+
 def test_unauthenticated_invalid_body_is_401_not_400(handler, aws_calls):
     status, body = call(handler, http_event(b"{not json", token="wrong-token"))
     assert_error(status, body, 401, "unauthorized")

@@ -288,3 +288,21 @@ def test_status_prints_queues_dead_letters_last_failures_and_pools(stack, put_se
     assert row[:3] == ["loops/events", "loops", "1"], "one dead letter on that flow"
     assert "dead-lettered" in printed and "a***@example.com" in printed and "ada.lovelace" not in printed
     assert "api.clay.com/…abc123" in printed and "current" in printed
+
+
+def test_status_counts_the_rows_held_for_clay_quota_and_says_how_long_they_may_wait(
+    stack, aws, http_stub, put_secret, capsys
+):
+    from tests.clay_relay.worker.test_worker import row_job
+
+    used_up = http_stub.url("/clay/webhooks/leads-1")
+    put_secret(POOL_SECRET, [used_up])
+    RelayTable().reserve_submissions(ClayWebhook(used_up).webhook_id, 50_000, 50_000, "leads")
+    DeliveryQueue().enqueue([row_job(1), row_job(2)])
+    assert run_worker(received_records(aws.ref("DeliveryQueue"), 2)) == set()  # both held, re-queued delayed
+
+    _, report = run_json(capsys, status.run, stack)
+    assert report["held_for_quota"] == {"rows": 2, "hold_horizon_seconds": 259_200}
+    status.run(stack, argparse.Namespace(json=False))
+    printed = capsys.readouterr().out
+    assert "Held for Clay quota: 2 row(s)" in printed and "at most 3.0 d after it was accepted" in printed

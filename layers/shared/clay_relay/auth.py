@@ -3,6 +3,9 @@ Clay), HMAC-SHA256 over the raw body for senders that can sign, and Standard Web
 
 Fails closed: no header, no configured token or an unreadable secret is a 401. Every active token
 or key is compared in constant time, and all of them are always compared, so timing reveals nothing.
+A secret that gives no token (missing, empty, the template's placeholder, only separators such as
+",,,") is logged as an error naming the secret and why, for the operator; the caller only learns
+that authentication is not configured.
 """
 
 from __future__ import annotations
@@ -55,9 +58,8 @@ def require_token(headers: Mapping[str, str], tokens_secret: str, *, header: str
     presented = presented_token(headers, header)
     if not presented:
         _reject(f"missing {header} header")
-    try:
-        active = read_tokens(tokens_secret)
-    except SecretUnavailable:
+    active = _active_tokens(tokens_secret)
+    if not active:
         _reject("authentication is not configured")
     if not token_matches(presented, active):
         _reject("invalid token")
@@ -76,9 +78,8 @@ def require_token_or_signature(
     valid static token."""
     signature = (headers.get(hmac_header.lower()) or "").strip()
     if signature and hmac_secret:
-        try:
-            keys = read_tokens(hmac_secret)
-        except SecretUnavailable:
+        keys = _active_tokens(hmac_secret)
+        if not keys:
             _reject("signature verification is not configured")
         if not signature_matches(body, signature, keys):
             _reject("invalid signature")
@@ -93,15 +94,21 @@ def require_webhook_signature(
     the secret is read only for a message with complete, fresh headers."""
 
     def secrets() -> tuple[str, ...]:
-        try:
-            return read_tokens(signing_secret)
-        except SecretUnavailable:
-            return ()  # fails closed: no key matches
+        return _active_tokens(signing_secret)  # none: fails closed, no key matches
 
     try:
         return standard_webhooks.verify(headers, body, secrets, tolerance_seconds=tolerance_seconds)
     except Unauthorized as error:
         _reject(str(error))
+
+
+def _active_tokens(secret: str) -> tuple[str, ...]:
+    """The secret's tokens; none (logged as an error, with the reason) when it gives none."""
+    try:
+        return read_tokens(secret)
+    except SecretUnavailable as error:
+        logger.error("authentication is not configured", extra={"secret": secret, "reason": str(error)})
+        return ()
 
 
 def _reject(reason: str) -> NoReturn:

@@ -87,7 +87,10 @@ def parse_tokens(value: str, name: str) -> tuple[str, ...]:
         tokens = re.split(r"[\s,]+", value)
     tokens = tuple(t.strip() for t in tokens if isinstance(t, str) and t.strip())
     if not tokens:
-        raise SecretUnavailable(f"secret {name!r} holds no token")
+        raise SecretUnavailable(
+            f"secret {name!r} holds no token (only separators, or a JSON list without one): "
+            "give one or more, separated by commas, spaces or new lines, or as a JSON list"
+        )
     return tokens
 
 

@@ -25,7 +25,7 @@ from clay_relay.runtime import get_runtime
 from clay_relay.store import RelayTable
 from clay_relay.worker import handle_batch
 from tests.destinations import Answer
-from tests.queues import delayed_bodies, make_visible_again, queue_attribute, receive, sqs_record
+from tests.queues import delayed_bodies, end_delays, make_visible_again, queue_attribute, receive, sqs_record
 
 CLAY_PATH = "/clay/webhooks/leads-1"
 POOL_SECRET = "clay-webhooks-leads"
@@ -286,6 +286,58 @@ def test_held_row_is_delivered_when_it_comes_back_after_a_url_was_added(clay, qu
     assert failures == set()
     assert clay.posted_to(CLAY_PATH) == []
     assert [r.json() for r in clay.posted_to("/clay/webhooks/leads-2")] == [sent_row(job)]
+
+
+def use_up(clay) -> None:
+    RelayTable().reserve_submissions(ClayWebhook(clay.url(CLAY_PATH)).webhook_id, 50_000, 50_000, "leads")
+
+
+def test_a_row_held_past_the_hold_horizon_is_dead_lettered_saying_it_waited_for_clay_quota(clay, queues, use_config):
+    use_config(lambda c: c["delivery"].update(hold_horizon_seconds=3600))
+    use_up(clay)
+    job = row_job(1, accepted_at=time.time() - 3599, holds=37)
+    with freeze_clock(job.accepted_at + 3600):
+        failures, _ = deliver(queues[0], job)
+    assert failures == set()
+    [letter] = dead_letters(queues[1])
+    assert parse_job(letter["Body"]) == job
+    reason = attribute(letter, "reason")
+    assert reason.startswith("waited 1.0 h for Clay quota (held 37 times; hold_horizon_seconds is 3600)")
+    assert "Clay target 'leads' is used up" in reason and "relay clay add-webhook leads" in reason
+    assert (attribute(letter, "destination"), attribute(letter, "origin")) == ("clay", "directus/leads")
+    assert queue_attribute(queues[0], "ApproximateNumberOfMessagesDelayed") == 0, "not held again"
+    assert clay.received == []
+
+
+def test_a_row_keeps_waiting_for_quota_within_the_hold_horizon_even_past_the_retry_horizon(clay, queues, use_config):
+    use_config(lambda c: c["delivery"].update(retry_horizon_seconds=60, hold_horizon_seconds=3600))
+    use_up(clay)
+    job = row_job(1, accepted_at=time.time() - 3000, holds=12)
+    failures, _ = deliver(queues[0], job)
+    assert failures == set()
+    assert dead_letters(queues[1]) == []
+    [copy] = [parse_job(body) for body in delayed_bodies(queues[0])]
+    assert copy.holds == 13
+
+
+def test_a_row_held_again_and_again_ends_in_the_dead_letter_queue_once_its_hold_horizon_passes(
+    clay, queues, use_config
+):
+    use_config(lambda c: c["delivery"].update(hold_horizon_seconds=5, hold_seconds=1))
+    use_up(clay)
+    job = row_job(1)
+    DeliveryQueue().enqueue([job])
+    for seconds_later in (0, 2, 4, 6):  # the worker sees the row again every 2 s
+        with freeze_clock(job.accepted_at + seconds_later):
+            end_delays(queues[0])
+            [message] = receive(queues[0])
+            assert run_worker([sqs_record(message, queues[0])]) == set()
+        if seconds_later < 5:
+            assert [parse_job(body).holds for body in delayed_bodies(queues[0])] == [seconds_later // 2 + 1]
+    assert delayed_bodies(queues[0]) == [], "past the horizon: not held again"
+    [letter] = dead_letters(queues[1])
+    assert attribute(letter, "reason").startswith("waited 6 s for Clay quota (held 3 times;")
+    assert clay.received == []
 
 
 # --- backoff -------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ DEFAULT_RATES_PER_SECOND: dict[Destination, float] = {"clay": 10, "loops": 10, "
 class DeliveryPolicy(_Strict):
     """How the worker retries: exponential backoff with jitter for `retry_horizon_seconds` after
     the event was accepted, then the dead-letter queue. Waiting for a destination's rate limit or
-    for a Clay URL with quota left spends no retries, only time. With the defaults a failing job is
-    retried about 30 times over its 24 hours."""
+    for a Clay URL with quota left spends no retries, only time: a row waits for quota until
+    `hold_horizon_seconds` after it was accepted. With the defaults a failing job is retried about
+    30 times over its 24 hours."""
 
     retry_horizon_seconds: int = Field(
         default=86_400,
@@ -42,6 +43,16 @@ class DeliveryPolicy(_Strict):
         ge=1,
         le=900,
         description="how often a row waiting for a Clay URL with quota left checks again",
+    )
+    hold_horizon_seconds: int = Field(
+        default=259_200,
+        ge=1,
+        le=13 * 86_400,
+        description="how long after it was accepted a Clay row may wait for a webhook URL with quota left "
+        "(72 h: a pool used up on a Friday evening waits until Monday for someone to add a URL). After that, "
+        "its next hold sends it to the dead-letter queue, saying how long it waited for Clay quota; add a URL "
+        "and replay it. Apart from `retry_horizon_seconds`, which is for failures, because only a person can end "
+        "this wait (at most 13 days)",
     )
     rates_per_second: dict[Destination, float] = Field(
         default=DEFAULT_RATES_PER_SECOND,

@@ -147,7 +147,18 @@ class Batch:
         self.unbundled[plan.message_id] = rows
 
     def hold(self, plan: Plan, target_name: str) -> None:
+        """Every URL of the target is used up: the row waits, re-queued with a delay, until one is
+        added; past the hold horizon it is dead-lettered instead, saying how long it waited."""
         job = plan.parsed
+        waited = time.time() - job.accepted_at
+        if waited >= self.policy.hold_horizon_seconds:
+            self.dead_letter(
+                plan,
+                f"waited {_duration(waited)} for Clay quota (held {job.holds} times; hold_horizon_seconds is "
+                f"{self.policy.hold_horizon_seconds}): every webhook URL of Clay target {target_name!r} is used up; "
+                f"add one (relay clay add-webhook {target_name} URL), then replay it (relay dlq replay)",
+            )
+            return
         plan.settlement = Settlement.HELD
         self.held[plan.message_id] = job.model_copy(update={"holds": job.holds + 1})
         count("HeldForQuota", destination="clay")
