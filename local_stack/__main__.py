@@ -45,7 +45,9 @@ Round trip (--clay-enrich): the sandbox Clay calls /clay/enriched back {delay:g}
 """
 
 
-def _curl_examples(gateway: str, sandboxes: str, secrets: dict[str, str], clay_enrich_delay: float | None = None) -> str:
+def _curl_examples(
+    gateway: str, sandboxes: str, secrets: dict[str, str], clay_enrich_delay: float | None = None
+) -> str:
     token = first_token(secrets.get("directus-tokens"), "directus-tokens")
     callback_token = first_token(secrets.get("clay-callback-tokens"), "clay-callback-tokens")
     round_trip = ""
