@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets as random_secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,11 +56,35 @@ class Provisioned:
         return self.resolver.refs[logical_id]
 
 
+_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
+_write_lock = threading.RLock()
+
+
+def atomic_dynamodb_writes() -> None:
+    """Makes moto's DynamoDB writes atomic, as DynamoDB's are: moto checks a condition and writes in
+    two steps, so two workers' conditional updates of one item (a Clay URL's quota) could both pass
+    at once and send past the limit. One lock for every write of the process; idempotent."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _WRITES:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_atomic", False):
+            continue
+
+        def atomic(self: object, *args: object, __method=method, **kwargs: object) -> object:
+            with _write_lock:
+                return __method(self, *args, **kwargs)
+
+        atomic._atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, atomic)
+
+
 def provision(
     template: Template, local_secrets: dict[str, str], *, visibility_timeout: int | None = None
 ) -> Provisioned:
     """Create the template's DynamoDB tables, SQS queues and secrets; return the resolved env.
     `visibility_timeout` replaces the queues' own (a killed worker's batch then returns sooner)."""
+    atomic_dynamodb_writes()
     stack = template.stack_name
     resolver = Resolver(stack, parameters=template.parameter_defaults())
     dynamodb, sqs, secretsmanager = (boto3.client(s) for s in ("dynamodb", "sqs", "secretsmanager"))
