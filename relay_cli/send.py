@@ -18,6 +18,7 @@ import uuid
 import requests
 
 from clay_relay import standard_webhooks
+from clay_relay.outbound import redirect_reason, session_without_redirects
 from relay_cli import CommandError
 from relay_cli.output import print_json, read_json_argument
 from relay_cli.stack import Stack
@@ -75,9 +76,13 @@ def _post(stack: Stack, args: argparse.Namespace, path: str, body: object, heade
     headers = {"Content-Type": "application/json", **headers}
     url = stack.api_url.rstrip("/") + path
     try:
-        answer = requests.post(url, data=raw, headers=headers, timeout=TIMEOUT_SECONDS)
+        answer = session_without_redirects().post(
+            url, data=raw, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False
+        )
     except requests.RequestException as error:
         raise CommandError(f"POST {url}: {type(error).__name__}: {error}") from None
+    if 300 <= answer.status_code < 400:  # the relay's routes never redirect: the signed request goes nowhere else
+        raise CommandError(f"POST {url}: {redirect_reason(answer.status_code, answer.headers.get('Location'), url)}")
     try:
         content: object = answer.json()
     except ValueError:

@@ -18,10 +18,10 @@ from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
 from clay_relay.jobs import LoopsEventJob, SlackMessageJob, dump_job
 from clay_relay.store import Failure, RelayTable
 from clay_relay.worker import Plan
-from relay_cli import CommandError, clay_pool, dead_letters, status
+from relay_cli import CommandError, clay_pool, dead_letters, send, status
 from relay_cli.output import duration, mask_url, parse_since
 from relay_cli.stack import Stack, StackError
-from tests.destinations import Answer
+from tests.destinations import Answer, StubServer
 from tests.invocations import relay_stack
 from tests.queues import receive, received_records, run_worker, sqs_record
 
@@ -242,6 +242,20 @@ def test_the_first_token_of_a_tokens_secret_is_the_one_sent(stack, put_secret):
         put_secret("directus-tokens", empty)
         with pytest.raises(StackError, match=r"holds no token|is not set yet"):
             stack.first_token("directus-tokens")
+
+
+def test_relay_send_refuses_a_redirect_instead_of_posting_the_signed_request_elsewhere(aws, http_stub, capsys):
+    elsewhere = StubServer().start()
+    try:
+        http_stub.default = Answer(307, headers={"Location": elsewhere.url("/directus/leads")})
+        stack = relay_stack(aws, api_url=http_stub.url(""), local=True)
+        args = argparse.Namespace(source=None, event="create", key=None, data=None, json=True)
+        with pytest.raises(CommandError, match=r"redirect refused: HTTP 307 to 127\.0\.0\.1:\d+"):
+            send.send_directus(stack, args)
+        assert [r.path for r in http_stub.received] == ["/directus/leads"]
+        assert elsewhere.received == [], "the token went nowhere else"
+    finally:
+        elsewhere.stop()
 
 
 def test_a_letter_the_redrive_policy_moved_is_read_from_its_job(stack, aws, capsys):
