@@ -304,7 +304,8 @@ def redirected_job(destination: str, first: StubServer, put_secret, relay_env, u
     """A job for `destination`, whose configured URL is on `first` (which answers only redirects)."""
     if destination == "clay":
         put_secret("clay-webhooks-leads", [{"url": first.url("/clay/webhooks/leads-1"), "token": "clay-token-1"}])
-        return ClayRowJob(event_id=event_id(), origin="directus/leads", target="leads", row={"email": "ada@example.com"})
+        row = {"email": "ada@example.com"}
+        return ClayRowJob(event_id=event_id(), origin="directus/leads", target="leads", row=row)
     if destination in ("loops_event", "loops_contact"):
         relay_env(LOOPS_API_BASE=first.url("/loops/api"))
         put_secret("loops-api-key", LOOPS_API_KEY)
