@@ -20,6 +20,7 @@ Modules, one concern each:
     loops_forwarding   POST /loops/contacts, /loops/events
     receipts           the 202 answers of all of them
 - directus           Directus item events → Clay rows; the write-back into items
+- item_keys          Directus item keys: which values may name an item (a segment of the write-back's path)
 - leads              enriched leads from Clay and their routing by ICP score
 - enrichment         the jobs an enriched lead becomes
 - loops              Loops' API (contacts, events) and requests forwarded to it

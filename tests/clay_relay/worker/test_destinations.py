@@ -5,11 +5,13 @@ to the dead-letter queue with the reason at once; 429, 5xx and unfilled secrets 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from datetime import datetime
 
+import boto3
 import pytest
 
 from clay_relay import loops
@@ -289,6 +291,19 @@ def test_a_write_back_with_the_placeholder_api_secret_is_retried(destinations, q
     failures, records = deliver(queues[0], patch_job())
     assert failures == {records[0]["messageId"]}
     assert dead_letters(queues) == []
+
+
+@pytest.mark.parametrize("item_id", ["..", ".", "7/../..", "%2e%2e"])
+def test_an_old_write_back_job_with_an_item_id_that_escapes_the_path_is_dead_lettered_unsent(
+    destinations, queues, item_id
+):
+    """Queued before item keys were checked, or replayed from the dead letters: refused as it is read."""
+    body = patch_job().model_dump(mode="json") | {"item_id": item_id}
+    boto3.client("sqs").send_message(QueueUrl=queues[0], MessageBody=json.dumps(body))
+    assert run_worker(received_records(queues[0], 1)) == set()
+    assert destinations.received("directus") == [], f"no PATCH of {item_id!r}'s parent path"
+    [letter] = dead_letters(queues)
+    assert "not a Directus item key" in message_attribute(letter, "reason")
 
 
 # --- redirects: never followed, whatever the destination --------------------------------------------
