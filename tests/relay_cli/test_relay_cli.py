@@ -151,6 +151,58 @@ def test_dead_letters_are_listed_filtered_and_shown_with_emails_masked(stack, ca
         dead_letters.show_letter(stack, options(id="no-such-id"))
 
 
+EVERY_FORM = ["Jürgen.Müller@bücher.de", '"john doe"@example.com', "user@[127.0.0.1]", "ops@localhost"]
+
+
+def test_every_form_of_address_is_masked_in_what_dlq_and_status_print(stack, capsys):
+    for address in EVERY_FORM:
+        job = LoopsEventJob(
+            event_id=f"event-{uuid.uuid4().hex[:12]}", origin="loops/events", payload={"email": address}
+        )
+        dead_letter(f"loops answered HTTP 400: invalid email {address}", job)
+    # A last failure noted before masking knew these forms is masked when printed.
+    RelayTable().note_failures(
+        {"loops": Failure(f"loops answered HTTP 400: {EVERY_FORM[2]}", "dead-lettered", "x", time())}
+    )
+
+    printed = []
+    _, listed = run_json(capsys, dead_letters.list_letters, stack, limit=50)
+    printed.append(json.dumps(listed, ensure_ascii=False))
+    for letter in listed["letters"]:
+        printed.append(
+            json.dumps(run_json(capsys, dead_letters.show_letter, stack, id=letter["id"])[1], ensure_ascii=False)
+        )
+        dead_letters.show_letter(stack, options(id=letter["id"], json=False))
+        printed.append(capsys.readouterr().out)
+    status.run(stack, argparse.Namespace(json=False))
+    printed.append(capsys.readouterr().out)
+    printed.append(json.dumps(run_json(capsys, status.run, stack)[1], ensure_ascii=False))
+    text = "\n".join(printed)
+    for address in EVERY_FORM:
+        assert address not in text and json.dumps(address, ensure_ascii=False)[1:-1] not in text
+    assert "J***@bücher.de" in text and "j***@example.com" in text and "u***@[…]" in text and "o***@localhost" in text
+
+    revealed = [
+        run_json(capsys, dead_letters.show_letter, stack, id=letter["id"], reveal=True)[1]
+        for letter in listed["letters"]
+    ]
+    assert sorted(letter["body"]["payload"]["email"] for letter in revealed) == sorted(EVERY_FORM)
+
+
+def test_relay_send_prints_email_addresses_masked_unless_asked(aws, http_stub, capsys):
+    http_stub.default = Answer(202, body=b'{"accepted": true, "echo": "Jurgen.Muller@bucher.de"}')
+    stack = relay_stack(aws, api_url=http_stub.url(""), local=True)
+    data = json.dumps({"email": "Jürgen.Müller@bücher.de"})
+    for as_json in (True, False):
+        args = argparse.Namespace(source=None, event="create", key="7", data=data, json=as_json, reveal=False)
+        assert send.send_directus(stack, args) == 0
+        printed = capsys.readouterr().out
+        assert "Müller@" not in printed and "Muller@" not in printed
+    args = argparse.Namespace(source=None, event="create", key="7", data=data, json=True, reveal=True)
+    send.send_directus(stack, args)
+    assert json.loads(capsys.readouterr().out)["sent"]["payload"]["email"] == "Jürgen.Müller@bücher.de"
+
+
 def test_the_clay_pool_shows_the_first_url_with_submissions_left_as_current_and_never_a_token(
     stack, put_secret, capsys
 ):
@@ -249,7 +301,7 @@ def test_relay_send_refuses_a_redirect_instead_of_posting_the_signed_request_els
     try:
         http_stub.default = Answer(307, headers={"Location": elsewhere.url("/directus/leads")})
         stack = relay_stack(aws, api_url=http_stub.url(""), local=True)
-        args = argparse.Namespace(source=None, event="create", key=None, data=None, json=True)
+        args = argparse.Namespace(source=None, event="create", key=None, data=None, json=True, reveal=False)
         with pytest.raises(CommandError, match=r"redirect refused: HTTP 307 to 127\.0\.0\.1:\d+"):
             send.send_directus(stack, args)
         assert [r.path for r in http_stub.received] == ["/directus/leads"]
