@@ -103,6 +103,7 @@ class LocalStack:
         if o.config_path:
             os.environ["RELAY_CONFIG_PATH"] = str(Path(o.config_path).resolve())
         os.environ["LOOPS_API_BASE"] = f"{sandbox_url}/loops/api"
+        os.environ["ALLOW_LOCAL_DESTINATIONS"] = "1"  # the sandboxes are on this machine
         # Every local worker shares this process's pacer (on Lambda each instance has its own and
         # takes 1/WORKER_MAX_CONCURRENCY of each destination's rate): here one pacer holds the whole rate.
         os.environ["WORKER_MAX_CONCURRENCY"] = "1"

@@ -247,6 +247,56 @@ def test_add_webhook_appends_to_the_pool_and_refuses_what_would_break_it(stack, 
     assert len(json.loads(stack.read_secret(POOL_SECRET))) == 1
 
 
+INTERNAL_TARGETS = [
+    "http://169.254.169.254/latest/meta-data/",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://10.0.0.8/hook",
+    "https://0xa000008/hook",
+    "https://192.168.1.20/hook",
+    "https://[fe80::1]/hook",
+    "https://[::ffff:169.254.169.254]/hook",
+    "https://metadata.google.internal/hook",
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL_TARGETS)
+@pytest.mark.parametrize("local", [False, True], ids=["deployed", "local"])
+def test_add_webhook_refuses_internal_targets_saying_why(stack, put_secret, url, local):
+    put_secret(POOL_SECRET, [])
+    stack.local = local
+    with pytest.raises(CommandError, match="not a public") as refused:
+        clay_pool.add_webhook(stack, argparse.Namespace(target="leads", url=url, token=None, json=False))
+    assert "latest/meta-data" not in str(refused.value)
+    assert json.loads(stack.read_secret(POOL_SECRET)) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:3001/clay/webhooks/x",
+        "http://127.0.0.1:3001/clay/webhooks/x",
+        "http://0x7f000001:3001/clay/webhooks/x",
+        "http://2130706433:3001/clay/webhooks/x",
+        "http://0177.0.0.1:3001/clay/webhooks/x",
+    ],
+)
+def test_add_webhook_takes_this_machine_only_for_the_local_stack(stack, put_secret, url):
+    put_secret(POOL_SECRET, [])
+    stack.local = False
+    with pytest.raises(CommandError, match="this machine, not a public host"):
+        clay_pool.add_webhook(stack, argparse.Namespace(target="leads", url=url, token=None, json=False))
+    stack.local = True
+    clay_pool.add_webhook(stack, argparse.Namespace(target="leads", url=url, token=None, json=False))
+    assert json.loads(stack.read_secret(POOL_SECRET)) == [{"url": url}]
+
+
+def test_a_masked_url_never_shows_credentials_or_the_query():
+    masked = mask_url("https://user:s3cret@api.clay.com/v3/sources/webhook/pull-in-data-123456?auth=tok3n")
+    assert masked == "api.clay.com/…123456?…"
+    assert mask_url("https://[::1]:8443/hooks/abcdef") == "[::1]:8443/…abcdef"
+    assert mask_url("https://api.clay.com:port/x") == "?/…"
+
+
 def test_a_destination_last_failure_is_noted_and_an_older_one_never_replaces_it(aws):
     table = RelayTable()
     table.note_failures({"loops": Failure("loops answered HTTP 503", "retrying", "clay/enriched", 2_000.0)})

@@ -1,9 +1,10 @@
 """The only module that talks HTTP to the outside world, and the one place that decides what an
 answer means for delivery: delivered, worth retrying (and when), or never going to work.
 
-Redirects are never followed: no destination of the relay needs one, and following it would post
-the lead (and headers such as `x-clay-webhook-auth`, which requests keeps across hosts) wherever the
-`Location` says. A 3xx is a permanent failure whose reason names the redirect."""
+Only URLs that `destination_urls` allows are called (`https://` to public hosts). Redirects are
+never followed: no destination of the relay needs one, and following it would post the lead (and
+headers such as `x-clay-webhook-auth`, which requests keeps across hosts) wherever the `Location`
+says. A 3xx is a permanent failure whose reason names the redirect."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+from clay_relay.destination_urls import refusal
 from clay_relay.runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -142,8 +144,11 @@ def post_json(url: str, payload: object, headers: dict[str, str] | None = None, 
 def send_json(
     method: str, url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str
 ) -> Outcome:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     runtime = get_runtime()
+    if problem := refusal(url, local=runtime.settings.allow_local_destinations):
+        # A configuration mistake (a secret or LOOPS_API_BASE): retried, so that fixing it delivers.
+        return Outcome(delivered=False, retryable=True, reason=f"destination URL refused: {problem}", reached=False)
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     session = runtime.http
     import requests
 

@@ -315,8 +315,8 @@ def elsewhere():
     server.stop()
 
 
-def redirected_job(destination: str, first: StubServer, put_secret, relay_env, use_config):
-    """A job for `destination`, whose configured URL is on `first` (which answers only redirects)."""
+def job_for(destination: str, first: StubServer, put_secret, relay_env, use_config):
+    """A job for `destination`, whose configured URL (secret or LOOPS_API_BASE) is on `first`."""
     if destination == "clay":
         put_secret("clay-webhooks-leads", [{"url": first.url("/clay/webhooks/leads-1"), "token": "clay-token-1"}])
         row = {"email": "ada@example.com"}
@@ -343,7 +343,7 @@ def redirected_job(destination: str, first: StubServer, put_secret, relay_env, u
 def test_a_redirect_is_never_followed_but_dead_lettered_at_once_naming_it(
     aws, queues, http_stub, elsewhere, put_secret, relay_env, use_config, destination, status
 ):
-    job = redirected_job(destination, http_stub, put_secret, relay_env, use_config)
+    job = job_for(destination, http_stub, put_secret, relay_env, use_config)
     http_stub.default = Answer(status, headers={"Location": elsewhere.url("/collect?token=stolen")})
 
     failures, _ = deliver(queues[0], job)
@@ -358,6 +358,44 @@ def test_a_redirect_is_never_followed_but_dead_lettered_at_once_naming_it(
     assert "stolen" not in reason, "the Location's host only, never its path or query"
     assert message_attribute(letter, "destination") == job.destination
     assert parse_job(letter["Body"]) == job
+
+
+# --- destination URLs: https:// to public hosts only ---------------------------------------------------
+ALL_DESTINATIONS = ["clay", "loops_event", "loops_contact", "slack", "zapier", "directus"]
+
+
+@pytest.mark.parametrize("destination", ALL_DESTINATIONS)
+def test_a_deployed_relay_sends_nothing_to_this_machine_and_retries_until_the_url_is_fixed(
+    aws, queues, http_stub, put_secret, relay_env, use_config, destination
+):
+    job = job_for(destination, http_stub, put_secret, relay_env, use_config)
+    relay_env(ALLOW_LOCAL_DESTINATIONS="false")  # as deployed: the template's value
+
+    failures, records = deliver(queues[0], job)
+
+    assert failures == {records[0]["messageId"]}, "retried: fixing the secret delivers it"
+    assert http_stub.received == []
+    assert dead_letters(queues) == []
+    [failure] = RelayTable().last_failures([job.destination]).values()
+    assert "destination URL refused: 127.0.0.1 is this machine, not a public host" in failure.error
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://0xa9fea9fe/",
+        "https://[::ffff:10.0.0.1]/",
+        "https://10.1.2.3/",
+    ],
+)
+def test_no_internal_address_is_ever_called_even_where_local_destinations_are_allowed(aws, queues, put_secret, url):
+    put_secret("slack-webhook-url", url)
+    failures, records = deliver(queues[0], slack_job())
+    assert failures == {records[0]["messageId"]}
+    [failure] = RelayTable().last_failures(["slack"]).values()
+    assert failure.error.startswith("slack answered destination URL refused: ")
+    assert "latest" not in failure.error, "the host is named, never the rest of the URL"
 
 
 def test_a_redirected_slack_message_can_be_replayed_once_its_url_is_fixed(
