@@ -156,4 +156,3 @@ def _kind(address: Address) -> str:
         if test:
             return kind
     return "a reserved address"
-
