@@ -31,6 +31,7 @@ Modules, one concern each:
 - store              the only module that talks to DynamoDB
 - delivery_queue     the only module that talks to SQS
 - outbound           the only module that talks HTTP to the outside world
+- destination_urls   where the relay may send: https:// to public hosts (this machine too, where allowed)
 - clay               the Clay webhook pool, quota accounting and row delivery
 - pacing             per-destination rate limits shared out over the workers; the circuit breaker
 - backoff            how long a failed or throttled delivery waits (exponential, with jitter)
