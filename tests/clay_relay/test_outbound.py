@@ -158,8 +158,8 @@ def test_refused_connection_is_retryable_and_certainly_not_reached(outbound, clo
 
 def test_unsendable_url_is_not_retryable(outbound):
     outcome = post("ftp://127.0.0.1/hook")
-    assert (outcome.delivered, outcome.retryable) == (False, False)
-    assert "not sendable" in outcome.reason
+    assert (outcome.delivered, outcome.retryable, outcome.reached) == (False, False, False)
+    assert outcome.reason == "destination URL refused: only https:// URLs are allowed"
 
 
 @pytest.mark.parametrize(

@@ -146,8 +146,8 @@ def send_json(
 ) -> Outcome:
     runtime = get_runtime()
     if problem := refusal(url, local=runtime.settings.allow_local_destinations):
-        # A configuration mistake (a secret or LOOPS_API_BASE): retried, so that fixing it delivers.
-        return Outcome(delivered=False, retryable=True, reason=f"destination URL refused: {problem}", reached=False)
+        # Never sent; dead-lettered at once (the dead-letters alarm tells the operator), replayed once fixed.
+        return Outcome(delivered=False, retryable=False, reason=f"destination URL refused: {problem}", reached=False)
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     session = runtime.http
     import requests

@@ -365,19 +365,20 @@ ALL_DESTINATIONS = ["clay", "loops_event", "loops_contact", "slack", "zapier", "
 
 
 @pytest.mark.parametrize("destination", ALL_DESTINATIONS)
-def test_a_deployed_relay_sends_nothing_to_this_machine_and_retries_until_the_url_is_fixed(
+def test_a_deployed_relay_sends_nothing_to_this_machine_and_dead_letters_the_job_naming_the_host(
     aws, queues, http_stub, put_secret, relay_env, use_config, destination
 ):
     job = job_for(destination, http_stub, put_secret, relay_env, use_config)
     relay_env(ALLOW_LOCAL_DESTINATIONS="false")  # as deployed: the template's value
 
-    failures, records = deliver(queues[0], job)
+    failures, _ = deliver(queues[0], job)
 
-    assert failures == {records[0]["messageId"]}, "retried: fixing the secret delivers it"
+    assert failures == set()
     assert http_stub.received == []
-    assert dead_letters(queues) == []
-    [failure] = RelayTable().last_failures([job.destination]).values()
-    assert "destination URL refused: 127.0.0.1 is this machine, not a public host" in failure.error
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    assert "destination URL refused: 127.0.0.1 is this machine, not a public host" in reason
+    assert parse_job(letter["Body"]) == job, "kept whole: replayed once the URL is fixed"
 
 
 @pytest.mark.parametrize(
@@ -391,11 +392,24 @@ def test_a_deployed_relay_sends_nothing_to_this_machine_and_retries_until_the_ur
 )
 def test_no_internal_address_is_ever_called_even_where_local_destinations_are_allowed(aws, queues, put_secret, url):
     put_secret("slack-webhook-url", url)
-    failures, records = deliver(queues[0], slack_job())
-    assert failures == {records[0]["messageId"]}
-    [failure] = RelayTable().last_failures(["slack"]).values()
-    assert failure.error.startswith("slack answered destination URL refused: ")
-    assert "latest" not in failure.error, "the host is named, never the rest of the URL"
+    failures, _ = deliver(queues[0], slack_job())
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    assert reason.startswith("slack answered destination URL refused: ")
+    assert "latest" not in reason, "the host is named, never the rest of the URL"
+
+
+def test_a_job_refused_for_its_url_is_delivered_when_replayed_after_the_secret_is_fixed(
+    aws, queues, http_stub, put_secret
+):
+    put_secret("slack-webhook-url", "https://10.1.2.3/hooks/slack")
+    deliver(queues[0], slack_job())
+    [letter] = dead_letters(queues)
+
+    put_secret("slack-webhook-url", http_stub.url(SLACK_PATH))
+    assert run_worker([sqs_record(letter, queues[0])]) == set()
+    assert [r.path for r in http_stub.received] == [SLACK_PATH]
 
 
 def test_a_redirected_slack_message_can_be_replayed_once_its_url_is_fixed(
