@@ -131,6 +131,7 @@ def _stack() -> Iterator[tuple[dict, Sandboxes, dict[str, str]]]:
             os.environ.update(
                 {
                     "LOOPS_API_BASE": f"{url}/loops/api",
+                    "ALLOW_LOCAL_DESTINATIONS": "1",
                     "POWERTOOLS_TRACE_DISABLED": "1",
                     "POWERTOOLS_METRICS_DISABLED": "1",
                     "POWERTOOLS_LOG_LEVEL": "ERROR",

@@ -20,16 +20,37 @@ import urllib.request
 from pathlib import Path
 
 from local_stack.aws import LOCAL_ENV
+from local_stack.real_services import (
+    ALLOW_VARIABLE,
+    RealServiceRefused,
+    asked_for,
+    outbound_settings,
+    refuse_real_services,
+)
 from local_stack.stack import STATE_FILE, LocalStack, Options, StartupError, first_token
 
 
-def _running_stack(state_file: Path = STATE_FILE) -> dict | None:
+def _running_stack(state_file: Path = STATE_FILE, *, allow_real_services: bool = False) -> dict | None:
+    """The running stack's state, or None when none runs. RealServiceRefused when the state file
+    points beyond this machine (and nobody asked for that): its gateway before the health check
+    calls it, the rest (AWS's endpoint, Loops' API, …) before anything uses them."""
+    allowed = asked_for(allow_real_services)
     try:
         state = json.loads(state_file.read_text())
-        urllib.request.urlopen(f"{state['gateway']}/_local/health", timeout=2).read()  # noqa: S310 - the local stack's own URL  # nosec B310
-        return state
-    except (OSError, ValueError, KeyError):
+        environment = dict(state.get("environment") or {})
+        gateway = str(state["gateway"])
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
         return None
+    where = f"the state file {state_file}"
+    refuse_real_services({"gateway": gateway}, where=where, allowed=allowed)
+    try:
+        urllib.request.urlopen(f"{gateway}/_local/health", timeout=2).read()  # noqa: S310 - checked: this machine  # nosec B310
+    except (OSError, ValueError):
+        return None  # none runs (a stale file): a throwaway stack is used instead
+    endpoints = {name: str(state[name]) for name in ("sandboxes", "moto") if state.get(name)}
+    endpoints["AWS_ENDPOINT_URL"] = environment.get("AWS_ENDPOINT_URL") or "https://amazonaws.com"  # unset: AWS
+    refuse_real_services({**endpoints, **outbound_settings(environment)}, where=where, allowed=allowed)
+    return state
 
 
 def _round_trip_example(sandboxes: str, api_secret: str, delay: float) -> str:
@@ -104,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         environment=dict(pair.split("=", 1) for pair in args.env),
         secrets_file=args.secrets_file,
         state_file=args.state_file,
+        allow_real_services=args.allow_real_services,
     )
     stack = LocalStack(options)
     try:
@@ -115,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot start the local stack: {error} (is another one running? see {STATE_FILE})", file=sys.stderr)
         stack.stop()
         return 1
+    except RealServiceRefused as error:
+        print(f"cannot start the local stack: {error}", file=sys.stderr)
+        stack.stop()
+        return 2
     print(json.dumps({"ready": True, **urls.__dict__}), flush=True)
     stack.start_schedules()
     if not args.quiet:
@@ -137,7 +163,7 @@ def invoke(args: argparse.Namespace) -> int:
     from local_stack.template import Template, load_template
 
     event = json.loads(Path(args.event).read_text())
-    state = _running_stack(args.state_file)
+    state = _running_stack(args.state_file, allow_real_services=args.allow_real_services)
     stack = None
     # Like `sam local invoke --env-vars events/env.json`: the events' fixed webhook-timestamps pass
     # (unless LOOPS_WEBHOOK_TOLERANCE_SECONDS is set in your shell).
@@ -147,7 +173,7 @@ def invoke(args: argparse.Namespace) -> int:
         print(f"using the running local stack ({state['gateway']})", file=sys.stderr)
     else:
         print("no local stack running: using a throwaway one (start `make run` to see deliveries)", file=sys.stderr)
-        stack = LocalStack(Options(port=0, sandbox_port=0, moto_port=0))
+        stack = LocalStack(Options(port=0, sandbox_port=0, moto_port=0, allow_real_services=args.allow_real_services))
         stack.start_aws()
         stack.provision(stack.sandboxes.start("127.0.0.1", 0))
     os.environ["LOOPS_WEBHOOK_TOLERANCE_SECONDS"] = tolerance
@@ -166,7 +192,9 @@ def invoke(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     event = json.loads(Path(args.event).read_text())
-    base = args.url or (_running_stack(args.state_file) or {}).get("gateway")
+    base = args.url or (_running_stack(args.state_file, allow_real_services=args.allow_real_services) or {}).get(
+        "gateway"
+    )
     if not base:
         print("no local stack running: start it with `make run` (or pass --url)", file=sys.stderr)
         return 1
@@ -275,19 +303,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--secrets-file", type=Path, default=LOCAL_ENV, help="fake secrets (default local.env)")
     p.add_argument("--state-file", type=Path, default=STATE_FILE, help="where invoke/replay find this stack")
     p.add_argument("--quiet", action="store_true", help="do not print the examples")
+    p.add_argument(
+        "--allow-real-services",
+        action="store_true",
+        help="let settings, secrets or the state file point beyond this machine (e.g. the real Loops); "
+        f"refused otherwise (also: {ALLOW_VARIABLE}=1)",
+    )
     p.set_defaults(func=run)
     p = commands.add_parser("invoke", help="invoke a function in-process with an event file")
     p.add_argument("function")
     p.add_argument("event")
     p.add_argument("--state-file", type=Path, default=STATE_FILE, help="the running stack to use")
+    p.add_argument(
+        "--allow-real-services",
+        action="store_true",
+        help="let settings, secrets or the state file point beyond this machine (e.g. the real Loops); "
+        f"refused otherwise (also: {ALLOW_VARIABLE}=1)",
+    )
     p.set_defaults(func=invoke)
     p = commands.add_parser("replay", help="send an API Gateway event file to the running stack")
     p.add_argument("event")
     p.add_argument("--url", help="gateway URL (default: the running stack's)")
     p.add_argument("--state-file", type=Path, default=STATE_FILE, help="the running stack to use")
+    p.add_argument(
+        "--allow-real-services",
+        action="store_true",
+        help="let settings, secrets or the state file point beyond this machine (e.g. the real Loops); "
+        f"refused otherwise (also: {ALLOW_VARIABLE}=1)",
+    )
     p.set_defaults(func=replay)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except RealServiceRefused as error:
+        print(f"python -m local_stack {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision,
 from local_stack.functions import LocalFunction
 from local_stack.gateway import Gateway
 from local_stack.poller import QueuePoller
+from local_stack.real_services import asked_for, outbound_settings, refuse_real_services
 from local_stack.sandboxes import ClaySandbox, HttpApiColumn, Sandboxes
 from local_stack.sandboxes.clay_column import token_header
 from local_stack.scheduler import Scheduler
@@ -50,6 +51,7 @@ class Options:
     log_level: str = "INFO"
     environment: dict[str, str] = field(default_factory=dict)  # extra function environment
     state_file: Path | None = STATE_FILE  # where `invoke` and `replay` find the running stack
+    allow_real_services: bool = False  # settings or secrets may point beyond this machine (see real_services)
 
     @property
     def schedule_period(self) -> float | None:
@@ -120,6 +122,7 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.moto: ThreadedMotoServer | None = None
         self.provisioned: Provisioned | None = None
+        self.environment: dict[str, str] = {}  # the functions' environment (also what `invoke` reuses)
         self.urls: Urls | None = None
 
     @property
@@ -161,6 +164,8 @@ class LocalStack:
         return moto_url
 
     def provision(self, sandbox_url: str) -> Provisioned:
+        """The template's resources in moto and the functions' environment, pointing at the sandboxes
+        (RealServiceRefused when a setting or secret points at a real service nobody asked for)."""
         o = self.options
         template = Template(load_template(), o.stack_name)
         self.provisioned = provision(
@@ -168,22 +173,26 @@ class LocalStack:
             read_local_env(o.secrets_file, sandbox_url=sandbox_url),
             visibility_timeout=o.queue_visibility_timeout,
         )
-        os.environ.update(self.provisioned.environment)
-        os.environ.update(
-            {
-                "POWERTOOLS_TRACE_DISABLED": "1",
-                "POWERTOOLS_METRICS_DISABLED": "1",
-                "POWERTOOLS_LOG_LEVEL": o.log_level,
-            }
+        self.environment = {
+            **self.provisioned.environment,
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "POWERTOOLS_METRICS_DISABLED": "1",
+            "POWERTOOLS_LOG_LEVEL": o.log_level,
+            **({"RELAY_CONFIG_PATH": str(Path(o.config_path).resolve())} if o.config_path else {}),
+            "LOOPS_API_BASE": f"{sandbox_url}/loops/api",  # never the template's real Loops
+            "ALLOW_LOCAL_DESTINATIONS": "true",  # the sandboxes are on this machine
+            # Every local worker shares this process's pacer (on Lambda each instance has its own and
+            # takes 1/WORKER_MAX_CONCURRENCY of each destination's rate): here one pacer holds the whole rate.
+            "WORKER_MAX_CONCURRENCY": "1",
+            **o.environment,
+            **o.function_environment,
+        }
+        refuse_real_services(
+            {**outbound_settings({**os.environ, **self.environment}), **self.provisioned.secrets},
+            where=f"the local stack's settings or secrets ({o.secrets_file.name})",
+            allowed=asked_for(o.allow_real_services),
         )
-        if o.config_path:
-            os.environ["RELAY_CONFIG_PATH"] = str(Path(o.config_path).resolve())
-        os.environ["LOOPS_API_BASE"] = f"{sandbox_url}/loops/api"
-        # Every local worker shares this process's pacer (on Lambda each instance has its own and
-        # takes 1/WORKER_MAX_CONCURRENCY of each destination's rate): here one pacer holds the whole rate.
-        os.environ["WORKER_MAX_CONCURRENCY"] = "1"
-        os.environ.update(o.environment)
-        os.environ.update(o.function_environment)
+        os.environ.update(self.environment)
         self._configure_sandboxes()
         return self.provisioned
 
@@ -291,13 +300,8 @@ class LocalStack:
                     **self.urls.__dict__,
                     "pid": os.getpid(),
                     "stack_name": self.options.stack_name,
-                    "environment": {
-                        **self.provisioned.environment,
-                        "AWS_ENDPOINT_URL": moto_url,
-                        **FAKE_CREDENTIALS,
-                        **self.options.function_environment,
-                        **({"RELAY_CONFIG_PATH": os.environ["RELAY_CONFIG_PATH"]} if self.options.config_path else {}),
-                    },
+                    # What the functions run with (the sandboxes' Loops, never the template's real one).
+                    "environment": {**self.environment, "AWS_ENDPOINT_URL": moto_url, **FAKE_CREDENTIALS},
                 }
             )
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.config import ConfigError
+from clay_relay.observability import mask_email
 from relay_cli import CommandError, backfill, clay_pool, dead_letters, leads, send, status
 from relay_cli.stack import LOCAL_STATE_FILE, Stack, StackError, deployed_stack, local_stack, samconfig_defaults
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(resolve_stack(args), args) or 0
     except (StackError, CommandError, ConfigError) as error:
-        print(f"relay: error: {error}", file=sys.stderr)
+        print(f"relay: error: {mask_email(str(error))}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as error:  # credentials, permissions, throttling: AWS says what
         print(f"relay: error: AWS: {error}", file=sys.stderr)

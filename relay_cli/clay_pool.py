@@ -12,10 +12,10 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from clay_relay.clay import ClayPoolUnavailable, ClayWebhook, parse_pool
 from clay_relay.config import ClayTarget
+from clay_relay.destination_urls import refusal
 from clay_relay.secrets import PLACEHOLDER
 from relay_cli import CommandError
 from relay_cli.output import mask_url, print_json, print_table
@@ -35,7 +35,11 @@ def register(commands) -> None:
         "it are used up: a worker that finds no URL with submissions left reads the pool again at once.",
     )
     add.add_argument("target", help="the target of relay.json's clay_targets")
-    add.add_argument("url", help="the table's webhook URL (https://api.clay.com/v3/sources/webhook/…)")
+    add.add_argument(
+        "url",
+        help="the table's webhook URL (https://api.clay.com/v3/sources/webhook/…): https:// to a public host "
+        "(with --local, also http:// to this machine)",
+    )
     add.add_argument("--token", help="the webhook's auth token, if it has one; `-` reads it from standard input")
     add.set_defaults(run=add_webhook)
 
@@ -153,10 +157,9 @@ def list_pools(stack: Stack, args: argparse.Namespace) -> None:
 def add_webhook(stack: Stack, args: argparse.Namespace) -> None:
     target = _target(stack, args.target)
     url = args.url.strip()
-    parts = urlsplit(url)
-    schemes = ("https", "http") if stack.local else ("https",)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise CommandError(f"the webhook URL must be an {' or '.join(schemes)} URL")
+    if problem := refusal(url, local=stack.local):
+        where = "an https:// URL of a public host" + (", or one on this machine" if stack.local else "")
+        raise CommandError(f"refused {mask_url(url)}: {problem}; a Clay webhook URL is {where}")
     entries = pool_entries(stack, target)
     try:
         pool = parse_pool(entries, target)

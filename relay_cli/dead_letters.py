@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from clay_relay.delivery_queue import sqs_batches
 from clay_relay.jobs import parse_job
-from clay_relay.observability import mask_email
+from clay_relay.observability import mask_email, mask_emails_in
 from relay_cli import CommandError
 from relay_cli.output import ago, iso, non_negative_int, parse_since, print_json, print_table, shorten
 from relay_cli.stack import Stack
@@ -292,14 +292,13 @@ def show_letter(stack: Stack, args: argparse.Namespace) -> None:
         total = len(dlq.letters)
     if letter is None:
         raise CommandError(f"no dead letter {args.id!r} ({total} in the dead-letter queue: relay dlq list)")
-    text = letter.body if args.reveal else mask_email(letter.body)
     try:
-        body: object = json.loads(text)
+        body: object = json.loads(letter.body)
     except ValueError:
-        body = text
+        body = letter.body
     attributes = {name: value.get("StringValue") for name, value in letter.attributes.items()}
-    if not args.reveal and "reason" in attributes:
-        attributes["reason"] = mask_email(attributes["reason"])
+    if not args.reveal:  # masked once parsed: in the JSON text an escaped quote hides `"john doe"@…`
+        body, attributes = mask_emails_in(body), mask_emails_in(attributes)
     if args.json:
         print_json({**letter.summary(args.reveal), "attributes": attributes, "body": body})
         return

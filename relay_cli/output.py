@@ -74,9 +74,15 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def mask_url(url: str) -> str:
-    """A webhook URL as `host/…last6`: enough to tell the URLs of a pool apart, not to call one."""
-    host = urlsplit(url).netloc or "?"
-    return f"{host}/…{url.rstrip('/')[-6:]}"
+    """A webhook URL as `host/…last6` (of its path): enough to tell the URLs of a pool apart, not to
+    call one. Never its credentials (`user:password@`) nor its query (`?…`: a token may be there)."""
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname or "?", parts.port
+    except ValueError:  # a port that is no number, an unclosed [
+        return "?/…"
+    where = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return f"{where}/…{parts.path.rstrip('/')[-6:]}{'?…' if parts.query else ''}"
 
 
 def read_json_argument(value: str, option: str) -> object:

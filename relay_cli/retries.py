@@ -1,5 +1,6 @@
 """HTTP requests tried again when the failure may pass: network failures and 408, 425, 429 and 5xx
-answers, after an exponential backoff with jitter (or the longer `Retry-After`), up to MAX_ATTEMPTS."""
+answers, after an exponential backoff with jitter (or the longer `Retry-After`), up to MAX_ATTEMPTS.
+Redirects are never followed (the token would go along): a 3xx is refused, naming where it pointed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import requests
 from requests import Response
 
 from clay_relay.backoff import exponential_seconds
-from clay_relay.outbound import RETRYABLE_STATUS, retry_after_seconds
+from clay_relay.outbound import RETRYABLE_STATUS, redirect_reason, retry_after_seconds, session_without_redirects
 from relay_cli import CommandError
 
 MAX_ATTEMPTS = 8
@@ -23,6 +24,10 @@ TIMEOUT_SECONDS = 30
 
 class Unanswered(CommandError):
     """Every attempt failed: the message names the URL and the last failure."""
+
+
+class Redirected(CommandError):
+    """The server answered with a redirect, which is not followed: configure the final URL."""
 
 
 def backoff(attempt: int) -> float:
@@ -41,17 +46,20 @@ class Retrying:
     def __init__(self, *, attempts: int = MAX_ATTEMPTS, sleep: Callable[[float], None] = time.sleep):
         self.attempts = attempts
         self.sleep = sleep
-        self.session = requests.Session()
+        self.session = session_without_redirects()
 
     def request(self, method: str, url: str, *, reason: Callable[[Response], str], **kwargs) -> Response:
         """The first answer that is not worth retrying; `reason(answer)` says why one was."""
         last = ""
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
+                response = self.session.request(method, url, timeout=TIMEOUT_SECONDS, allow_redirects=False, **kwargs)
             except requests.RequestException as error:
                 last, wait = f"{type(error).__name__} ({urlsplit(url).netloc} unreachable?)", backoff(attempt)
             else:
+                if 300 <= response.status_code < 400:
+                    location = response.headers.get("Location")
+                    raise Redirected(f"{method} {url}: {redirect_reason(response.status_code, location, url)}")
                 if response.status_code not in RETRYABLE_STATUS:
                     return response
                 last = f"HTTP {response.status_code} ({reason(response)})"

@@ -1,6 +1,7 @@
 """`relay send directus|clay|loops`: one request to a route of the relay, authenticated as its real
 sender would (the stack's own tokens, HMAC keys and Loops signing secret), to the deployed API or
-the local gateway. Prints the status and the relay's JSON answer; exit status 1 unless 2xx.
+the local gateway. Prints the status and the relay's JSON answer (email addresses masked unless
+--reveal); exit status 1 unless 2xx.
 
 Without --data each sends a sample with a fresh email address and key, so that it is a new event
 (the same request twice is answered `"duplicate": true`). Secrets are never printed.
@@ -18,6 +19,8 @@ import uuid
 import requests
 
 from clay_relay import standard_webhooks
+from clay_relay.observability import mask_emails_in
+from clay_relay.outbound import redirect_reason, session_without_redirects
 from relay_cli import CommandError
 from relay_cli.output import print_json, read_json_argument
 from relay_cli.stack import Stack
@@ -34,16 +37,19 @@ def register(commands) -> None:
     directus.add_argument("--event", choices=("create", "update", "delete"), default="create")
     directus.add_argument("--key", help="the item key (default: a new one)")
     directus.add_argument("--data", help="the item's fields: JSON or @file.json (default: a sample lead)")
+    directus.add_argument("--reveal", action="store_true", help="print email addresses unmasked")
     directus.set_defaults(run=send_directus)
 
     clay = sub.add_parser("clay", help="POST /clay/enriched as Clay's HTTP API column does")
     clay.add_argument("--data", help="the enriched lead: JSON or @file.json (default: a sample, ICP 85: outreach)")
     clay.add_argument("--hmac", action="store_true", help="sign the body with the first hmac_secret key instead")
+    clay.add_argument("--reveal", action="store_true", help="print email addresses unmasked")
     clay.set_defaults(run=send_clay)
 
     loops = sub.add_parser("loops", help="POST /loops/webhook (signed as Loops signs) or /loops/contacts|events")
     loops.add_argument("kind", choices=("webhook", "contact", "event"))
     loops.add_argument("--data", help="the request body: JSON or @file.json (default: a sample)")
+    loops.add_argument("--reveal", action="store_true", help="print email addresses unmasked")
     loops.set_defaults(run=send_loops)
 
 
@@ -75,13 +81,19 @@ def _post(stack: Stack, args: argparse.Namespace, path: str, body: object, heade
     headers = {"Content-Type": "application/json", **headers}
     url = stack.api_url.rstrip("/") + path
     try:
-        answer = requests.post(url, data=raw, headers=headers, timeout=TIMEOUT_SECONDS)
+        answer = session_without_redirects().post(
+            url, data=raw, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False
+        )
     except requests.RequestException as error:
         raise CommandError(f"POST {url}: {type(error).__name__}: {error}") from None
+    if 300 <= answer.status_code < 400:  # the relay's routes never redirect: the signed request goes nowhere else
+        raise CommandError(f"POST {url}: {redirect_reason(answer.status_code, answer.headers.get('Location'), url)}")
     try:
         content: object = answer.json()
     except ValueError:
         content = answer.text
+    if not args.reveal:
+        body, content = mask_emails_in(body), mask_emails_in(content)
     if args.json:
         print_json({"url": url, "status": answer.status_code, "sent": body, "answer": content})
     else:

@@ -145,7 +145,7 @@ def destination_rows(stack: Stack, pairs: list[dict]) -> list[dict]:
                     "age_seconds": round(time.time() - failure.at),
                     "kind": failure.kind,
                     "flow": failure.origin,
-                    "error": failure.error,
+                    "error": mask_email(failure.error),  # masked when written; again for older records
                 },
             }
         )

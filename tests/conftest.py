@@ -17,6 +17,7 @@ os.environ.update(
         "POWERTOOLS_SERVICE_NAME": "clay-relay",
         "POWERTOOLS_METRICS_NAMESPACE": "ClayRelay",
         "POWERTOOLS_DEV": "0",
+        "ALLOW_LOCAL_DESTINATIONS": "1",  # the destinations are local servers (tests that refuse them unset it)
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -62,6 +63,7 @@ def aws(monkeypatch) -> Provisioned:
         for key, value in provisioned.environment.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("SECRETS_CACHE_SECONDS", "0")
+        monkeypatch.setenv("ALLOW_LOCAL_DESTINATIONS", "1")  # the template's "false": its destinations are local here
         fresh_runtime()
         yield provisioned
         fresh_runtime()

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
+from clay_relay.observability import mask_email, mask_emails_in
 from relay_cli.backfill.checkpoint import Checkpoint
 from relay_cli.backfill.quota import QuotaLeft
 from relay_cli.output import duration
@@ -156,7 +157,7 @@ class Report:
 
     def _emit(self, state: str, lines: list[str], **extra: object) -> None:
         for line in lines:
-            print(line, file=self.out)
+            print(mask_email(line), file=self.out)  # a refusal may quote the item
         if not self.args.json:
             return
         c = self.checkpoint
@@ -169,7 +170,7 @@ class Report:
             "duplicates": c.duplicates,
             "skipped": c.skipped,
             "refused": c.refused,
-            "refused_items": c.refused_items,
+            "refused_items": mask_emails_in(c.refused_items),
             "handled": c.handled,
             "last_key": c.last_key,
             "upper_key": c.upper_key,

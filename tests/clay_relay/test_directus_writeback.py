@@ -5,9 +5,13 @@ relay's own echo, so that it never becomes a second Clay row (no loop); a user's
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from clay_relay.config import DirectusSource, DirectusWriteBack, RelayConfig
 from clay_relay.directus import Skipped, clay_jobs, parse_event, write_back
+from clay_relay.item_keys import SAFE_KEY, item_path
 from clay_relay.jobs import DirectusPatchJob
 from tests.destinations import DIRECTUS_API_TOKEN, Answer
 from tests.invocations import call_handler, default_config, http_api_event, load_handler
@@ -71,11 +75,33 @@ def test_a_wrong_api_token_is_401_and_not_retried(destinations, put_secret):
     assert (outcome.delivered, outcome.retryable, outcome.status) == (False, False, 401)
 
 
-def test_an_item_id_with_reserved_characters_is_escaped_in_the_path(aws, http_stub, put_secret):
-    put_secret("directus-api", {"url": http_stub.url("/") + "/", "token": "t"})
-    write_back(patch_job(item_id="a/b c?d", collection="my leads"), WRITE_BACK)
-    [sent] = http_stub.received
-    assert sent.path == "/items/my%20leads/a%2Fb%20c%3Fd"
+@pytest.mark.parametrize(
+    ("item_id", "collection"),
+    [
+        ("..", "leads"),
+        (".", "leads"),
+        ("a/b", "leads"),
+        ("a b?c", "leads"),
+        ("%2e%2e", "leads"),
+        ("7", ".."),
+        ("7", "my leads"),
+    ],
+)
+def test_a_job_whose_item_or_collection_could_change_the_path_cannot_exist(item_id, collection):
+    with pytest.raises(ValidationError, match=r"item_id|collection"):
+        patch_job(item_id=item_id, collection=collection)
+
+
+@given(collection=st.text(max_size=70), key=st.text(max_size=70))
+def test_no_collection_or_key_can_change_the_items_path(collection, key):
+    """Either refused, or exactly /items/<collection>/<key>: never a dot segment, never another segment."""
+    try:
+        path = item_path(collection, key)
+    except ValueError:
+        assert not (SAFE_KEY.fullmatch(collection) and SAFE_KEY.fullmatch(key))
+        return
+    assert path == f"/items/{collection}/{key}"
+    assert path.split("/")[2:] == [collection, key] and "." not in path
 
 
 @pytest.mark.parametrize(

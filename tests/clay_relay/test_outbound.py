@@ -119,6 +119,26 @@ def test_permanent_failures_are_not_retryable(outbound, http_stub, status):
     assert (outcome.delivered, outcome.retryable, outcome.status) == (False, False, status)
 
 
+@pytest.mark.parametrize(
+    ("location", "named"),
+    [
+        ("https://attacker.example:8443/collect?token=x", "to attacker.example:8443"),
+        ("/v2/hook", "to 127.0.0.1:"),  # relative: the same host
+        (None, "without a Location"),
+        ("http://[::1", "to an unreadable Location"),
+    ],
+    ids=["absolute", "relative", "none", "unreadable"],
+)
+def test_a_redirect_is_a_permanent_failure_that_names_where_it_pointed(outbound, http_stub, location, named):
+    headers = {"Location": location} if location else {}
+    url = http_stub.answer("/hook", Answer(307, headers=headers))
+    outcome = post(url)
+    assert (outcome.delivered, outcome.retryable, outcome.status, outcome.reached) == (False, False, 307, True)
+    assert outcome.reason.startswith(f"redirect refused: HTTP 307 {named}")
+    assert "token" not in outcome.reason and "collect" not in outcome.reason
+    assert [r.path for r in http_stub.received] == ["/hook"], "the redirect was not followed"
+
+
 def test_answer_slower_than_the_timeout_is_retryable_and_may_have_reached(outbound, http_stub):
     url = http_stub.answer("/slow", Answer(200, slow=True))
     outcome = post(url)
@@ -138,8 +158,8 @@ def test_refused_connection_is_retryable_and_certainly_not_reached(outbound, clo
 
 def test_unsendable_url_is_not_retryable(outbound):
     outcome = post("ftp://127.0.0.1/hook")
-    assert (outcome.delivered, outcome.retryable) == (False, False)
-    assert "not sendable" in outcome.reason
+    assert (outcome.delivered, outcome.retryable, outcome.reached) == (False, False, False)
+    assert outcome.reason == "destination URL refused: only https:// URLs are allowed"
 
 
 @pytest.mark.parametrize(

@@ -231,6 +231,7 @@ def relay_stack(config_dir: Path) -> Iterator[RelayStack]:
         stack = RelayStack(provision(Template(load_template(), "test"), TEST_SECRETS))
         for key, value in {**stack.provisioned.environment, "SECRETS_CACHE_SECONDS": "0"}.items():
             patch.setenv(key, value)
+        patch.setenv("ALLOW_LOCAL_DESTINATIONS", "1")  # the template's "false": its destinations are local here
         patch.setenv("RELAY_CONFIG_PATH", str(config_path))
         for name, value in SECRETS.items():
             store_secret(stack.secrets_prefix + name, value)

@@ -335,6 +335,27 @@ def test_the_422_for_an_empty_email_says_a_lead_needs_one(handler, aws):
     assert body["fields"] == [{"field": "email", "problem": "a lead needs an email address"}]
 
 
+@pytest.mark.parametrize(
+    "directus_id", [".", "..", "../..", "leads/7", "%2e%2e", "7?x=1", "7#x", " . ", "x" * 65, 2**63, True, 7.5, [7]]
+)
+def test_a_directus_id_that_is_not_a_safe_item_key_is_422_naming_it_and_nothing_is_queued(handler, aws, directus_id):
+    """It becomes a segment of the write-back's path: `..` would PATCH /items/ instead of the item."""
+    status, body = call_handler(handler, lead_event({**HOT, "directus_id": directus_id}))
+    assert_error(status, body, 422, "invalid_payload")
+    [problem] = body["fields"]
+    assert problem["field"] == "directus_id"
+    assert "whole number" in problem["problem"] and "letters, digits" in problem["problem"]
+    assert queued(aws) == []
+
+
+@pytest.mark.parametrize("directus_id", [7, "7", "lead_7-b", "550e8400-e29b-41d4-a716-446655440000", 2**63 - 1])
+def test_integer_and_safe_string_directus_ids_are_written_back(handler, aws, directus_id):
+    status, _ = call_handler(handler, lead_event({**HOT, "directus_id": directus_id}))
+    assert status == 202
+    [patch] = [job for job in queued(aws) if job.kind == "directus_patch"]
+    assert patch.item_id == str(directus_id)
+
+
 def test_a_queue_failure_is_503_that_clay_may_retry(handler, aws, monkeypatch):
     from clay_relay import delivery_queue
 

@@ -320,6 +320,25 @@ def test_unknown_action_is_422_saying_so(handler, aws):
     assert any("'leads.items.sort'" in entry["problem"] for entry in answer["fields"])
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**CREATE, "key": ".."}, "key"),
+        ({**CREATE, "key": "leads/7"}, "key"),
+        ({**CREATE, "event": "leads.items.update", "keys": [1, "."]}, "keys.1"),
+        ({**CREATE, "event": "leads.items.delete", "payload": ["%2e%2e"], "keys": ["%2e%2e"]}, "keys.0"),
+    ],
+    ids=["dot-dot key", "key with a slash", "dot among keys", "encoded dots"],
+)
+def test_an_item_key_that_could_not_name_an_item_is_422_naming_it(handler, aws, body, field):
+    """Keys come back as the lead's `directus_id`, the write-back's path segment: refused where they enter."""
+    status, answer = call(handler, http_event(body))
+    assert_error(status, answer, 422, "invalid_payload")
+    assert [entry["field"] for entry in answer["fields"]] == [field]
+    assert "not a Directus item key" in answer["fields"][0]["problem"]
+    assert queued(aws) == []
+
+
 def test_queue_failure_is_503_that_the_sender_may_retry(handler, aws, monkeypatch):
     from clay_relay import delivery_queue
 

@@ -15,11 +15,11 @@ def test_concurrent_reservations_never_take_more_than_the_quota(aws):
         granted: list[int] = []
         start = threading.Barrier(4)
 
-        def reserve(webhook: str = f"webhook-{trial}") -> None:
+        def reserve(webhook: str, start: threading.Barrier, granted: list[int]) -> None:
             start.wait(timeout=30)
             granted.append(table.reserve_submissions(webhook, 3, 5, "leads").granted)
 
-        threads = [threading.Thread(target=reserve) for _ in range(4)]
+        threads = [threading.Thread(target=reserve, args=(f"webhook-{trial}", start, granted)) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:

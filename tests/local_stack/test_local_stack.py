@@ -1,18 +1,30 @@
 """The local stack's own machinery that the delivery guarantees are proven with: faults as
 `POST /_local/faults` takes them, the sandbox Clay table's auto-dedupe, and worker crashes that
-stop an invocation right after one of its outbound calls, in every thread it runs."""
+stop an invocation right after one of its outbound calls, in every thread it runs; and the rule
+that it never points at a real service unless asked (settings, secrets, the state file)."""
 
 from __future__ import annotations
 
 import contextvars
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
+from moto import mock_aws
 
+from local_stack.__main__ import _running_stack
+from local_stack.aws import LOCAL_ENV
 from local_stack.chaos import WorkerKilled, dies_before_enqueue, doomed
+from local_stack.real_services import ALLOW_VARIABLE, RealServiceRefused, outbound_settings, real_services
 from local_stack.sandboxes import ClaySandbox, Fault
+from local_stack.stack import LocalStack, Options, Urls
+from local_stack.template import ROOT
+from tests.conftest import fresh_runtime
 
 
 # --- faults ------------------------------------------------------------------------------------------
@@ -122,3 +134,101 @@ def test_a_receiver_dies_right_before_it_would_queue_the_job_and_not_before(http
         requests.post(url, headers={"X-Amz-Target": "DynamoDB_20120810.BatchGetItem"}, timeout=5)
         requests.post(url, headers={"X-Amz-Target": "AmazonSQS.SendMessageBatch"}, timeout=5)
     assert len(http_stub.posted_to("/aws")) == 1, "the duplicate check went out, the job never did"
+
+
+# --- never a real service unless asked ---------------------------------------------------------------
+@pytest.fixture
+def process_environment():
+    """The local stack writes the functions' environment into this process's: put it back after."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    fresh_runtime()
+
+
+def provisioned_stack(tmp_path, secrets: str | None = None, **options) -> LocalStack:
+    secrets_file = tmp_path / "local.env"
+    secrets_file.write_text(secrets if secrets is not None else LOCAL_ENV.read_text())
+    stack = LocalStack(Options(state_file=None, secrets_file=secrets_file, **options))
+    with mock_aws():
+        stack.provision("http://127.0.0.1:3001")
+    return stack
+
+
+def test_the_functions_and_the_state_file_point_at_the_sandbox_loops_not_the_real_one(tmp_path, process_environment):
+    stack = provisioned_stack(tmp_path)
+    assert stack.environment["LOOPS_API_BASE"] == "http://127.0.0.1:3001/loops/api"
+    assert os.environ["LOOPS_API_BASE"] == "http://127.0.0.1:3001/loops/api"
+    stack.options.state_file = tmp_path / "state.json"
+    stack.urls = Urls(gateway="http://127.0.0.1:3000", sandboxes="http://127.0.0.1:3001", moto="http://127.0.0.1:5001")
+    stack._write_state("http://127.0.0.1:5001")
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["environment"]["LOOPS_API_BASE"] == "http://127.0.0.1:3001/loops/api", "what invoke copies"
+    endpoints = {name: state[name] for name in ("gateway", "sandboxes", "moto")}
+    assert real_services({**outbound_settings(state["environment"]), **endpoints}) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "secrets", "named"),
+    [
+        ({"environment": {"LOOPS_API_BASE": "https://app.loops.so/api"}}, None, "LOOPS_API_BASE → app.loops.so"),
+        ({}, "SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T0/B0/x\n", "slack-webhook-url → hooks.slack.com"),
+        ({}, 'CLAY_WEBHOOKS_LEADS=[{"url": "https://api.clay.com/v3/sources/webhook/x"}]\n', "→ api.clay.com"),
+    ],
+    ids=["real Loops", "real Slack", "real Clay"],
+)
+def test_a_local_stack_pointed_at_a_real_service_refuses_to_start_unless_asked(
+    tmp_path, process_environment, monkeypatch, options, secrets, named
+):
+    monkeypatch.delenv(ALLOW_VARIABLE, raising=False)
+    with pytest.raises(RealServiceRefused, match=named) as refused:
+        provisioned_stack(tmp_path, secrets, **options)
+    assert "--allow-real-services" in str(refused.value)
+    assert "/services/T0/B0/x" not in str(refused.value), "the host is named, never the secret URL"
+
+    provisioned_stack(tmp_path, secrets, **options, allow_real_services=True)
+    monkeypatch.setenv(ALLOW_VARIABLE, "1")
+    provisioned_stack(tmp_path, secrets, **options)
+
+
+def old_state(tmp_path, gateway: str, loops_api_base: str = "https://app.loops.so/api") -> Path:
+    """A state file as a stack before this check wrote it: the template's environment, real Loops included."""
+    path = tmp_path / "state.json"
+    environment = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "LOOPS_API_BASE": loops_api_base, "RELAY_TABLE": "t"}
+    path.write_text(json.dumps({"gateway": gateway, "sandboxes": gateway, "moto": gateway, "environment": environment}))
+    return path
+
+
+def test_invoke_refuses_a_running_stack_whose_state_points_at_the_real_loops(tmp_path, http_stub):
+    state = old_state(tmp_path, http_stub.url("").rstrip("/"))
+    command = [sys.executable, "-m", "local_stack", "invoke", "DirectusTriggerFunction", "events/directus/create.json"]
+    environment = {k: v for k, v in os.environ.items() if k != ALLOW_VARIABLE}
+    result = subprocess.run(  # nosec B603 - this interpreter, fixed arguments
+        [*command, "--state-file", str(state)], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert "LOOPS_API_BASE → app.loops.so" in result.stderr and "--allow-real-services" in result.stderr
+    assert result.stdout == "", "nothing was invoked"
+
+
+def test_a_state_file_is_refused_before_any_request_when_its_gateway_is_not_this_machine(tmp_path, monkeypatch):
+    monkeypatch.delenv(ALLOW_VARIABLE, raising=False)
+    state = old_state(tmp_path, "http://198.51.100.7:3000", loops_api_base="http://127.0.0.1:3001/loops/api")
+    with pytest.raises(RealServiceRefused, match=r"gateway → 198\.51\.100\.7"):
+        _running_stack(state)
+
+
+def test_a_stale_state_file_of_a_stack_that_no_longer_runs_is_ignored(tmp_path, closed_port_url, monkeypatch):
+    monkeypatch.delenv(ALLOW_VARIABLE, raising=False)
+    assert _running_stack(old_state(tmp_path, closed_port_url.rsplit("/clay", 1)[0])) is None
+
+
+def test_a_running_stack_pointed_at_a_real_service_is_used_only_when_asked(tmp_path, http_stub, monkeypatch):
+    monkeypatch.delenv(ALLOW_VARIABLE, raising=False)
+    state = old_state(tmp_path, http_stub.url("").rstrip("/"))
+    with pytest.raises(RealServiceRefused, match=r"LOOPS_API_BASE → app\.loops\.so"):
+        _running_stack(state)
+    assert (
+        _running_stack(state, allow_real_services=True)["environment"]["LOOPS_API_BASE"] == "https://app.loops.so/api"
+    )

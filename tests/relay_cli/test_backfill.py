@@ -26,7 +26,7 @@ from relay_cli.backfill import Checkpoint, Outcome, Progress, choose_source, quo
 from relay_cli.backfill.command import paced_rate
 from relay_cli.clay_pool import pool_use
 from relay_cli.directus_items import DirectusError, DirectusItems
-from relay_cli.retries import Retrying, Unanswered
+from relay_cli.retries import Redirected, Retrying, Unanswered
 from tests.destinations import DIRECTUS_API_TOKEN, Answer, Received, StubServer
 from tests.invocations import default_config, relay_stack
 
@@ -141,6 +141,21 @@ def test_directus_errors_say_what_to_do_and_never_show_the_token(destinations, c
         _items(destinations, base=destinations.base).page(None, None, 10)
     with pytest.raises(Unanswered, match="unreachable"):
         _items(destinations, base=closed_port_url, sleep=lambda s: None, attempts=2).page(None, None, 10)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_refused_naming_where_it_pointed_and_never_followed(http_stub, status):
+    elsewhere = StubServer().start()
+    try:
+        http_stub.default = Answer(status, headers={"Location": elsewhere.url("/items/leads?access_token=x")})
+        items = DirectusItems(http_stub.url(""), "a-secret-token", "leads", http=Retrying(sleep=lambda s: None))
+        with pytest.raises(Redirected, match=rf"redirect refused: HTTP {status} to 127\.0\.0\.1:\d+") as refused:
+            items.page(None, None, 10)
+        assert len(http_stub.received) == 1, "not retried either"
+        assert elsewhere.received == [], "the token never went to the redirect's target"
+        assert "access_token" not in str(refused.value)
+    finally:
+        elsewhere.stop()
 
 
 def test_transient_directus_failures_are_retried_with_backoff(destinations):

@@ -18,10 +18,10 @@ from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
 from clay_relay.jobs import LoopsEventJob, SlackMessageJob, dump_job
 from clay_relay.store import Failure, RelayTable
 from clay_relay.worker import Plan
-from relay_cli import CommandError, clay_pool, dead_letters, status
+from relay_cli import CommandError, clay_pool, dead_letters, send, status
 from relay_cli.output import duration, mask_url, parse_since
 from relay_cli.stack import Stack, StackError
-from tests.destinations import Answer
+from tests.destinations import Answer, StubServer
 from tests.invocations import relay_stack
 from tests.queues import receive, received_records, run_worker, sqs_record
 
@@ -151,6 +151,58 @@ def test_dead_letters_are_listed_filtered_and_shown_with_emails_masked(stack, ca
         dead_letters.show_letter(stack, options(id="no-such-id"))
 
 
+EVERY_FORM = ["Jürgen.Müller@bücher.de", '"john doe"@example.com', "user@[127.0.0.1]", "ops@localhost"]
+
+
+def test_every_form_of_address_is_masked_in_what_dlq_and_status_print(stack, capsys):
+    for address in EVERY_FORM:
+        job = LoopsEventJob(
+            event_id=f"event-{uuid.uuid4().hex[:12]}", origin="loops/events", payload={"email": address}
+        )
+        dead_letter(f"loops answered HTTP 400: invalid email {address}", job)
+    # A last failure noted before masking knew these forms is masked when printed.
+    RelayTable().note_failures(
+        {"loops": Failure(f"loops answered HTTP 400: {EVERY_FORM[2]}", "dead-lettered", "x", time())}
+    )
+
+    printed = []
+    _, listed = run_json(capsys, dead_letters.list_letters, stack, limit=50)
+    printed.append(json.dumps(listed, ensure_ascii=False))
+    for letter in listed["letters"]:
+        printed.append(
+            json.dumps(run_json(capsys, dead_letters.show_letter, stack, id=letter["id"])[1], ensure_ascii=False)
+        )
+        dead_letters.show_letter(stack, options(id=letter["id"], json=False))
+        printed.append(capsys.readouterr().out)
+    status.run(stack, argparse.Namespace(json=False))
+    printed.append(capsys.readouterr().out)
+    printed.append(json.dumps(run_json(capsys, status.run, stack)[1], ensure_ascii=False))
+    text = "\n".join(printed)
+    for address in EVERY_FORM:
+        assert address not in text and json.dumps(address, ensure_ascii=False)[1:-1] not in text
+    assert "J***@bücher.de" in text and "j***@example.com" in text and "u***@[…]" in text and "o***@localhost" in text
+
+    revealed = [
+        run_json(capsys, dead_letters.show_letter, stack, id=letter["id"], reveal=True)[1]
+        for letter in listed["letters"]
+    ]
+    assert sorted(letter["body"]["payload"]["email"] for letter in revealed) == sorted(EVERY_FORM)
+
+
+def test_relay_send_prints_email_addresses_masked_unless_asked(aws, http_stub, capsys):
+    http_stub.default = Answer(202, body=b'{"accepted": true, "echo": "Jurgen.Muller@bucher.de"}')
+    stack = relay_stack(aws, api_url=http_stub.url(""), local=True)
+    data = json.dumps({"email": "Jürgen.Müller@bücher.de"})
+    for as_json in (True, False):
+        args = argparse.Namespace(source=None, event="create", key="7", data=data, json=as_json, reveal=False)
+        assert send.send_directus(stack, args) == 0
+        printed = capsys.readouterr().out
+        assert "Müller@" not in printed and "Muller@" not in printed
+    args = argparse.Namespace(source=None, event="create", key="7", data=data, json=True, reveal=True)
+    send.send_directus(stack, args)
+    assert json.loads(capsys.readouterr().out)["sent"]["payload"]["email"] == "Jürgen.Müller@bücher.de"
+
+
 def test_the_clay_pool_shows_the_first_url_with_submissions_left_as_current_and_never_a_token(
     stack, put_secret, capsys
 ):
@@ -193,6 +245,56 @@ def test_add_webhook_appends_to_the_pool_and_refuses_what_would_break_it(stack, 
     with pytest.raises(CommandError, match="no clay target"):
         add("https://api.clay.com/v3/sources/webhook/new-3", target="nope")
     assert len(json.loads(stack.read_secret(POOL_SECRET))) == 1
+
+
+INTERNAL_TARGETS = [
+    "http://169.254.169.254/latest/meta-data/",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://10.0.0.8/hook",
+    "https://0xa000008/hook",
+    "https://192.168.1.20/hook",
+    "https://[fe80::1]/hook",
+    "https://[::ffff:169.254.169.254]/hook",
+    "https://metadata.google.internal/hook",
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL_TARGETS)
+@pytest.mark.parametrize("local", [False, True], ids=["deployed", "local"])
+def test_add_webhook_refuses_internal_targets_saying_why(stack, put_secret, url, local):
+    put_secret(POOL_SECRET, [])
+    stack.local = local
+    with pytest.raises(CommandError, match="not a public") as refused:
+        clay_pool.add_webhook(stack, argparse.Namespace(target="leads", url=url, token=None, json=False))
+    assert "latest/meta-data" not in str(refused.value)
+    assert json.loads(stack.read_secret(POOL_SECRET)) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:3001/clay/webhooks/x",
+        "http://127.0.0.1:3001/clay/webhooks/x",
+        "http://0x7f000001:3001/clay/webhooks/x",
+        "http://2130706433:3001/clay/webhooks/x",
+        "http://0177.0.0.1:3001/clay/webhooks/x",
+    ],
+)
+def test_add_webhook_takes_this_machine_only_for_the_local_stack(stack, put_secret, url):
+    put_secret(POOL_SECRET, [])
+    stack.local = False
+    with pytest.raises(CommandError, match="this machine, not a public host"):
+        clay_pool.add_webhook(stack, argparse.Namespace(target="leads", url=url, token=None, json=False))
+    stack.local = True
+    clay_pool.add_webhook(stack, argparse.Namespace(target="leads", url=url, token=None, json=False))
+    assert json.loads(stack.read_secret(POOL_SECRET)) == [{"url": url}]
+
+
+def test_a_masked_url_never_shows_credentials_or_the_query():
+    masked = mask_url("https://user:s3cret@api.clay.com/v3/sources/webhook/pull-in-data-123456?auth=tok3n")
+    assert masked == "api.clay.com/…123456?…"
+    assert mask_url("https://[::1]:8443/hooks/abcdef") == "[::1]:8443/…abcdef"
+    assert mask_url("https://api.clay.com:port/x") == "?/…"
 
 
 def test_a_destination_last_failure_is_noted_and_an_older_one_never_replaces_it(aws):
@@ -242,6 +344,20 @@ def test_the_first_token_of_a_tokens_secret_is_the_one_sent(stack, put_secret):
         put_secret("directus-tokens", empty)
         with pytest.raises(StackError, match=r"holds no token|is not set yet"):
             stack.first_token("directus-tokens")
+
+
+def test_relay_send_refuses_a_redirect_instead_of_posting_the_signed_request_elsewhere(aws, http_stub, capsys):
+    elsewhere = StubServer().start()
+    try:
+        http_stub.default = Answer(307, headers={"Location": elsewhere.url("/directus/leads")})
+        stack = relay_stack(aws, api_url=http_stub.url(""), local=True)
+        args = argparse.Namespace(source=None, event="create", key=None, data=None, json=True, reveal=False)
+        with pytest.raises(CommandError, match=r"redirect refused: HTTP 307 to 127\.0\.0\.1:\d+"):
+            send.send_directus(stack, args)
+        assert [r.path for r in http_stub.received] == ["/directus/leads"]
+        assert elsewhere.received == [], "the token went nowhere else"
+    finally:
+        elsewhere.stop()
 
 
 def test_a_letter_the_redrive_policy_moved_is_read_from_its_job(stack, aws, capsys):

@@ -20,6 +20,7 @@ Modules, one concern each:
     loops_forwarding   POST /loops/contacts, /loops/events
     receipts           the 202 answers of all of them
 - directus           Directus item events → Clay rows; the write-back into items
+- item_keys          Directus item keys: which values may name an item (a segment of the write-back's path)
 - leads              enriched leads from Clay and their routing by ICP score
 - enrichment         the jobs an enriched lead becomes
 - loops              Loops' API (contacts, events) and requests forwarded to it
@@ -35,6 +36,7 @@ Modules, one concern each:
     overdue            the scheduled check that publishes EnrichmentOverdue
 - delivery_queue     the only module that talks to SQS
 - outbound           the only module that talks HTTP to the outside world
+- destination_urls   where the relay may send: https:// to public hosts (this machine too, where allowed)
 - clay               the Clay webhook pool, quota accounting and row delivery
 - pacing             per-destination rate limits shared out over the workers; the circuit breaker
 - backoff            how long a failed or throttled delivery waits (exponential, with jitter)

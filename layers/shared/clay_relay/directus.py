@@ -11,18 +11,17 @@ item, and each item becomes its own row.
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from clay_relay.config import DirectusSource, DirectusWriteBack
 from clay_relay.errors import InvalidPayload, validation_fields
+from clay_relay.item_keys import ItemKey, item_path
 from clay_relay.jobs import ClayRowJob, DirectusPatchJob, content_id
 from clay_relay.ledger import Stage, directus_alias, lead_ref
 from clay_relay.outbound import Outcome, send_json
 from clay_relay.secrets import SecretUnavailable, read_json
 
-ItemKey = StrictStr | StrictInt
 Action = Literal["create", "update", "delete"]
 
 
@@ -153,5 +152,8 @@ def write_back(job: DirectusPatchJob, settings: DirectusWriteBack) -> Outcome:
     except (SecretUnavailable, KeyError, TypeError) as error:
         reason = f"directus API secret {settings.api_secret!r} unusable: {error}"
         return Outcome(delivered=False, retryable=True, reason=reason, reached=False)
-    url = f"{base}/items/{quote(job.collection, safe='')}/{quote(job.item_id, safe='')}"
+    try:
+        url = base + item_path(job.collection, job.item_id)
+    except ValueError as error:  # a job from before keys were checked
+        return Outcome(delivered=False, retryable=False, reason=str(error), reached=False)
     return send_json("PATCH", url, job.fields, {"Authorization": f"Bearer {token}"}, event_id=job.event_id)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from clay_relay.item_keys import CollectionName, ItemKeyText
 from clay_relay.ledger.entries import LeadRef
 
 
@@ -95,8 +96,8 @@ class DirectusPatchJob(_Job):
     """`PATCH /items/<collection>/<item_id>` with enrichment fields (the write-back)."""
 
     kind: Literal["directus_patch"] = "directus_patch"
-    collection: str
-    item_id: str
+    collection: CollectionName  # both are path segments: a job (even an old one, replayed) holds only safe ones
+    item_id: ItemKeyText
     fields: dict[str, Any]
 
     destination: ClassVar[Destination] = "directus"

@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clay_relay.config import Routing
 from clay_relay.errors import InvalidPayload, validation_fields
+from clay_relay.item_keys import ItemKey
 
 if TYPE_CHECKING:
     from typing import Any
@@ -56,7 +57,7 @@ class EnrichedLead(BaseModel):
     industry: str | None = Field(default=None, max_length=300)
     linkedin_url: str | None = Field(default=None, max_length=2000)
     personalized_opener: str | None = Field(default=None, max_length=5000)
-    directus_id: StrictStr | StrictInt | None = None
+    directus_id: ItemKey | None = None  # a path segment of the write-back: only safe keys
     lead_id: str | None = Field(default=None, max_length=200, description="explicit id for deduplication")
 
     # Before-validators run last-defined first: the field-specific ones below strip for themselves.

@@ -1,5 +1,10 @@
 """The only module that talks HTTP to the outside world, and the one place that decides what an
-answer means for delivery: delivered, worth retrying (and when), or never going to work."""
+answer means for delivery: delivered, worth retrying (and when), or never going to work.
+
+Only URLs that `destination_urls` allows are called (`https://` to public hosts). Redirects are
+never followed: no destination of the relay needs one, and following it would post the lead (and
+headers such as `x-clay-webhook-auth`, which requests keeps across hosts) wherever the `Location`
+says. A 3xx is a permanent failure whose reason names the redirect."""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
 
+from clay_relay.destination_urls import refusal
 from clay_relay.runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -39,14 +46,24 @@ class Outcome:
         return not self.delivered and self.retryable and (self.status is None or self.status >= 500)
 
 
-def new_session() -> requests.Session:
-    """The session of a runtime (clay_relay.runtime builds it on the first request out)."""
+def session_without_redirects() -> requests.Session:
+    """A requests session that never follows a redirect, whatever a caller asks (it does not even
+    read the Location: requests would, and raise on a malformed one). The relay's and `relay`'s."""
     import requests
 
+    class NoRedirectSession(requests.Session):
+        def get_redirect_target(self, resp: requests.Response) -> None:
+            return None
+
+    return NoRedirectSession()
+
+
+def new_session() -> requests.Session:
+    """The session of a runtime (clay_relay.runtime builds it on the first request out)."""
     from clay_relay.observability import tracer
 
     tracer.patch(["requests"])
-    session = requests.Session()
+    session = session_without_redirects()
     session.headers["User-Agent"] = USER_AGENT
     return session
 
@@ -65,8 +82,26 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+def redirect_reason(status: int, location: str | None, url: str) -> str:
+    """What a refused redirect is called in a dead letter: its status and the host it pointed to
+    (only the host: a Location's path or query may hold a token)."""
+    if not location:
+        where = "without a Location"
+    else:
+        try:
+            target = urlsplit(urljoin(url, location))
+            host, port = target.hostname, target.port
+        except ValueError:
+            host, port = None, None
+        where = f"to {host[:100]}{f':{port}' if port else ''}" if host else "to an unreadable Location"
+    return f"redirect refused: HTTP {status} {where} (the relay follows no redirects: configure the final URL)"
+
+
 def classify(response: requests.Response) -> Outcome:
     status = response.status_code
+    if 300 <= status < 400:
+        reason = redirect_reason(status, response.headers.get("Location"), response.url)
+        return Outcome(delivered=False, retryable=False, reason=reason, status=status)
     exhausted = response.headers.get("x-ratelimit-remaining") == "0"
     if 200 <= status < 300:
         # Delivered, and the destination's window is full: nothing more to it for one request's
@@ -109,8 +144,11 @@ def post_json(url: str, payload: object, headers: dict[str, str] | None = None, 
 def send_json(
     method: str, url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str
 ) -> Outcome:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     runtime = get_runtime()
+    if problem := refusal(url, local=runtime.settings.allow_local_destinations):
+        # Never sent; dead-lettered at once (the dead-letters alarm tells the operator), replayed once fixed.
+        return Outcome(delivered=False, retryable=False, reason=f"destination URL refused: {problem}", reached=False)
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     session = runtime.http
     import requests
 
@@ -121,6 +159,7 @@ def send_json(
             data=body,
             headers={"Content-Type": "application/json", EVENT_ID_HEADER: event_id, **(headers or {})},
             timeout=runtime.settings.outbound_timeout_seconds,
+            allow_redirects=False,
         )
     except requests.exceptions.ConnectTimeout:
         return Outcome(delivered=False, retryable=True, reason="connect timeout", reached=False)

@@ -60,7 +60,15 @@ class Settings(BaseModel):
         default=DEFAULT_LOOPS_API_BASE,
         min_length=1,
         alias="LOOPS_API_BASE",
-        description="Loops' API base URL (the local stack points it at its Loops sandbox)",
+        description="Loops' API base URL (the local stack points it at its Loops sandbox); like every "
+        "destination, an `https://` URL of a public host",
+    )
+    allow_local_destinations: bool = Field(
+        default=False,
+        alias="ALLOW_LOCAL_DESTINATIONS",
+        description="also send to this machine (`http://` or `https://` to 127.0.0.1, `::1`, `localhost`, "
+        "`host.docker.internal`): the local stack, the tests and `events/env.json` set it. Never in a deployed "
+        "stack, which sends only to `https://` URLs of public hosts",
     )
     enrichment_sla_seconds: int | None = Field(
         default=None,

@@ -5,11 +5,13 @@ to the dead-letter queue with the reason at once; 429, 5xx and unfilled secrets 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from datetime import datetime
 
+import boto3
 import pytest
 
 from clay_relay import loops
@@ -17,6 +19,7 @@ from clay_relay.config import ClayCallback
 from clay_relay.delivery_queue import DeliveryQueue
 from clay_relay.enrichment import enrichment_jobs
 from clay_relay.jobs import (
+    ClayRowJob,
     DirectusPatchJob,
     LoopsContactJob,
     LoopsEventJob,
@@ -27,7 +30,7 @@ from clay_relay.jobs import (
 from clay_relay.leads import parse_lead
 from clay_relay.store import RelayTable
 from clay_relay.worker import batch
-from tests.destinations import DIRECTUS_API_TOKEN, LOOPS_API_KEY, SLACK_PATH, ZAPIER_PATH, Answer
+from tests.destinations import DIRECTUS_API_TOKEN, LOOPS_API_KEY, SLACK_PATH, ZAPIER_PATH, Answer, StubServer
 from tests.invocations import default_config
 from tests.queues import make_visible_again, message_attribute, receive, received_records, run_worker, sqs_record
 
@@ -288,6 +291,139 @@ def test_a_write_back_with_the_placeholder_api_secret_is_retried(destinations, q
     failures, records = deliver(queues[0], patch_job())
     assert failures == {records[0]["messageId"]}
     assert dead_letters(queues) == []
+
+
+@pytest.mark.parametrize("item_id", ["..", ".", "7/../..", "%2e%2e"])
+def test_an_old_write_back_job_with_an_item_id_that_escapes_the_path_is_dead_lettered_unsent(
+    destinations, queues, item_id
+):
+    """Queued before item keys were checked, or replayed from the dead letters: refused as it is read."""
+    body = patch_job().model_dump(mode="json") | {"item_id": item_id}
+    boto3.client("sqs").send_message(QueueUrl=queues[0], MessageBody=json.dumps(body))
+    assert run_worker(received_records(queues[0], 1)) == set()
+    assert destinations.received("directus") == [], f"no PATCH of {item_id!r}'s parent path"
+    [letter] = dead_letters(queues)
+    assert "not a Directus item key" in message_attribute(letter, "reason")
+
+
+# --- redirects: never followed, whatever the destination --------------------------------------------
+@pytest.fixture
+def elsewhere():
+    """Where a redirect points: a second server, which must receive nothing."""
+    server = StubServer().start()
+    yield server
+    server.stop()
+
+
+def job_for(destination: str, first: StubServer, put_secret, relay_env, use_config):
+    """A job for `destination`, whose configured URL (secret or LOOPS_API_BASE) is on `first`."""
+    if destination == "clay":
+        put_secret("clay-webhooks-leads", [{"url": first.url("/clay/webhooks/leads-1"), "token": "clay-token-1"}])
+        row = {"email": "ada@example.com"}
+        return ClayRowJob(event_id=event_id(), origin="directus/leads", target="leads", row=row)
+    if destination in ("loops_event", "loops_contact"):
+        relay_env(LOOPS_API_BASE=first.url("/loops/api"))
+        put_secret("loops-api-key", LOOPS_API_KEY)
+        if destination == "loops_event":
+            return loops_event()
+        return LoopsContactJob(event_id=event_id(), origin="clay/enriched", payload=CONTACT)
+    if destination == "slack":
+        put_secret("slack-webhook-url", first.url(SLACK_PATH))
+        return slack_job()
+    if destination == "zapier":
+        use_config(lambda c: c["clay_callback"].update(zapier={"webhook_secret": "zapier-webhook-url"}))
+        put_secret("zapier-webhook-url", first.url(ZAPIER_PATH))
+        return ZapierPostJob(event_id=event_id(), origin="clay/enriched", payload={"email": "ada@example.com"})
+    put_secret("directus-api", {"url": first.url("/directus"), "token": DIRECTUS_API_TOKEN})
+    return patch_job()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("destination", ["clay", "loops_event", "loops_contact", "slack", "zapier", "directus"])
+def test_a_redirect_is_never_followed_but_dead_lettered_at_once_naming_it(
+    aws, queues, http_stub, elsewhere, put_secret, relay_env, use_config, destination, status
+):
+    job = job_for(destination, http_stub, put_secret, relay_env, use_config)
+    http_stub.default = Answer(status, headers={"Location": elsewhere.url("/collect?token=stolen")})
+
+    failures, _ = deliver(queues[0], job)
+
+    assert failures == set(), "not retried: the next attempt would be redirected again"
+    assert len(http_stub.received) == 1
+    assert elsewhere.received == [], "neither the lead nor the token reached the redirect's target"
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    host = elsewhere.url("").removeprefix("http://")
+    assert f"redirect refused: HTTP {status} to {host}" in reason
+    assert "stolen" not in reason, "the Location's host only, never its path or query"
+    assert message_attribute(letter, "destination") == job.destination
+    assert parse_job(letter["Body"]) == job
+
+
+# --- destination URLs: https:// to public hosts only ---------------------------------------------------
+ALL_DESTINATIONS = ["clay", "loops_event", "loops_contact", "slack", "zapier", "directus"]
+
+
+@pytest.mark.parametrize("destination", ALL_DESTINATIONS)
+def test_a_deployed_relay_sends_nothing_to_this_machine_and_dead_letters_the_job_naming_the_host(
+    aws, queues, http_stub, put_secret, relay_env, use_config, destination
+):
+    job = job_for(destination, http_stub, put_secret, relay_env, use_config)
+    relay_env(ALLOW_LOCAL_DESTINATIONS="false")  # as deployed: the template's value
+
+    failures, _ = deliver(queues[0], job)
+
+    assert failures == set()
+    assert http_stub.received == []
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    assert "destination URL refused: 127.0.0.1 is this machine, not a public host" in reason
+    assert parse_job(letter["Body"]) == job, "kept whole: replayed once the URL is fixed"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://0xa9fea9fe/",
+        "https://[::ffff:10.0.0.1]/",
+        "https://10.1.2.3/",
+    ],
+)
+def test_no_internal_address_is_ever_called_even_where_local_destinations_are_allowed(aws, queues, put_secret, url):
+    put_secret("slack-webhook-url", url)
+    failures, _ = deliver(queues[0], slack_job())
+    assert failures == set()
+    [letter] = dead_letters(queues)
+    reason = message_attribute(letter, "reason")
+    assert reason.startswith("slack answered destination URL refused: ")
+    assert "latest" not in reason, "the host is named, never the rest of the URL"
+
+
+def test_a_job_refused_for_its_url_is_delivered_when_replayed_after_the_secret_is_fixed(
+    aws, queues, http_stub, put_secret
+):
+    put_secret("slack-webhook-url", "https://10.1.2.3/hooks/slack")
+    deliver(queues[0], slack_job())
+    [letter] = dead_letters(queues)
+
+    put_secret("slack-webhook-url", http_stub.url(SLACK_PATH))
+    assert run_worker([sqs_record(letter, queues[0])]) == set()
+    assert [r.path for r in http_stub.received] == [SLACK_PATH]
+
+
+def test_a_redirected_slack_message_can_be_replayed_once_its_url_is_fixed(
+    aws, queues, http_stub, elsewhere, put_secret
+):
+    """Dead-lettered by a redirect, the message was never sent: its claim is released for the replay."""
+    put_secret("slack-webhook-url", http_stub.url(SLACK_PATH))
+    http_stub.default = Answer(308, headers={"Location": elsewhere.url(SLACK_PATH)})
+    deliver(queues[0], slack_job())
+    [letter] = dead_letters(queues)
+
+    put_secret("slack-webhook-url", elsewhere.url(SLACK_PATH))
+    assert run_worker([sqs_record(letter, queues[0])]) == set()
+    assert [r.path for r in elsewhere.received] == [SLACK_PATH]
 
 
 # --- destinations removed from the configuration -----------------------------------------------------

@@ -85,7 +85,10 @@ class DirectusWriteBack(_Strict):
         description='secret with JSON `{"url": …, "token": …}`: the Directus URL and a static token that may '
         "update the fields",
     )
-    collection: str = Field(min_length=1, description="the Directus collection the leads' items are in")
+    collection: Name = Field(
+        description="the Directus collection the leads' items are in (1 to 64 letters, digits, `_` or `-`: it is a "
+        "segment of the PATCH's path)"
+    )
     fields: dict[LeadField, str] = Field(
         min_length=1, description="lead field → Directus field; only non-empty values are written"
     )
