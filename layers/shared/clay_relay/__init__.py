@@ -9,7 +9,8 @@ Modules, one concern each:
 - config             the declarative relay configuration (relay.json)
 - secrets            secrets by name, resolved at run time with caching
 - aws_clients        the AWS SDK clients, from one botocore session
-- auth               static bearer tokens and HMAC over the raw body
+- auth               static bearer tokens, the relay's signature, Standard Webhooks: who may call
+- relay_signature    the relay's timestamped HMAC signature (`x-relay-signature: t=…,v1=…`)
 - standard_webhooks  Standard Webhooks signatures (Loops)
 - http_api           the HTTP edge: resolver (senders' POST routes, their 405s, the 404 of an
                      unconfigured route), body limits, JSON errors, receipts answered as 202
