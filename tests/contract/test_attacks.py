@@ -442,6 +442,8 @@ BROKEN_SECRETS = [
     ("loops-webhook", "loops-webhook-secret", '["whsec_bG9vcHM="]'),
 ]
 
+INVALID = "invalid_payload"
+
 # Authenticated requests with a body every route refuses: (what, body, base64-encoded, status, error).
 BODIES: list[tuple[str, Callable[[str], bytes], bool, int, str]] = [
     # size
@@ -647,6 +649,56 @@ BAD_REQUESTS: list[Attack] = [
         422,
         "invalid_payload",
     ),
+    # values read the wrong way (issue 20, finding 8)
+    *[
+        Attack(f"clay: an ICP score of {what}", lambda v=value: request("clay", {**LEAD, "icp_score": v}), 422, INVALID)
+        for what, value in (
+            ("fullwidth digits", "\uff19\uff10"),
+            ("Arabic-Indic digits", "\u0669\u0660"),
+            ("stray separators 1,0,0", "1,0,0"),
+            ("spaced digits", " 9 0 "),
+        )
+    ],
+    Attack(
+        "clay: an employee count of 1e308", lambda: request("clay", {**LEAD, "employee_count": 1e308}), 422, INVALID
+    ),
+    *[
+        Attack(
+            f"{route}: an email with {what}",
+            lambda r=route, b=body, e=email: request(r, {**b, "email": e}),
+            422,
+            INVALID,
+        )
+        for route, body in (("clay", LEAD), ("loops-contacts", LOOPS_CONTACT), ("loops-events", LOOPS_EVENT))
+        for what, email in (
+            ("a NUL", "alan\x00@example.com"),
+            ("a zero-width space", "alan\u200b@example.com"),
+            ("an RTL override", "alan@exa\u202emple.com"),
+        )
+    ],
+    *[
+        Attack(
+            f"directus: the event {event!r}",
+            lambda e=event: request("directus", {**DIRECTUS_EVENT, "event": e}),
+            422,
+            INVALID,
+        )
+        for event in ("create", "auth.login.create", "directus_users.items.create", "users.create")
+    ],
+    *[
+        Attack(f"{route}: {what}", lambda r=route, x=extra: request(r, {**VALID_BODY[r], **x}), 422, INVALID)
+        for route in ("loops-contacts", "loops-events")
+        for what, extra in (
+            ("a 501-character string in an array", {"tags": ["x" * 501]}),
+            ("a key of 600 characters", {"k" * 600: "v"}),
+            ("a nested object", {"company": {"name": "Acme"}}),
+            ("an email that is no address", {"email": "alan@example"}),
+            ("499 characters and an emoji (501 to Loops)", {"notes": "x" * 499 + "\U0001f600"}),
+            ("a __proto__ key", {"__proto__": {"admin": True}}),
+            ("a constructor key", {"constructor": {"prototype": {"admin": True}}}),
+            ("a field nested 64 levels deep (parsed, then refused as no Loops property)", {"x": nested(63)}),
+        )
+    ],
     Attack(
         "loops-events: event properties nested 300 levels deep",
         lambda: request("loops-events", {**LOOPS_EVENT, "eventProperties": nested_objects(300)}),
@@ -709,10 +761,17 @@ VALID: list[tuple[str, Callable[[], dict]]] = [
             ("a base64-encoded body", lambda r: request(r, base64_encoded=True)),
             ("a body of exactly MAX_BODY_BYTES", lambda r: request(r, padded(r, MAX_BODY))),
             ("4,000 extra fields (240 KB)", lambda r: request(r, many_fields(r))),
-            ("a field nested 64 levels deep (the limit)", lambda r: request(r, {**VALID_BODY[r], "x": nested(63)})),
             ("an escaped surrogate pair (an emoji)", lambda r: request(r, appended(r, b'"x": "\\ud83d\\ude00"'))),
         )
         for route in ROUTES
+    ],
+    # Loops' properties are flat (see BAD_REQUESTS): the depth limit is tried on the other routes.
+    *[
+        (
+            f"{route}: a field nested 64 levels deep (the limit)",
+            lambda r=route: request(r, {**VALID_BODY[r], "x": nested(63)}),
+        )
+        for route in ("directus", "clay", "loops-webhook")
     ],
     *[
         (f"{route}: {what}", lambda r=route, v=value: request(r, headers={"authorization": v(token_of(r))}))

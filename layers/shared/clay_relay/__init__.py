@@ -22,6 +22,8 @@ Modules, one concern each:
     receipts           the 202 answers of all of them
 - directus           Directus item events → Clay rows; the write-back into items
 - leads              enriched leads from Clay and their routing by ICP score
+- email_address      what the relay takes for an email address (no invisible characters)
+- javascript         how the JavaScript services it feeds read values: UTF-16 length, prototype keys
 - enrichment         the jobs an enriched lead becomes
 - loops              Loops' API (contacts, events) and requests forwarded to it
 - loops_webhooks     Loops' account webhooks → Clay rows

@@ -5,7 +5,8 @@ create: {"event":"posts.items.create","payload":{...submitted fields},"key":1,"c
 update: {"event":"posts.items.update","payload":{...changed fields},"keys":["1"],"collection":"posts"}
 delete: {"event":"posts.items.delete","payload":["1"],"keys":["1"],"collection":"posts"}
 Keys arrive as numbers or strings; updateMany/deleteMany send one request whose `keys` lists every
-item, and each item becomes its own row.
+item, and each item becomes its own row. `event` must be the event of `collection`:
+`<collection>.items.<action>`, or `<name>.<action>` for a system collection `directus_<name>`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
+from clay_relay import javascript
 from clay_relay.config import DirectusSource, DirectusWriteBack
 from clay_relay.errors import InvalidPayload, validation_fields
 from clay_relay.jobs import ClayRowJob, DirectusPatchJob, content_id
@@ -23,6 +25,19 @@ from clay_relay.secrets import SecretUnavailable, read_json
 
 ItemKey = StrictStr | StrictInt
 Action = Literal["create", "update", "delete"]
+ACTIONS = ("create", "update", "delete")
+SYSTEM_PREFIX = "directus_"  # system collections (directus_users) name their events without it: users.create
+
+
+def event_action(event: str, collection: str) -> str | None:
+    """The action of `event` when it is an item event of `collection`, else None."""
+    prefixes = [f"{collection}.items."]
+    if collection.startswith(SYSTEM_PREFIX):
+        prefixes.append(f"{collection.removeprefix(SYSTEM_PREFIX)}.")
+    for prefix in prefixes:
+        if event.startswith(prefix) and event.removeprefix(prefix) in ACTIONS:
+            return event.removeprefix(prefix)
+    return None
 
 
 class DirectusEvent(BaseModel):
@@ -36,7 +51,7 @@ class DirectusEvent(BaseModel):
 
     @property
     def action(self) -> Action:
-        return self.event.rsplit(".", 1)[-1]  # type: ignore[return-value]
+        return self.event.rsplit(".", 1)[-1]  # type: ignore[return-value]  # validated: one of ACTIONS
 
     @property
     def item_keys(self) -> list[ItemKey]:
@@ -48,9 +63,13 @@ class DirectusEvent(BaseModel):
 
     @model_validator(mode="after")
     def _shape_matches_action(self) -> DirectusEvent:
-        action = self.event.rsplit(".", 1)[-1]
-        if action not in ("create", "update", "delete"):
-            raise _WrongShape("event", f"event {self.event!r} is not an items create, update or delete event")
+        action = event_action(self.event, self.collection)
+        if action is None:
+            raise _WrongShape(
+                "event",
+                f"event {self.event!r} is not an items create, update or delete event of collection "
+                f"{self.collection!r} (that is {self.collection + '.items.<create|update|delete>'!r})",
+            )
         if self.key is None and not self.keys:
             raise _WrongShape("keys", f"a {action} event needs 'key' or a non-empty 'keys'")
         if action in ("create", "update") and not isinstance(self.payload, dict):
@@ -105,6 +124,14 @@ def clay_jobs(
         fields = {column: changed[name] for name, column in columns.items() if name in changed}
         if event.action == "update" and not fields:
             raise Skipped("no mapped field changed")
+    prototype = javascript.prototype_keys(fields)
+    if prototype:
+        raise InvalidPayload(
+            "the row would carry keys JavaScript reads as an object's prototype (map the field to another column)",
+            fields=[
+                {"field": f"payload.{path}", "problem": "a key JavaScript reads as the prototype"} for path in prototype
+            ],
+        )
     origin = f"directus/{source_name}"
     meta = source.metadata
     jobs = []
