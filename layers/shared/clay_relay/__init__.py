@@ -30,6 +30,7 @@ Modules, one concern each:
 - hooks              Slack and Zapier incoming webhooks
 - jobs               the delivery jobs carried by the queue
 - intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)
+- fan_out            what one request may cause: rows per request, their bytes together, rows answered
 - store              the only module that talks to DynamoDB
 - delivery_queue     the only module that talks to SQS
 - outbound           the only module that talks HTTP to the outside world

@@ -47,7 +47,7 @@ class DirectusEvent(BaseModel):
     collection: str = Field(min_length=1, max_length=256)
     payload: dict[str, Any] | list[Any] | None = None
     key: ItemKey | None = None
-    keys: list[ItemKey] | None = Field(default=None, max_length=10_000)
+    keys: list[ItemKey] | None = None  # how many may make rows: clay_relay.fan_out
 
     @property
     def action(self) -> Action:
@@ -134,6 +134,8 @@ def clay_jobs(
         )
     origin = f"directus/{source_name}"
     meta = source.metadata
+    # The payload is the same for every item: hashed once, not once per key (an updateMany's).
+    payload_id = content_id(event.payload)
     jobs = []
     for key in event.item_keys:
         row = dict(fields)
@@ -142,7 +144,7 @@ def clay_jobs(
                 row[column] = value
         jobs.append(
             ClayRowJob(
-                event_id=content_id(origin, event.event, event.collection, str(key), event.payload),
+                event_id=content_id(origin, event.event, event.collection, str(key), payload_id),
                 origin=origin,
                 dedupe_window_seconds=source.dedupe_window_seconds,
                 target=source.clay_target,
