@@ -148,6 +148,18 @@ def test_an_update_of_more_than_a_thousand_items_is_413_saying_the_limit_and_the
     assert len(json.dumps(answer)) < 1_000
 
 
+def test_an_update_of_more_than_a_thousand_items_that_would_be_skipped_anyway_is_answered_skipped(handler, aws_calls):
+    body = {
+        "event": "leads.items.update",
+        "payload": {"status": "archived"},
+        "keys": list(range(5_000)),
+        "collection": "leads",
+    }
+    status, answer = call(handler, http_event(body))
+    assert status == 202 and answer["skipped"] == "no mapped field changed"
+    assert aws_calls.sqs == []
+
+
 def test_rows_that_together_pass_ten_megabytes_are_413_saying_the_limit_and_the_size(handler, aws_calls):
     """1,000 keys and a 99,000-character field: a 104 KB request that queued 99.5 MB for Clay."""
     body = {

@@ -102,7 +102,13 @@ class Skipped(Exception):
 def clay_jobs(
     source_name: str, source: DirectusSource, event: DirectusEvent, echo_fields: set[str] | None = None
 ) -> list[ClayRowJob]:
-    """One Clay row job per item the event touches, with the fields the source selects.
+    """One Clay row job per item the event touches, with the fields the source selects."""
+    return row_jobs(source_name, source, event, row_fields(source, event, echo_fields))
+
+
+def row_fields(source: DirectusSource, event: DirectusEvent, echo_fields: set[str] | None = None) -> dict[str, Any]:
+    """The fields every row of the event carries (the source's selection), or Skipped. Cheap
+    whatever the number of items: a receiver learns what it skips before it counts them.
 
     `echo_fields` are the fields the relay writes back into this collection: an update that
     changes only those is Directus echoing the relay's own write-back, not a user's edit."""
@@ -132,6 +138,13 @@ def clay_jobs(
                 {"field": f"payload.{path}", "problem": "a key JavaScript reads as the prototype"} for path in prototype
             ],
         )
+    return fields
+
+
+def row_jobs(
+    source_name: str, source: DirectusSource, event: DirectusEvent, fields: dict[str, Any]
+) -> list[ClayRowJob]:
+    """One Clay row job per item: `fields` plus the metadata columns."""
     origin = f"directus/{source_name}"
     meta = source.metadata
     # The payload is the same for every item: hashed once, not once per key (an updateMany's).

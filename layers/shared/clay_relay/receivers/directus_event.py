@@ -1,7 +1,8 @@
 """POST /directus/{source}: a Directus Flow's item event becomes one Clay row per item.
 
-source's config → authenticate → validate → how many items (fan_out) → map → row sizes (each, and
-all together: fan_out) → duplicate check → enqueue → receipt (rows listed up to fan_out.ANSWERED_ROWS)
+source's config → authenticate → validate → fields (or skipped) → how many items (fan_out) → rows →
+their sizes (each, and all together: fan_out) → duplicate check → enqueue → receipt (rows listed up
+to fan_out.ANSWERED_ROWS)
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ def receive_directus_event(runtime: Runtime, source: str, request: APIGatewayPro
     require_token(request.headers, source_config.tokens_secret)
     body = json_object(request)
     event = directus.parse_event(body)
-    fan_out.check_item_count(len(event.item_keys))
     event_id = content_id(f"directus/{source}", body)
     try:
-        jobs = directus.clay_jobs(source, source_config, event, config.write_back_fields(event.collection))
+        fields = directus.row_fields(source_config, event, config.write_back_fields(event.collection))
     except directus.Skipped as skipped:
         count("EventsSkipped")
         return DirectusReceipt(event_id=event_id, duplicate=False, skipped=str(skipped))
+    fan_out.check_item_count(len(event.item_keys))
+    jobs = directus.row_jobs(source, source_config, event, fields)
     row_bytes = fan_out.check_rows(config.clay_targets[source_config.clay_target], jobs)
     accepted = intake.accept(jobs, table=runtime.table, queue=runtime.queue)
     logger.info(
