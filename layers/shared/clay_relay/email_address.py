@@ -2,8 +2,8 @@
 
 `local@domain.tld`, one `@`, at most 320 characters (RFC 5321's 64 + 1 + 255). Letters of any
 script are fine (`jürgen@bücher.de`), but no white space and no character that is invisible or
-changes how text is shown: controls (NUL), zero-width characters, directional overrides (RTL),
-unpaired surrogates. Such an address cannot be typed by the person it names; in an email it is a
+changes how text is shown: controls (NUL), format characters (zero-width characters, directional
+overrides such as RTL), unpaired surrogates. Such an address cannot be typed by the person it names; in an email it is a
 spoof (`ada@example.com` with U+202E shows another address) or a way past a suppression list.
 """
 
@@ -15,9 +15,8 @@ import unicodedata
 MAX_LENGTH = 320
 SHAPE = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 # Cc controls (NUL, DEL, …), Cf format characters (zero-width space/joiners, U+202E RTL override,
-# U+FEFF), Cs unpaired surrogates, Co private use, Cn unassigned. (White space is simply "not an
-# email address".)
-HIDDEN = {"Cc", "Cf", "Cs", "Co", "Cn"}
+# U+FEFF), Cs unpaired surrogates. (White space is simply "not an email address".)
+HIDDEN = {"Cc", "Cf", "Cs"}
 
 
 def problem(text: str) -> str | None:
