@@ -104,6 +104,23 @@ def padded(route: str, size: int) -> bytes:
     return data
 
 
+def compact_body(route: str, size: int) -> bytes:
+    """The route's valid body with fields of 400 characters, written without spaces, `size` bytes."""
+    body = dict(VALID_BODY[route])
+
+    def compact(value: dict) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    i = 0
+    while len(compact(body)) < size - 450:
+        body[f"p{i:05}"] = "a" * 400
+        i += 1
+    body["last"] = "a" * (size - len(compact(body)) - len(b',"last":""'))
+    data = compact(body)
+    assert len(data) == size
+    return data
+
+
 def many_fields(route: str, count: int = 4000) -> dict:
     """The route's valid body with `count` extra fields of 40 characters (about 240 KB)."""
     extra = {f"field_{i:05}": "x" * 40 for i in range(count)}
@@ -698,6 +715,15 @@ BAD_REQUESTS: list[Attack] = [
             ("a constructor key", {"constructor": {"prototype": {"admin": True}}}),
             ("a field nested 64 levels deep (parsed, then refused as no Loops property)", {"x": nested(63)}),
         )
+    ],
+    *[
+        Attack(
+            f"{route}: a compact body of exactly MAX_BODY_BYTES (its job would be over SQS's 256 KiB)",
+            lambda r=route: request(r, compact_body(r, MAX_BODY)),
+            413,
+            "payload_too_large",
+        )
+        for route in ("loops-contacts", "loops-events")
     ],
     Attack(
         "loops-events: event properties nested 300 levels deep",
