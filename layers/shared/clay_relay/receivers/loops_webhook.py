@@ -1,9 +1,9 @@
 """POST /loops/webhook: Loops' account webhook (Standard Webhooks signed) becomes a Clay row.
 
-authenticate (signature, timestamp) → read the event → row (or ignored; also when too big for
-Clay) → duplicate check on
-webhook-id → enqueue → receipt. An authentic event is always a 202, even when ignored: a 4xx
-would make Loops retry it or disable the endpoint (see clay_relay.loops_webhooks).
+authenticate (signature, timestamp) → read the event → row (or ignored, also when too big for
+Clay) → duplicate check on webhook-id → enqueue → receipt. An authentic event is always a 202,
+even when ignored: a 4xx would make Loops retry it or disable the endpoint (see
+clay_relay.loops_webhooks).
 """
 
 from __future__ import annotations
