@@ -4,10 +4,12 @@ bench/results.json and bench/results.md (and printed as it goes).
     cold start      bench/handlers.py   each HTTP function vs a raw-boto3 baseline, fresh processes
     warm overhead   bench/handlers.py   CPU per request vs the same baseline, AWS answered from a recording
     AWS calls/cost  bench/aws_calls.py  every flow end to end against moto; $ per million relayed events
+    fan-out         bench/fan_out.py    what the largest request the bounds accept costs the receiver
     drain           bench/drain.py      a burst of Loops events against Loops' 10/s limit
     layer size      layers/shared/Makefile for Lambda's arm64, zipped and unzipped
 
     .venv/bin/python -m bench [--cold-runs 9] [--warm-iterations 2000] [--flow-events 100] [--drain-events 500]
+                              [--fan-out-runs 5]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import aws_calls, handlers
+from bench import aws_calls, fan_out, handlers
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench"
@@ -103,7 +105,14 @@ def summary(results: dict) -> dict:
         "drain_rate_ratio": results["drain"]["drain_rate_ratio"],
         "drain_429_fraction": results["drain"]["drain_429_fraction"],
         "layer_zip_bytes": results["layer"]["layer_zip_bytes"],
+        **{f"largest_request_{key}": value for key, value in largest_request(results).items()},
     }
+
+
+def largest_request(results: dict) -> dict:
+    """The largest request the bounds accept: what it queued and what it cost the receiver."""
+    case = results["fan_out"][next(iter(fan_out.CASES))]
+    return {key: case[key] for key in ("items", "queued_bytes", "sqs_requests", "receiver_ms")}
 
 
 def met(key: str, value: float) -> bool:
@@ -173,6 +182,23 @@ def markdown(results: dict) -> str:
             f"{f['sqs_requests_per_event']:.2f} | ${cost['total']:.2f} | ${small['total']:.2f} | "
             f"${cost['api_gateway']:.2f} |"
         )
+    lines += [
+        "",
+        "## What one request may cause",
+        "",
+        "Directus events through DirectusTriggerFunction in-process against moto (bench/fan_out.py), median of "
+        f"{results['fan_out_runs']} requests. Receiver ms includes moto's own handling of the SQS requests "
+        f"(in AWS, a round trip of ~{AWS_CALL_MS} ms each instead). Bounds: docs/http-api.md.",
+        "",
+        "| request | request bytes | status | answer bytes | SQS requests | bytes queued | receiver ms "
+        "| receiver CPU ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in results["fan_out"].items():
+        lines.append(
+            f"| {name} | {f['request_bytes']:,} | {f['status']} | {f['answer_bytes']:,} | {f['sqs_requests']} | "
+            f"{f['queued_bytes']:,} | {f['receiver_ms']:.0f} | {f['receiver_cpu_ms']:.0f} |"
+        )
     d = results["drain"]
     lines += [
         "",
@@ -195,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         "--flow-events", type=int, default=100, help="requests per flow for the AWS counts (default 100)"
     )
     parser.add_argument("--drain-events", type=int, default=500, help="events in the drain burst (default 500)")
+    parser.add_argument(
+        "--fan-out-runs", type=int, default=5, help="requests per fan-out case (bench/fan_out.py; default 5)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for results.json and results.md")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -207,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     results["handlers"] = handlers.measure(args.cold_runs, args.warm_iterations, progress)
     receiver_ms = max(f["warm_cpu_ms"]["relay"] for f in results["handlers"]["functions"].values())
     results["flows"] = flows_and_cost(args.flow_events, receiver_ms)
+    progress("what one request may cause (bench/fan_out.py)")
+    results["fan_out"], results["fan_out_runs"] = fan_out.measure(args.fan_out_runs, progress), args.fan_out_runs
     progress(f"drain benchmark: {args.drain_events} Loops events (bench/drain.py)")
     results["drain"] = drain(args.drain_events)
     progress("layer size (layers/shared/Makefile for arm64)")

@@ -10,15 +10,13 @@ Without --data each sends a sample with a fresh email address and key, so that i
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import time
 import uuid
 
 import requests
 
-from clay_relay import standard_webhooks
+from clay_relay import relay_signature, standard_webhooks
 from clay_relay.observability import mask_emails_in
 from clay_relay.outbound import redirect_reason, session_without_redirects
 from relay_cli import CommandError
@@ -146,7 +144,7 @@ def send_clay(stack: Stack, args: argparse.Namespace) -> int:
     if not callback.hmac_secret:
         raise CommandError(f"{stack.config_path} sets no clay_callback.hmac_secret: send without --hmac")
     key = stack.first_token(callback.hmac_secret)
-    signature = "sha256=" + hmac.new(key.encode(), encode(lead), hashlib.sha256).hexdigest()
+    signature = relay_signature.sign(key, encode(lead))
     return _post(stack, args, "/clay/enriched", lead, {callback.hmac_header: signature})
 
 

@@ -1,5 +1,6 @@
 """Loops: `POST /loops/api/v1/events/send`, `PUT /loops/api/v1/contacts/update`. Bearer API key
-(401), required fields and the 500-character value limit (400 with a message), 10 requests/s (429),
+(401), required fields and the 500-character value limit counted as JavaScript counts (UTF-16 code
+units; 400 with a message), 10 requests/s (429),
 `x-ratelimit-limit`/`x-ratelimit-remaining` on every answer, `Idempotency-Key` (409 when reused
 within 24 h). `fire_webhook` sends the relay a signed webhook, as Loops does.
 """
@@ -22,10 +23,17 @@ from local_stack.sandboxes.answers import Answer, json_object
 LOOPS_MAX_VALUE = 500
 
 
+def _js_length(text: str) -> int:
+    """JavaScript's `string.length`, which Loops' limit counts: UTF-16 code units ("😀" is 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _too_long(value: object) -> str | None:
     if isinstance(value, dict):
         return next((f"{k}" for k, v in value.items() if _too_long(v)), None)
-    if isinstance(value, str) and len(value) > LOOPS_MAX_VALUE:
+    if isinstance(value, list):
+        return next(("value" for v in value if _too_long(v)), None)
+    if isinstance(value, str) and _js_length(value) > LOOPS_MAX_VALUE:
         return "value"
     return None
 

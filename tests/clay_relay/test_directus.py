@@ -231,6 +231,67 @@ def test_event_of_the_wrong_shape_is_rejected_saying_what_is_wrong(body, problem
     assert any(problem in entry["problem"] for entry in rejected.value.fields)
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        "create",
+        "items.create",
+        "auth.login.create",
+        "directus_users.items.create",
+        "posts.items.create",
+        "leads.items.create.extra",
+        "leads.create",
+        "users.create",
+        "xleads.items.create",
+    ],
+)
+def test_an_event_name_that_is_not_an_item_event_of_the_collection_is_422_naming_event(event):
+    """`create` or `auth.login.create` on `leads` were taken for creates of leads items."""
+    with pytest.raises(InvalidPayload) as rejected:
+        parse_event({**CREATE, "event": event})
+    [problem] = rejected.value.fields
+    assert problem["field"] == "event"
+    assert "'leads.items.<create|update|delete>'" in problem["problem"]
+
+
+@pytest.mark.parametrize(
+    ("event", "collection"),
+    [
+        ("leads.items.update", "leads"),
+        ("my.leads.items.delete", "my.leads"),
+        ("users.create", "directus_users"),
+        ("directus_users.items.create", "directus_users"),
+        ("files.update", "directus_files"),
+    ],
+)
+def test_an_item_event_of_its_own_collection_is_understood(event, collection):
+    body = {**CREATE, "event": event, "collection": collection}
+    assert parse_event(body).action == event.rsplit(".", 1)[-1]
+
+
+@pytest.mark.parametrize("key", ["__proto__", "constructor", "prototype"])
+def test_a_row_column_javascript_reads_as_the_prototype_is_422_naming_the_field(key):
+    """With `fields: null` every payload field becomes a column: `__proto__` reached Clay as one."""
+    every_field = DirectusSource(clay_target="leads", fields=None)
+    with pytest.raises(InvalidPayload) as rejected:
+        jobs_for({**CREATE, "payload": {"email": "ada@example.com", key: {"polluted": True}}}, every_field)
+    assert fields_of(rejected.value) == [f"payload.{key}"]
+
+
+def test_a_prototype_key_nested_in_a_field_value_is_named_with_its_path():
+    every_field = DirectusSource(clay_target="leads", fields=None)
+    body = {**CREATE, "payload": {"email": "ada@example.com", "profile": [{"__proto__": {"admin": True}}]}}
+    with pytest.raises(InvalidPayload) as rejected:
+        jobs_for(body, every_field)
+    assert fields_of(rejected.value) == ["payload.profile.0.__proto__"]
+
+
+def test_a_field_named_constructor_may_travel_under_another_column_name():
+    renamed = DirectusSource(clay_target="leads", fields={"constructor": "f1_constructor"})
+    [job] = jobs_for({**CREATE, "payload": {"constructor": "Williams"}}, renamed)
+    assert job.row["f1_constructor"] == "Williams"
+
+
 def test_system_collection_events_are_understood():
     event = parse_event(
         {"event": "users.create", "payload": {"email": "a@b.io"}, "key": "u-1", "collection": "directus_users"}

@@ -154,6 +154,67 @@ def test_a_non_numeric_or_negative_employee_count_is_422_naming_it(count):
     assert set(problems_of(error)) == {"employee_count"}
 
 
+@pytest.mark.parametrize(
+    "score",
+    [
+        "\uff19\uff10",
+        "\u0669\u0660",
+        "\u096f\u0966",
+        "1,0,0",
+        "9,0",
+        " 9 0 ",
+        "9 0",
+        "90,",
+        ",90",
+        "1,00",
+        "9\u200b0",
+        "90.",
+        "+90",
+    ],
+    ids=lambda s: repr(s),
+)
+def test_an_icp_score_in_other_digits_or_with_stray_separators_is_422_not_read_as_a_hot_lead(score):
+    """Fullwidth "90" and "1,0,0" were read as 90 and 100: a lead routed hot on a guess."""
+    problems = problems_of(rejected({"email": "ada@example.com", "icp_score": score}))
+    assert set(problems) == {"icp_score"}
+    assert "ASCII digits" in problems["icp_score"]
+
+
+@pytest.mark.parametrize("count", ["1,200,000", "12,345", 10_000_000, "10,000,000"])
+def test_an_employee_count_with_commas_between_thousands_is_read(count):
+    assert lead(employee_count=count).employee_count == int(str(count).replace(",", ""))
+
+
+@pytest.mark.parametrize("count", [1e308, 10_000_001, "10,000,001", 1.7976931348623157e308, "\uff11\uff12"])
+def test_an_employee_count_no_company_has_is_422_naming_it_not_sent_to_loops(count):
+    """1e308 became a 309-digit integer in the Loops contact."""
+    error = rejected({"email": "ada@example.com", "icp_score": 85, "employee_count": count})
+    problems = problems_of(error)
+    assert set(problems) == {"employee_count"}
+    assert len(problems["employee_count"]) < 120  # says the bound, not 309 digits
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ada\x00@example.com",
+        "ada\u200b@example.com",
+        "ada@exam\u202eple.com",
+        "\ufeffada@example.com",
+        "ada@\u2060x.io",
+    ],
+    ids=["NUL", "zero-width space", "RTL override", "byte order mark", "word joiner"],
+)
+def test_an_email_with_an_invisible_or_control_character_is_422_naming_it(email):
+    problems = problems_of(rejected({"email": email, "icp_score": 85}))
+    assert "invisible or control character" in problems["email"]
+
+
+@pytest.mark.parametrize("email", ["Jürgen.Müller@bücher.de", "ada+clay@example.co.uk", "o'brien@example.ie"])
+def test_an_email_in_letters_of_any_script_is_accepted(email):
+    assert lead(email=email).email == email.lower()
+
+
 def test_a_fractional_directus_id_is_422_naming_it():
     error = rejected({"email": "ada@example.com", "icp_score": 85, "directus_id": 7.5})
     assert set(problems_of(error)) == {"directus_id"}

@@ -59,6 +59,24 @@ def test_text_values_are_fitted_to_loops_500_character_limit(length, sent):
     assert opener.endswith("…") is (length > 500)
 
 
+@pytest.mark.parametrize(
+    ("opener", "sent"),
+    [("x" * 499 + "\U0001f600", "x" * 499 + "…"), ("\U0001f600" * 300, "\U0001f600" * 249 + "…")],
+    ids=["499 characters and an emoji", "300 emoji"],
+)
+def test_text_is_fitted_in_utf_16_code_units_as_loops_counts_never_halving_an_emoji(opener, sent):
+    lead = parse_lead({"email": "a@b.co", "icp_score": 90, "personalized_opener": opener})
+    fitted = loops.event_payload(lead, SETTINGS)["eventProperties"]["personalizedOpener"]
+    assert fitted == sent
+    assert len(fitted.encode("utf-16-le")) // 2 <= 500
+
+
+def test_an_emoji_opener_fitted_to_the_limit_is_accepted_by_loops(destinations):
+    lead = parse_lead({"email": "a@b.co", "icp_score": 90, "personalized_opener": "\U0001f600" * 300})
+    outcome = loops.send_event(event_job(loops.event_payload(lead, SETTINGS)), API)
+    assert outcome.delivered, outcome.reason
+
+
 def test_a_fitted_payload_is_accepted_by_loops(destinations):
     lead = parse_lead({"email": "a@b.co", "icp_score": 90, "personalized_opener": "x" * 4000})
     outcome = loops.send_event(event_job(loops.event_payload(lead, SETTINGS)), API)

@@ -150,8 +150,22 @@ def flip_signature_bit(signature: str, bit: int) -> str:
     return "v1," + base64.b64encode(bytes(digest)).decode()
 
 
-def hmac_signature(body: bytes, key: str = HMAC_KEY) -> str:
-    return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+def hmac_digest(body: bytes, key: str = HMAC_KEY, timestamp: int | None = None) -> str:
+    """The hex HMAC-SHA256 a signing sender computes: over `{t}.{body}`, or over the body alone
+    (the old, replayable form) when `timestamp` is None."""
+    signed = body if timestamp is None else f"{timestamp}.".encode() + body
+    return hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def hmac_signature(body: bytes, key: str = HMAC_KEY, *, timestamp: int | None = None) -> str:
+    """`x-relay-signature` as a signing sender sends it: `t=<unix>,v1=<hex>`, signed now by default."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={timestamp},v1={hmac_digest(body, key, timestamp)}"
+
+
+def body_only_signature(body: bytes, key: str = HMAC_KEY) -> str:
+    """The old `sha256=<hex>` over the body alone, which carries no timestamp (replayable)."""
+    return "sha256=" + hmac_digest(body, key)
 
 
 def signed_by_hmac(body: object = LEAD, *, signature: Callable[[bytes], str] = hmac_signature, **headers) -> dict:

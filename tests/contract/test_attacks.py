@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import boto3
 import pytest
 
+from clay_relay import relay_signature
 from clay_relay.runtime import get_runtime
 from clay_relay.settings import Settings
 from tests.contract.attack_requests import (
@@ -38,8 +39,10 @@ from tests.contract.attack_requests import (
     assert_accepted,
     assert_aws_calls,
     assert_rejected,
+    body_only_signature,
     flip_bit,
     flip_signature_bit,
+    hmac_digest,
     hmac_signature,
     nested,
     raw,
@@ -97,6 +100,23 @@ def padded(route: str, size: int) -> bytes:
         body[f"pad_{i:06}"] = "a" * 400
     body[f"pad_{full:06}"] = "a" * (missing - overhead - full * (overhead + 400))
     data = raw(body)
+    assert len(data) == size
+    return data
+
+
+def compact_body(route: str, size: int) -> bytes:
+    """The route's valid body with fields of 400 characters, written without spaces, `size` bytes."""
+    body = dict(VALID_BODY[route])
+
+    def compact(value: dict) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    i = 0
+    while len(compact(body)) < size - 450:
+        body[f"p{i:05}"] = "a" * 400
+        i += 1
+    body["last"] = "a" * (size - len(compact(body)) - len(b',"last":""'))
+    data = compact(body)
     assert len(data) == size
     return data
 
@@ -172,7 +192,23 @@ def signature_changed(change: Callable[[str], str]) -> dict:
 
 
 def hmac_changed(change: Callable[[str], str], **headers: str) -> Callable[[], dict]:
+    """A lead whose `x-relay-signature` (`t=<now>,v1=<hex>`) was then changed."""
     return lambda: signed_by_hmac(signature=lambda body: change(hmac_signature(body)), **headers)
+
+
+def v1_changed(change: Callable[[str], str]) -> Callable[[], dict]:
+    """A lead signed now whose v1 hex digest was then changed (the timestamp left as signed)."""
+
+    def signature(body: bytes) -> str:
+        timestamp = now()
+        return f"t={timestamp},v1={change(hmac_digest(body, timestamp=timestamp))}"
+
+    return lambda: signed_by_hmac(signature=signature)
+
+
+def lead_signed(header: Callable[[bytes, int], str]) -> Callable[[], dict]:
+    """A lead whose `x-relay-signature` is `header(body, now)`."""
+    return lambda: signed_by_hmac(signature=lambda body: header(body, now()))
 
 
 # Authorization headers (from the route's valid token) that must not pass: (what, value, a secret read).
@@ -218,14 +254,21 @@ UNAUTHENTICATED: list[Attack] = [
         )
         for route in BEARER_ROUTES
     ],
-    # HMAC-SHA256 over the raw body: the Clay callback with signing keys
-    Attack("clay: a bit flipped in the HMAC signature", hmac_changed(lambda s: flip_bit(s, 10))),
+    # The relay's signature (t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">): the Clay callback with signing keys
+    Attack("clay: a bit flipped in the HMAC signature", v1_changed(lambda d: flip_bit(d, 10))),
     Attack("clay: the HMAC signature's last hex digit changed", hmac_changed(lambda s: flip_bit(s, -1))),
     Attack("clay: the HMAC signature truncated by one digit", hmac_changed(lambda s: s[:-1])),
-    Attack("clay: half of the HMAC signature", hmac_changed(lambda s: s[:39])),
-    Attack("clay: the HMAC scheme without a signature", hmac_changed(lambda s: "sha256=")),
-    Attack("clay: the HMAC signature under another prefix", hmac_changed(lambda s: "sha1=" + s[7:])),
-    Attack("clay: the HMAC signature twice (a duplicated header)", hmac_changed(lambda s: f"{s},{s}")),
+    Attack("clay: half of the HMAC signature", v1_changed(lambda d: d[:32])),
+    Attack(
+        "clay: the HMAC scheme without a signature", hmac_changed(lambda s: s.split(",")[0] + ",v1="), secret_read=False
+    ),
+    Attack("clay: only a timestamp", hmac_changed(lambda s: s.split(",")[0]), secret_read=False),
+    Attack(
+        "clay: the v1 entry under another name", hmac_changed(lambda s: s.replace(",v1=", ",v2=")), secret_read=False
+    ),
+    Attack(
+        "clay: the HMAC signature twice (a duplicated header)", hmac_changed(lambda s: f"{s},{s}"), secret_read=False
+    ),
     Attack("clay: an unpaired surrogate in the HMAC signature", hmac_changed(lambda s: s[:-1] + "\udc80")),
     Attack("clay: an HMAC made with another key", lambda: signed_by_hmac(signature=lambda b: hmac_signature(b, "k"))),
     Attack(
@@ -234,7 +277,64 @@ UNAUTHENTICATED: list[Attack] = [
     ),
     Attack(
         "clay: a bad HMAC signature beside a valid token",
-        hmac_changed(lambda s: flip_bit(s, 10), authorization=f"Bearer {CLAY_TOKEN}"),
+        hmac_changed(lambda s: flip_bit(s, -3), authorization=f"Bearer {CLAY_TOKEN}"),
+    ),
+    # replays and the old, replayable form
+    *[
+        Attack(
+            f"clay: signed {what}",
+            lead_signed(lambda body, at, o=offset: hmac_signature(body, timestamp=at + o)),
+            secret_read=False,
+        )
+        for what, offset in (
+            ("301 s ago", -301),
+            ("an hour ago", -3600),
+            ("ten years ago", -10 * 365 * 86400),
+            ("301 s ahead", 301),
+            ("an hour ahead", 3600),
+            ("ten years ahead", 10 * 365 * 86400),
+        )
+    ],
+    Attack("clay: signed at t=0 (1970)", lead_signed(lambda b, at: hmac_signature(b, timestamp=0)), secret_read=False),
+    *[
+        Attack(
+            f"clay: the signature's t {value!r}",
+            lead_signed(lambda body, at, v=value: f"t={v},v1={hmac_digest(body, timestamp=at)}"),
+            secret_read=False,
+        )
+        for value in ("", "yesterday", "1.7e9", "-1", "0x6745f0e0", "2026-11-23T12:00:00Z", "²³", "٣", "9" * 40)
+    ],
+    Attack(
+        "clay: a fresh t beside the v1 of an old one (a replay made to look new)",
+        lead_signed(lambda body, at: f"t={at},v1={hmac_digest(body, timestamp=at - 600)}"),
+    ),
+    Attack(
+        "clay: t one second off what was signed",
+        lead_signed(lambda body, at: f"t={at + 1},v1={hmac_digest(body, timestamp=at)}"),
+    ),
+    Attack(
+        "clay: a stale t and a fresh one (two t entries)",
+        lead_signed(lambda body, at: f"t={at - 600},t={at},v1={hmac_digest(body, timestamp=at)}"),
+        secret_read=False,
+    ),
+    Attack(
+        "clay: a fresh t with the HMAC of the body alone",
+        lead_signed(lambda body, at: f"t={at},v1={hmac_digest(body)}"),
+    ),
+    Attack(
+        "clay: the old body-only signature (replayable; not configured)",
+        lambda: signed_by_hmac(signature=body_only_signature),
+        secret_read=False,
+    ),
+    Attack(
+        "clay: the old body-only signature as bare hex (not configured)",
+        lambda: signed_by_hmac(signature=lambda body: hmac_digest(body)),
+        secret_read=False,
+    ),
+    Attack(
+        "clay: the old signature under another prefix",
+        lambda: signed_by_hmac(signature=lambda body: "sha1=" + hmac_digest(body)),
+        secret_read=False,
     ),
     # Standard Webhooks: Loops
     *[
@@ -358,6 +458,8 @@ BROKEN_SECRETS = [
     ("loops-webhook", "loops-webhook-secret", "whsec_bG9vcHM=\ud800"),
     ("loops-webhook", "loops-webhook-secret", '["whsec_bG9vcHM="]'),
 ]
+
+INVALID = "invalid_payload"
 
 # Authenticated requests with a body every route refuses: (what, body, base64-encoded, status, error).
 BODIES: list[tuple[str, Callable[[str], bytes], bool, int, str]] = [
@@ -564,6 +666,65 @@ BAD_REQUESTS: list[Attack] = [
         422,
         "invalid_payload",
     ),
+    # values read the wrong way (issue 20, finding 8)
+    *[
+        Attack(f"clay: an ICP score of {what}", lambda v=value: request("clay", {**LEAD, "icp_score": v}), 422, INVALID)
+        for what, value in (
+            ("fullwidth digits", "\uff19\uff10"),
+            ("Arabic-Indic digits", "\u0669\u0660"),
+            ("stray separators 1,0,0", "1,0,0"),
+            ("spaced digits", " 9 0 "),
+        )
+    ],
+    Attack(
+        "clay: an employee count of 1e308", lambda: request("clay", {**LEAD, "employee_count": 1e308}), 422, INVALID
+    ),
+    *[
+        Attack(
+            f"{route}: an email with {what}",
+            lambda r=route, b=body, e=email: request(r, {**b, "email": e}),
+            422,
+            INVALID,
+        )
+        for route, body in (("clay", LEAD), ("loops-contacts", LOOPS_CONTACT), ("loops-events", LOOPS_EVENT))
+        for what, email in (
+            ("a NUL", "alan\x00@example.com"),
+            ("a zero-width space", "alan\u200b@example.com"),
+            ("an RTL override", "alan@exa\u202emple.com"),
+        )
+    ],
+    *[
+        Attack(
+            f"directus: the event {event!r}",
+            lambda e=event: request("directus", {**DIRECTUS_EVENT, "event": e}),
+            422,
+            INVALID,
+        )
+        for event in ("create", "auth.login.create", "directus_users.items.create", "users.create")
+    ],
+    *[
+        Attack(f"{route}: {what}", lambda r=route, x=extra: request(r, {**VALID_BODY[r], **x}), 422, INVALID)
+        for route in ("loops-contacts", "loops-events")
+        for what, extra in (
+            ("a 501-character string in an array", {"tags": ["x" * 501]}),
+            ("a key of 600 characters", {"k" * 600: "v"}),
+            ("a nested object", {"company": {"name": "Acme"}}),
+            ("an email that is no address", {"email": "alan@example"}),
+            ("499 characters and an emoji (501 to Loops)", {"notes": "x" * 499 + "\U0001f600"}),
+            ("a __proto__ key", {"__proto__": {"admin": True}}),
+            ("a constructor key", {"constructor": {"prototype": {"admin": True}}}),
+            ("a field nested 64 levels deep (parsed, then refused as no Loops property)", {"x": nested(63)}),
+        )
+    ],
+    *[
+        Attack(
+            f"{route}: a compact body of exactly MAX_BODY_BYTES (its job would be over SQS's 256 KiB)",
+            lambda r=route: request(r, compact_body(r, MAX_BODY)),
+            413,
+            "payload_too_large",
+        )
+        for route in ("loops-contacts", "loops-events")
+    ],
     Attack(
         "loops-events: event properties nested 300 levels deep",
         lambda: request("loops-events", {**LOOPS_EVENT, "eventProperties": nested_objects(300)}),
@@ -626,10 +787,17 @@ VALID: list[tuple[str, Callable[[], dict]]] = [
             ("a base64-encoded body", lambda r: request(r, base64_encoded=True)),
             ("a body of exactly MAX_BODY_BYTES", lambda r: request(r, padded(r, MAX_BODY))),
             ("4,000 extra fields (240 KB)", lambda r: request(r, many_fields(r))),
-            ("a field nested 64 levels deep (the limit)", lambda r: request(r, {**VALID_BODY[r], "x": nested(63)})),
             ("an escaped surrogate pair (an emoji)", lambda r: request(r, appended(r, b'"x": "\\ud83d\\ude00"'))),
         )
         for route in ROUTES
+    ],
+    # Loops' properties are flat (see BAD_REQUESTS): the depth limit is tried on the other routes.
+    *[
+        (
+            f"{route}: a field nested 64 levels deep (the limit)",
+            lambda r=route: request(r, {**VALID_BODY[r], "x": nested(63)}),
+        )
+        for route in ("directus", "clay", "loops-webhook")
     ],
     *[
         (f"{route}: {what}", lambda r=route, v=value: request(r, headers={"authorization": v(token_of(r))}))
@@ -642,9 +810,22 @@ VALID: list[tuple[str, Callable[[], dict]]] = [
         for route in BEARER_ROUTES
     ],
     ("clay: an HMAC signature instead of a token", signed_by_hmac),
-    ("clay: an HMAC signature in capitals", lambda: signed_by_hmac(signature=lambda b: hmac_signature(b).upper())),
-    ("clay: an HMAC signature as bare hex", lambda: signed_by_hmac(signature=lambda b: hmac_signature(b)[7:])),
+    ("clay: the HMAC digest in capitals", v1_changed(str.upper)),
     ("clay: the HMAC header in Title-Case", lambda: recased(signed_by_hmac(), title_case)),
+    ("clay: signed 290 s ago", lead_signed(lambda body, at: hmac_signature(body, timestamp=at - 290))),
+    ("clay: signed 290 s ahead", lead_signed(lambda body, at: hmac_signature(body, timestamp=at + 290))),
+    (
+        "clay: a v1 of a retired key before the valid one (a rotation)",
+        lead_signed(lambda b, at: f"t={at},v1={hmac_digest(b, 'retired', at)},v1={hmac_digest(b, timestamp=at)}"),
+    ),
+    (
+        "clay: the v1 entry before t, spaces after the commas",
+        lead_signed(lambda body, at: f"v1={hmac_digest(body, timestamp=at)}, t={at}"),
+    ),
+    (
+        "clay: an entry of a future version beside v1",
+        lead_signed(lambda body, at: f"t={at},v2=abc,v1={hmac_digest(body, timestamp=at)}"),
+    ),
     (
         "loops-webhook: a valid signature after invalid ones",
         lambda: signature_changed(lambda s: f"v1,{base64.b64encode(b'x' * 32).decode()} v2,abc {s}"),
@@ -756,4 +937,35 @@ def test_a_webhook_replayed_after_the_tolerance_is_401(relay, tolerance, boto_ca
     assert_accepted(relay(json.loads(json.dumps(sent))))
     tolerance(120)  # as if it came back 80 s after the 5 minutes
     assert_rejected(relay(json.loads(json.dumps(sent))), 401, "unauthorized")
+    assert_aws_calls(boto_calls, secret_read=False)
+
+
+def test_a_signed_lead_replayed_after_the_tolerance_is_401(relay, boto_calls, monkeypatch):
+    sent = signed_by_hmac(signature=lambda body: hmac_signature(body, timestamp=now(-200)))
+    assert_accepted(relay(json.loads(json.dumps(sent))))
+    monkeypatch.setattr(relay_signature, "TOLERANCE_SECONDS", 120)  # as if it came back 80 s after the 5 minutes
+    assert_rejected(relay(json.loads(json.dumps(sent))), 401, "unauthorized")
+    assert_aws_calls(boto_calls, secret_read=False)
+
+
+@pytest.fixture
+def body_only_accepted():
+    """relay.json's clay_callback.hmac_accept_body_only turned on (the migration aid) for one test."""
+    runtime = get_runtime()
+    config = runtime.config
+    callback = config.clay_callback.model_copy(update={"hmac_accept_body_only": True})
+    runtime._config = config.model_copy(update={"clay_callback": callback})
+    yield
+    runtime._config = config
+
+
+def test_while_the_migration_aid_is_on_the_old_form_passes_and_the_new_form_is_still_checked(
+    relay, boto_calls, body_only_accepted
+):
+    assert_accepted(relay(signed_by_hmac(signature=body_only_signature)))
+    assert_accepted(relay(signed_by_hmac(signature=lambda body: hmac_digest(body))))  # bare hex
+    assert_accepted(relay(signed_by_hmac()))
+    assert_rejected(relay(signed_by_hmac(signature=lambda b: body_only_signature(b, "k"))), 401, "unauthorized")
+    stale = signed_by_hmac(signature=lambda body: hmac_signature(body, timestamp=now(-301)))
+    assert_rejected(relay(stale), 401, "unauthorized")
     assert_aws_calls(boto_calls, secret_read=False)

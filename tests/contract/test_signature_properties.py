@@ -4,8 +4,9 @@
   always passes, among any other signatures and secrets; any change to its body, webhook-id,
   timestamp or signature is refused, and the relay never accepts what the reference refuses.
 - The static bearer token (Directus, Clay, Clay → Loops) passes exactly when it is one of the
-  active tokens; the HMAC-SHA256 signature over the raw body (Clay) exactly when it is the HMAC of
-  those bytes with an active key.
+  active tokens; the relay's signature (Clay: `t=<unix>,v1=<hex>`) exactly when a v1 is the
+  HMAC-SHA256 of `{t}.{raw body}` with an active key and t is fresh; the old body-only form only
+  when configured, and then exactly when it is the HMAC of those bytes.
 - Any JSON (and any bytes) a sender can send is answered 202 or with the 4xx of the relay's own
   validation errors, never a 5xx, and whatever is accepted is queued as a job the worker can read.
 
@@ -27,9 +28,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from clay_relay.auth import presented_token, signature_matches, token_matches
+from clay_relay.auth import presented_token, token_matches
 from clay_relay.errors import Unauthorized
 from clay_relay.jobs import parse_job
+from clay_relay.relay_signature import body_only_matches
+from clay_relay.relay_signature import verify as verify_relay_signature
 from clay_relay.standard_webhooks import verify
 from tests.contract.attack_requests import (
     DIRECTUS_EVENT,
@@ -40,6 +43,8 @@ from tests.contract.attack_requests import (
     assert_accepted,
     assert_aws_calls,
     assert_rejected,
+    body_only_signature,
+    hmac_digest,
     hmac_signature,
     nested,
     relay_stack,
@@ -366,6 +371,70 @@ def test_the_token_is_read_from_the_header_with_or_without_the_bearer_scheme(tok
     assert presented_token({"x-api-key": token}, "X-Api-Key") == token
 
 
+def passes(header: str, body: bytes, keys_: list[str], *, at: float, body_only: bool = False) -> bool:
+    try:
+        verify_relay_signature(header, body, lambda: tuple(keys_), accept_body_only=body_only, now=at)
+    except Unauthorized:
+        return False
+    return True
+
+
+@FAST
+@given(
+    keys_=st.lists(tokens, min_size=1, max_size=3),
+    index=st.integers(0, 2),
+    body=st.binary(max_size=1024),
+    offset=offsets,
+    others=st.lists(st.sampled_from(["v1=00", "v0=abc", "v2=", "x"]), max_size=3),
+    position=st.integers(0, 3),
+    capitals=st.booleans(),
+)
+def test_a_fresh_signature_of_the_raw_body_with_any_active_key_passes_among_other_entries(
+    keys_, index, body, offset, others, position, capitals
+):
+    at = time.time()
+    timestamp = int(at) + offset
+    digest = hmac_digest(body, keys_[index % len(keys_)], timestamp)
+    entries = [*others]
+    entries.insert(position % (len(entries) + 1), f"v1={digest.upper() if capitals else digest}")
+    entries.insert((position + 1) % (len(entries) + 1), f"t={timestamp}")
+    assert passes(",".join(entries), body, keys_, at=at)
+
+
+@FAST
+@given(key=tokens, body=st.binary(max_size=1024), offset=offsets, data=st.data())
+def test_any_change_to_the_body_its_timestamp_or_its_hmac_is_refused(key, body, offset, data):
+    at = time.time()
+    timestamp = int(at) + offset
+    digest = hmac_digest(body, key, timestamp)
+    change = data.draw(st.sampled_from(["body", "timestamp", "digit", "truncate", "extend", "key", "stale"]))
+    if change == "body":
+        body = data.draw(st.binary(max_size=1024).filter(lambda other: other != body))
+    elif change == "timestamp":  # still fresh: only the signature can refuse it
+        timestamp += data.draw(st.integers(-30, 30).filter(bool))
+    elif change == "digit":
+        position = data.draw(st.integers(0, len(digest) - 1))
+        digit = data.draw(st.sampled_from("0123456789abcdef").filter(lambda d: d != digest[position]))
+        digest = digest[:position] + digit + digest[position + 1 :]
+    elif change == "truncate":
+        digest = digest[: data.draw(st.integers(0, len(digest) - 1))]
+    elif change == "extend":
+        digest += data.draw(st.text("0123456789abcdef", min_size=1, max_size=4))
+    elif change == "key":
+        digest = hmac_digest(body, data.draw(tokens.filter(lambda other: other != key)), timestamp)
+    else:  # signed long enough ago or ahead, and replayed: refused however valid its HMAC
+        timestamp = int(at) + data.draw(st.sampled_from([-1, 1])) * data.draw(st.integers(TOLERANCE + 1, 10**9))
+        digest = hmac_digest(body, key, timestamp)
+    assert not passes(f"t={timestamp},v1={digest}", body, [key], at=at)
+
+
+@FAST
+@given(key=tokens, body=st.binary(max_size=1024), body_only=st.booleans(), form=st.integers(0, 2))
+def test_the_old_body_only_form_passes_only_when_configured(key, body, body_only, form):
+    header = [body_only_signature(body, key), body_only_signature(body, key).upper(), hmac_digest(body, key)][form]
+    assert passes(header, body, [key], at=time.time(), body_only=body_only) is body_only
+
+
 @FAST
 @given(
     keys_=st.lists(tokens, min_size=1, max_size=3),
@@ -373,16 +442,16 @@ def test_the_token_is_read_from_the_header_with_or_without_the_bearer_scheme(tok
     body=st.binary(max_size=1024),
     form=st.integers(0, 2),
 )
-def test_the_hmac_of_the_raw_body_with_any_active_key_passes(keys_, index, body, form):
-    digest = hmac_signature(body, keys_[index % len(keys_)])
+def test_the_hmac_of_the_raw_body_with_any_active_key_passes_the_old_form(keys_, index, body, form):
+    digest = body_only_signature(body, keys_[index % len(keys_)])
     presented = [digest, digest.upper(), digest.removeprefix("sha256=")][form]
-    assert signature_matches(body, presented, tuple(keys_))
+    assert body_only_matches(body, presented, tuple(keys_))
 
 
 @FAST
 @given(key=tokens, body=st.binary(max_size=1024), data=st.data())
-def test_any_change_to_the_body_or_its_hmac_is_refused(key, body, data):
-    digest = hmac_signature(body, key)
+def test_any_change_to_the_body_or_its_old_form_hmac_is_refused(key, body, data):
+    digest = body_only_signature(body, key)
     change = data.draw(st.sampled_from(["body", "digit", "truncate", "extend", "key"]))
     if change == "body":
         body = data.draw(st.binary(max_size=1024).filter(lambda other: other != body))
@@ -395,8 +464,8 @@ def test_any_change_to_the_body_or_its_hmac_is_refused(key, body, data):
     elif change == "extend":
         digest += data.draw(st.text("0123456789abcdef", min_size=1, max_size=4))
     else:
-        digest = hmac_signature(body, data.draw(tokens.filter(lambda other: other != key)))
-    assert not signature_matches(body, digest, (key,))
+        digest = body_only_signature(body, data.draw(tokens.filter(lambda other: other != key)))
+    assert not body_only_matches(body, digest, (key,))
 
 
 # --- through the handlers --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -95,27 +96,26 @@ def test_leads_that_cannot_be_leads_and_bad_tokens_are_rejected_with_clear_json(
     assert answer.status_code == 422 and answer.json()["fields"][0]["field"] == "icp_score"
 
 
-def test_a_lead_signed_with_hmac_over_the_raw_body_is_accepted_and_a_bad_signature_is_not(stack):
+def test_a_lead_signed_with_a_timestamped_hmac_is_accepted_and_a_bad_or_body_only_signature_is_not(stack):
     email = f"signed-{uuid.uuid4().hex[:8]}@example.com"
     raw = json.dumps({"email": email, "icp_score": 55}).encode()
-    good = hmac.new(b"e2e-signing-key", raw, hashlib.sha256).hexdigest()
+    timestamp = int(time.time())
+    good = hmac.new(b"e2e-signing-key", f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+    body_only = hmac.new(b"e2e-signing-key", raw, hashlib.sha256).hexdigest()
     headers = {"Content-Type": "application/json"}
 
-    accepted = requests.post(
-        f"{stack.gateway}/clay/enriched",
-        data=raw,
-        timeout=10,
-        headers={**headers, "x-relay-signature": f"sha256={good}"},
-    )
-    forged = requests.post(
-        f"{stack.gateway}/clay/enriched",
-        data=raw + b" ",
-        timeout=10,
-        headers={**headers, "x-relay-signature": f"sha256={good}"},
-    )
+    def post(data: bytes, signature: str) -> requests.Response:
+        return requests.post(
+            f"{stack.gateway}/clay/enriched", data=data, timeout=10, headers={**headers, "x-relay-signature": signature}
+        )
+
+    accepted = post(raw, f"t={timestamp},v1={good}")
+    forged = post(raw + b" ", f"t={timestamp},v1={good}")
+    replayable = post(raw, f"sha256={body_only}")
 
     assert accepted.status_code == 202 and accepted.json()["route"] == "nurture"
     assert forged.status_code == 401
+    assert replayable.status_code == 401
 
 
 def test_fifty_identical_callbacks_at_once_make_one_loops_event(stack):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 
@@ -58,7 +59,14 @@ def lead_event(
     return http_api_event("/clay/enriched", body, method=method, headers=headers)
 
 
-def signed(raw: bytes, key: str = SIGNING_KEY) -> str:
+def signed(raw: bytes, key: str = SIGNING_KEY, timestamp: int | None = None) -> str:
+    """`x-relay-signature` as a signing sender makes it: `t=<unix>,v1=<hex HMAC of "{t}.{body}">`."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={timestamp},v1=" + hmac.new(key.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+
+
+def signed_body_only(raw: bytes, key: str = SIGNING_KEY) -> str:
+    """The old form, over the body alone: no timestamp, so a captured request replays forever."""
     return "sha256=" + hmac.new(key.encode(), raw, hashlib.sha256).hexdigest()
 
 
@@ -215,10 +223,23 @@ def test_a_valid_signature_over_the_raw_body_is_accepted_without_a_token(handler
     assert body["route"] == "outreach"
 
 
-def test_a_signature_may_be_bare_hex(handler, aws, signing):
+@pytest.mark.parametrize("form", ["sha256=<hex>", "bare hex"])
+def test_the_old_body_only_signature_passes_only_while_the_migration_aid_is_on(handler, aws, signing, use_config, form):
     raw = raw_lead()
-    bare = signed(raw).removeprefix("sha256=")
-    assert call_handler(handler, lead_event(raw, token=None, extra_headers={"x-relay-signature": bare}))[0] == 202
+    old = signed_body_only(raw) if form == "sha256=<hex>" else signed_body_only(raw).removeprefix("sha256=")
+    event = lead_event(raw, token=None, extra_headers={"x-relay-signature": old})
+    status, body = call_handler(handler, event)
+    assert_error(status, body, 401, "unauthorized")
+    use_config(lambda c: c["clay_callback"].update(hmac_secret="clay-callback-signing", hmac_accept_body_only=True))
+    assert call_handler(handler, event)[0] == 202
+
+
+def test_a_signature_made_more_than_five_minutes_ago_is_401(handler, aws_calls, signing):
+    raw = raw_lead()
+    stale = signed(raw, timestamp=int(time.time()) - 301)
+    status, body = call_handler(handler, lead_event(raw, token=TOKEN, extra_headers={"x-relay-signature": stale}))
+    assert_error(status, body, 401, "unauthorized")
+    assert aws_calls.names() == []
 
 
 def test_a_signature_over_the_same_json_serialised_differently_is_401(handler, aws_calls, signing):
@@ -232,8 +253,8 @@ def test_a_signature_over_the_same_json_serialised_differently_is_401(handler, a
 
 @pytest.mark.parametrize(
     "signature",
-    ["sha256=", signed(b"another body"), signed(raw_lead(), "a-guessed-key")],
-    ids=["empty digest", "another body", "another key"],
+    ["sha256=", "t=1767225600,v1=", signed(b"another body"), signed(raw_lead(), "a-guessed-key")],
+    ids=["empty old-form digest", "empty digest", "another body", "another key"],
 )
 def test_a_bad_signature_is_401_even_with_a_valid_token_and_without_any_dynamodb_or_sqs_call(
     handler, aws_calls, signing, signature

@@ -98,21 +98,100 @@ def test_batch_update_queues_one_row_per_key(handler, aws):
     assert {row["event_id"] for row in answer["rows"]} == {job.event_id for job in jobs}
 
 
-def test_an_update_of_ten_thousand_items_is_queued_in_a_few_requests(handler, aws, aws_calls):
+def test_an_update_of_a_thousand_items_is_queued_in_a_few_requests_and_answered_with_its_count(handler, aws, aws_calls):
     """Directus' updateMany sends every key in one request and never retries it: a request per 10
-    rows (1,000 for 10,000 keys) would outlast the receiver's 10 s, so the rows travel in bundles."""
-    keys = list(range(1, 10_001))
+    rows would outlast the receiver's 10 s, so the rows travel in bundles; the answer gives their
+    count rather than a receipt per row."""
+    keys = list(range(1, 1_001))
     body = {"event": "leads.items.update", "payload": {"job_title": "CTO"}, "keys": keys, "collection": "leads"}
     status, answer = call(handler, http_event(body))
 
-    assert status == 202 and len(answer["rows"]) == 10_000
+    assert status == 202 and answer["row_count"] == 1_000 and "rows" not in answer
     sends = aws_calls.sqs_calls("send_message_batch")
-    assert len(sends) <= 20 and aws_calls.names("dynamodb") == []
+    assert len(sends) <= 5 and aws_calls.names("dynamodb") == []
     bundles = [parse_job(entry["MessageBody"]) for send in sends for entry in send["Entries"]]
     assert all(job.kind == "clay_row_bundle" for job in bundles)
     rows = [row for bundle in bundles for row in bundle.rows]
     assert [row.row["directus_id"] for row in rows] == keys
-    assert [row.event_id for row in rows] == [row["event_id"] for row in answer["rows"]]
+    assert len({row.event_id for row in rows}) == 1_000
+
+
+@pytest.mark.parametrize(("count", "listed"), [(100, True), (101, False)])
+def test_an_answer_lists_each_row_up_to_a_hundred_and_past_that_only_counts_them(handler, aws, count, listed):
+    body = {
+        "event": "leads.items.update",
+        "payload": {"job_title": "CTO"},
+        "keys": list(range(count)),
+        "collection": "leads",
+    }
+    status, answer = call(handler, http_event(body))
+    assert status == 202
+    assert (len(answer["rows"]) == count) if listed else (answer["row_count"] == count and "rows" not in answer)
+
+
+def test_an_update_of_more_than_a_thousand_items_is_413_saying_the_limit_and_the_count_before_anything_is_queued(
+    handler, aws_calls
+):
+    """10,000 keys in a 70 KB request became 10,000 jobs and a 660 KB answer."""
+    body = {
+        "event": "leads.items.update",
+        "payload": {"job_title": "CTO"},
+        "keys": list(range(10_000)),
+        "collection": "leads",
+    }
+    status, answer = call(handler, http_event(body))
+
+    assert_error(status, answer, 413, "payload_too_large")
+    assert "10,000 items" in answer["message"] and "at most 1,000" in answer["message"]
+    assert answer["fields"] == [{"field": "keys", "problem": "10,000 items; at most 1,000"}]
+    assert aws_calls.sqs == [] and aws_calls.dynamodb == []
+    assert len(json.dumps(answer)) < 1_000
+
+
+def test_an_update_of_more_than_a_thousand_items_that_would_be_skipped_anyway_is_answered_skipped(handler, aws_calls):
+    body = {
+        "event": "leads.items.update",
+        "payload": {"status": "archived"},
+        "keys": list(range(5_000)),
+        "collection": "leads",
+    }
+    status, answer = call(handler, http_event(body))
+    assert status == 202 and answer["skipped"] == "no mapped field changed"
+    assert aws_calls.sqs == []
+
+
+def test_rows_that_together_pass_ten_megabytes_are_413_saying_the_limit_and_the_size(handler, aws_calls):
+    """1,000 keys and a 99,000-character field: a 104 KB request that queued 99.5 MB for Clay."""
+    body = {
+        "event": "leads.items.update",
+        "payload": {"job_title": "x" * 99_000},
+        "keys": list(range(1, 1_001)),
+        "collection": "leads",
+    }
+    status, answer = call(handler, http_event(body))
+
+    assert_error(status, answer, 413, "payload_too_large")
+    assert "1,000 Clay rows would take about 99," in answer["message"]
+    assert "at most 10,000,000 bytes" in answer["message"]
+    assert aws_calls.sqs == [] and aws_calls.dynamodb == []
+
+
+def test_the_largest_event_the_bounds_accept_is_queued_whole(handler, aws, aws_calls):
+    """A thousand rows of 9.9 KB: just under 10 MB of rows, queued in bundles of under 256 KB."""
+    body = {
+        "event": "leads.items.update",
+        "payload": {"job_title": "x" * 9_800},
+        "keys": list(range(1, 1_001)),
+        "collection": "leads",
+    }
+    status, answer = call(handler, http_event(body))
+
+    assert status == 202 and answer["row_count"] == 1_000
+    entries = [entry for send in aws_calls.sqs_calls("send_message_batch") for entry in send["Entries"]]
+    bundles = [parse_job(entry["MessageBody"]) for entry in entries]
+    assert sum(len(bundle.rows) for bundle in bundles) == 1_000
+    assert all(len(entry["MessageBody"].encode()) <= 262_144 for entry in entries)
+    assert sum(len(entry["MessageBody"].encode()) for entry in entries) < 11_000_000
 
 
 def test_rows_too_big_to_share_one_queue_request_are_sent_in_several(handler, aws, aws_calls):
@@ -139,15 +218,16 @@ def test_the_worker_queues_the_rows_of_a_bundle_one_by_one_and_each_is_sent_once
         "collection": "leads",
     }
     status, answer = call(handler, http_event(body))
-    assert status == 202
+    assert status == 202 and answer["row_count"] == 150
     queue = aws.ref("DeliveryQueue")
     [bundle] = received_records(queue, 1)
+    bundled = {row.event_id for row in parse_job(bundle["body"]).rows}
 
     assert run_worker([bundle]) == set()
     assert run_worker([bundle]) == set()  # a redelivered bundle queues its rows again...
     rows = [parse_job(m["Body"]) for _ in range(40) for m in receive(queue)]
     assert len(rows) == 300
-    assert {row.event_id for row in rows} == {row["event_id"] for row in answer["rows"]}
+    assert {row.event_id for row in rows} == bundled and len(bundled) == 150
     # ...and the worker's claims still let each row through once.
     assert sum(RelayTable().claim(row.event_id, row.job_id, 60) is Claim.OWNED for row in rows) == 150
 

@@ -254,6 +254,28 @@ def test_an_authentic_body_that_is_no_loops_event_is_answered_202_ignored(handle
     assert no_aws_call(aws_calls)
 
 
+def test_a_contact_whose_row_is_bigger_than_clay_accepts_is_answered_202_ignored_and_not_queued(
+    handler, configure, aws, aws_calls
+):
+    """`max_row_bytes` (100 KB) was checked for Directus rows only: a 200 KB custom property went to Clay."""
+    configure({"fields": None})
+    contact = {**contact_created()["contact"], "notes": "x" * 200_000}
+    status, answer = call_handler(handler, signed_webhook(contact_created(contact)))
+    assert status == 202
+    assert "Clay accepts at most 100000" in answer["ignored"]
+    assert aws_calls.sqs == [] and queued(aws) == []
+
+
+def test_prototype_keys_are_left_out_of_a_contacts_row(handler, configure, aws):
+    configure({"fields": None})
+    contact = {**contact_created()["contact"], "__proto__": {"admin": True}, "prefs": {"constructor": {"x": 1}}}
+    status, _ = call_handler(handler, signed_webhook(contact_created(contact)))
+    assert status == 202
+    [job] = queued(aws)
+    assert "__proto__" not in job.row and job.row["prefs"] == {}
+    assert job.row["email"] == contact["email"]
+
+
 def test_an_unknown_schema_version_is_still_accepted_queued_and_counted(handler, configured, aws, capsys):
     capsys.readouterr()
     status, answer = call_handler(handler, signed_webhook(contact_created(webhookSchemaVersion="2.0.0")))
@@ -435,6 +457,91 @@ def test_a_501_character_value_inside_event_properties_is_named_with_its_path():
 def test_a_500_character_value_is_accepted_top_level_and_nested():
     body = {"email": "alan@example.com", "eventName": "demo", "notes": "x" * 500, "eventProperties": {"o": "y" * 500}}
     assert loops.forwarded_request(body, event=True) == body
+
+
+EMOJI = "\U0001f600"  # two UTF-16 code units: two characters to Loops (JavaScript's string length)
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["contact", "event"])
+@pytest.mark.parametrize(
+    "value", ["x" * 499 + EMOJI, EMOJI * 251], ids=["499 characters and an emoji", "251 emoji (502 to Loops)"]
+)
+def test_the_500_character_limit_is_counted_as_loops_counts_in_utf_16_code_units(value, event):
+    body = {"email": "alan@example.com", "eventName": "demo", "notes": value, "eventProperties": {"o": value}}
+    # (a contact has no eventProperties: there it is a nested object, itself named)
+    assert problems(body, event=event) == (["notes", "eventProperties.o"] if event else ["notes", "eventProperties"])
+
+
+def test_500_characters_outside_the_basic_plane_are_500_code_units_and_accepted():
+    body = {"email": "alan@example.com", "eventName": "demo", "notes": "é" * 500, "tag": EMOJI * 250}
+    assert loops.forwarded_request(body, event=True) == body
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["contact", "event"])
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"tags": ["x" * 501]}, "tags"),
+        ({"tags": ["vip", "beta"]}, "tags"),
+        ({"company": {"name": "Acme"}}, "company"),
+        ({"k" * 600: "v"}, "k" * 60 + "…"),
+    ],
+    ids=["a long string in an array", "an array", "a nested object", "a key of 600 characters"],
+)
+def test_a_property_loops_cannot_hold_is_named(extra, named, event):
+    """Loops' properties are flat strings, numbers, booleans or null, named by keys of at most 500 characters."""
+    assert problems({"email": "alan@example.com", "eventName": "demo", **extra}, event=event) == [named]
+
+
+@pytest.mark.parametrize(
+    ("properties", "named"),
+    [({"plan": {"tier": "x"}}, "eventProperties.plan"), ({"k" * 501: 1}, "eventProperties." + "k" * 60 + "…")],
+    ids=["a nested object", "a key of 501 characters"],
+)
+def test_an_event_property_loops_cannot_hold_is_named_with_its_path(properties, named):
+    assert problems({"email": "alan@example.com", "eventName": "demo", "eventProperties": properties}, event=True) == [
+        named
+    ]
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["contact", "event"])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "alan",
+        "alan@example",
+        "alan@@example.com",
+        "alan\x00@example.com",
+        "al\u200ban@example.com",
+        "alan@exa\u202emple.com",
+    ],
+    ids=["no domain", "no dot", "two @", "NUL", "zero-width space", "RTL override"],
+)
+def test_an_email_that_is_not_an_address_is_named(email, event):
+    assert problems({"email": email, "eventName": "demo"}, event=event) == ["email"]
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["contact", "event"])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"__proto__": {"admin": True}}, "__proto__"),
+        ({"constructor": "x"}, "constructor"),
+        ({"mailingLists": {"__proto__": True}}, "mailingLists.__proto__"),
+        ({"eventProperties": {"prototype": 1}}, "eventProperties.prototype"),
+    ],
+    ids=["__proto__", "constructor", "__proto__ in mailingLists", "prototype in eventProperties"],
+)
+def test_a_key_javascript_reads_as_the_prototype_is_named(body, named, event):
+    sent = {"email": "alan@example.com", "eventName": "demo", **body}
+    assert named in problems(sent, event=event)
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["contact", "event"])
+@pytest.mark.parametrize("subscribed", ["yes", 1, None, {"on": True}])
+def test_a_mailing_list_that_is_not_true_or_false_is_named(subscribed, event):
+    body = {"email": "alan@example.com", "eventName": "demo", "mailingLists": {"cm4list0001": subscribed}}
+    assert problems(body, event=event) == ["mailingLists.cm4list0001"]
 
 
 @pytest.mark.parametrize("value", [["plan"], "plan=enterprise", 3, True], ids=["list", "string", "number", "bool"])

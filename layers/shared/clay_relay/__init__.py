@@ -9,7 +9,8 @@ Modules, one concern each:
 - config             the declarative relay configuration (relay.json)
 - secrets            secrets by name, resolved at run time with caching
 - aws_clients        the AWS SDK clients, from one botocore session
-- auth               static bearer tokens and HMAC over the raw body
+- auth               static bearer tokens, the relay's signature, Standard Webhooks: who may call
+- relay_signature    the relay's timestamped HMAC signature (`x-relay-signature: t=…,v1=…`)
 - standard_webhooks  Standard Webhooks signatures (Loops)
 - http_api           the HTTP edge: resolver (senders' POST routes, their 405s, the 404 of an
                      unconfigured route), body limits, JSON errors, receipts answered as 202
@@ -22,12 +23,15 @@ Modules, one concern each:
 - directus           Directus item events → Clay rows; the write-back into items
 - item_keys          Directus item keys: which values may name an item (a segment of the write-back's path)
 - leads              enriched leads from Clay and their routing by ICP score
+- email_address      what the relay takes for an email address (no invisible characters)
+- javascript         how the JavaScript services it feeds read values: UTF-16 length, prototype keys
 - enrichment         the jobs an enriched lead becomes
 - loops              Loops' API (contacts, events) and requests forwarded to it
 - loops_webhooks     Loops' account webhooks → Clay rows
 - hooks              Slack and Zapier incoming webhooks
 - jobs               the delivery jobs carried by the queue
 - intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)
+- fan_out            what one request may cause: rows per request, their bytes together, rows answered
 - store              the only module that talks to DynamoDB
 - ledger             the lead ledger: every stage of a lead, in the claims the worker writes
     entries            lead keys, the LeadRef a job carries, stages as DynamoDB items

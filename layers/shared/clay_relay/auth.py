@@ -1,5 +1,6 @@
 """Request authentication: static tokens for senders that can only send static headers (Directus,
-Clay), HMAC-SHA256 over the raw body for senders that can sign, and Standard Webhooks (Loops).
+Clay), the relay's timestamped HMAC signature for senders that can sign (clay_relay.relay_signature),
+and Standard Webhooks (Loops).
 
 Fails closed: no header, no configured token or an unreadable secret is a 401. Every active token
 or key is compared in constant time, and all of them are always compared, so timing reveals nothing.
@@ -10,12 +11,11 @@ that authentication is not configured.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import NoReturn
 
-from clay_relay import standard_webhooks
+from clay_relay import relay_signature, standard_webhooks
 from clay_relay.errors import Unauthorized
 from clay_relay.observability import count, logger
 from clay_relay.secrets import SecretUnavailable, read_tokens
@@ -44,16 +44,6 @@ def token_matches(presented: str, active: tuple[str, ...]) -> bool:
     return matched and bool(presented)
 
 
-def signature_matches(body: bytes, presented: str, keys: tuple[str, ...]) -> bool:
-    """`sha256=<hex>` (or bare hex) of HMAC-SHA256(key, raw body), for any active key."""
-    digest = presented.strip().lower().removeprefix("sha256=")
-    matched = False
-    for key in keys:
-        expected = hmac.new(_utf8(key), body, hashlib.sha256).hexdigest()
-        matched |= hmac.compare_digest(_utf8(digest), expected.encode())
-    return matched and bool(digest)
-
-
 def require_token(headers: Mapping[str, str], tokens_secret: str, *, header: str = "authorization") -> None:
     presented = presented_token(headers, header)
     if not presented:
@@ -73,16 +63,28 @@ def require_token_or_signature(
     token_header: str,
     hmac_secret: str | None,
     hmac_header: str,
+    accept_body_only: bool = False,
 ) -> None:
-    """A valid HMAC signature (when the route has signing keys and the header is present) or a
-    valid static token."""
+    """A valid signature (when the route has signing keys and the header is present: see
+    clay_relay.relay_signature) or a valid static token."""
     signature = (headers.get(hmac_header.lower()) or "").strip()
     if signature and hmac_secret:
-        keys = _active_tokens(hmac_secret)
-        if not keys:
-            _reject("signature verification is not configured")
-        if not signature_matches(body, signature, keys):
-            _reject("invalid signature")
+        secret = hmac_secret
+
+        def keys() -> tuple[str, ...]:
+            active = _active_tokens(secret)
+            if not active:
+                raise Unauthorized("signature verification is not configured")
+            return active
+
+        try:
+            body_only = relay_signature.verify(signature, body, keys, accept_body_only=accept_body_only)
+        except Unauthorized as error:
+            _reject(str(error))
+        if body_only:
+            # Replayable: counted, so that an operator sees when no sender uses it any more.
+            count("SignaturesBodyOnly")
+            logger.warning("a body-only signature was accepted (clay_callback.hmac_accept_body_only)")
         return
     require_token(headers, tokens_secret, header=token_header)
 

@@ -171,11 +171,18 @@ def posted_row(target: ClayTarget, row: dict[str, Any], event_id: str) -> dict[s
     return {**row, target.idempotency_column: event_id} if target.idempotency_column else row
 
 
-def check_row_size(target: ClayTarget, row: dict[str, Any], event_id: str) -> None:
-    """Refuse at the edge a row Clay would refuse (its payload limit), rather than dead-letter it later."""
-    size = len(json.dumps(posted_row(target, row, event_id), separators=(",", ":"), ensure_ascii=False).encode())
+def row_bytes(target: ClayTarget, row: dict[str, Any], event_id: str) -> int:
+    """The size of the row as Clay receives it (compact JSON, UTF-8)."""
+    return len(json.dumps(posted_row(target, row, event_id), separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check_row_size(target: ClayTarget, row: dict[str, Any], event_id: str) -> int:
+    """The row's size; refuse at the edge a row Clay would refuse (its payload limit), rather than
+    dead-letter it later."""
+    size = row_bytes(target, row, event_id)
     if size > target.max_row_bytes:
         raise PayloadTooLarge(f"the Clay row would be {size} bytes; Clay accepts at most {target.max_row_bytes}")
+    return size
 
 
 def send_row(target: ClayTarget, webhook: ClayWebhook, row: dict[str, Any], event_id: str) -> Outcome:

@@ -5,7 +5,8 @@ create: {"event":"posts.items.create","payload":{...submitted fields},"key":1,"c
 update: {"event":"posts.items.update","payload":{...changed fields},"keys":["1"],"collection":"posts"}
 delete: {"event":"posts.items.delete","payload":["1"],"keys":["1"],"collection":"posts"}
 Keys arrive as numbers or strings; updateMany/deleteMany send one request whose `keys` lists every
-item, and each item becomes its own row.
+item, and each item becomes its own row. `event` must be the event of `collection`:
+`<collection>.items.<action>`, or `<name>.<action>` for a system collection `directus_<name>`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from clay_relay import javascript
 from clay_relay.config import DirectusSource, DirectusWriteBack
 from clay_relay.errors import InvalidPayload, validation_fields
 from clay_relay.item_keys import ItemKey, item_path
@@ -23,6 +25,19 @@ from clay_relay.outbound import Outcome, send_json
 from clay_relay.secrets import SecretUnavailable, read_json
 
 Action = Literal["create", "update", "delete"]
+ACTIONS = ("create", "update", "delete")
+SYSTEM_PREFIX = "directus_"  # system collections (directus_users) name their events without it: users.create
+
+
+def event_action(event: str, collection: str) -> str | None:
+    """The action of `event` when it is an item event of `collection`, else None."""
+    prefixes = [f"{collection}.items."]
+    if collection.startswith(SYSTEM_PREFIX):
+        prefixes.append(f"{collection.removeprefix(SYSTEM_PREFIX)}.")
+    for prefix in prefixes:
+        if event.startswith(prefix) and event.removeprefix(prefix) in ACTIONS:
+            return event.removeprefix(prefix)
+    return None
 
 
 class DirectusEvent(BaseModel):
@@ -32,11 +47,11 @@ class DirectusEvent(BaseModel):
     collection: str = Field(min_length=1, max_length=256)
     payload: dict[str, Any] | list[Any] | None = None
     key: ItemKey | None = None
-    keys: list[ItemKey] | None = Field(default=None, max_length=10_000)
+    keys: list[ItemKey] | None = None  # how many may make rows: clay_relay.fan_out
 
     @property
     def action(self) -> Action:
-        return self.event.rsplit(".", 1)[-1]  # type: ignore[return-value]
+        return self.event.rsplit(".", 1)[-1]  # type: ignore[return-value]  # validated: one of ACTIONS
 
     @property
     def item_keys(self) -> list[ItemKey]:
@@ -48,9 +63,13 @@ class DirectusEvent(BaseModel):
 
     @model_validator(mode="after")
     def _shape_matches_action(self) -> DirectusEvent:
-        action = self.event.rsplit(".", 1)[-1]
-        if action not in ("create", "update", "delete"):
-            raise _WrongShape("event", f"event {self.event!r} is not an items create, update or delete event")
+        action = event_action(self.event, self.collection)
+        if action is None:
+            raise _WrongShape(
+                "event",
+                f"event {self.event!r} is not an items create, update or delete event of collection "
+                f"{self.collection!r} (that is {self.collection + '.items.<create|update|delete>'!r})",
+            )
         if self.key is None and not self.keys:
             raise _WrongShape("keys", f"a {action} event needs 'key' or a non-empty 'keys'")
         if action in ("create", "update") and not isinstance(self.payload, dict):
@@ -89,12 +108,17 @@ def clay_jobs(
     email_column: str = "email",
     stage: Stage = "directus.accepted",
 ) -> list[ClayRowJob]:
-    """One Clay row job per item the event touches, with the fields the source selects.
+    """One Clay row job per item the event touches, with the fields the source selects."""
+    fields = row_fields(source, event, echo_fields)
+    return row_jobs(source_name, source, event, fields, email_column=email_column, stage=stage)
+
+
+def row_fields(source: DirectusSource, event: DirectusEvent, echo_fields: set[str] | None = None) -> dict[str, Any]:
+    """The fields every row of the event carries (the source's selection), or Skipped. Cheap
+    whatever the number of items: a receiver learns what it skips before it counts them.
 
     `echo_fields` are the fields the relay writes back into this collection: an update that
-    changes only those is Directus echoing the relay's own write-back, not a user's edit. Each row's
-    lead (for the ledger) is its `email_column`, or its item when the event carries no email;
-    `stage` is how it came in (a Flow's event, or `relay backfill`)."""
+    changes only those is Directus echoing the relay's own write-back, not a user's edit."""
     if source.collection and event.collection != source.collection:
         raise InvalidPayload(
             f"this route accepts collection {source.collection!r}, not {event.collection!r}",
@@ -113,15 +137,40 @@ def clay_jobs(
         fields = {column: changed[name] for name, column in columns.items() if name in changed}
         if event.action == "update" and not fields:
             raise Skipped("no mapped field changed")
+    prototype = javascript.prototype_keys(fields)
+    if prototype:
+        raise InvalidPayload(
+            "the row would carry keys JavaScript reads as an object's prototype (map the field to another column)",
+            fields=[
+                {"field": f"payload.{path}", "problem": "a key JavaScript reads as the prototype"} for path in prototype
+            ],
+        )
+    return fields
+
+
+def row_jobs(
+    source_name: str,
+    source: DirectusSource,
+    event: DirectusEvent,
+    fields: dict[str, Any],
+    *,
+    email_column: str = "email",
+    stage: Stage = "directus.accepted",
+) -> list[ClayRowJob]:
+    """One Clay row job per item: `fields` plus the metadata columns. Each row's lead (for the
+    ledger) is its `email_column`, or its item when the event carries no email; `stage` is how it
+    came in (a Flow's event, or `relay backfill`)."""
     origin = f"directus/{source_name}"
     meta = source.metadata
+    # The payload is the same for every item: hashed once, not once per key (an updateMany's).
+    payload_id = content_id(event.payload)
     jobs = []
     for key in event.item_keys:
         row = dict(fields)
         for column, value in ((meta.event, event.event), (meta.collection, event.collection), (meta.key, key)):
             if column:
                 row[column] = value
-        event_id = content_id(origin, event.event, event.collection, str(key), event.payload)
+        event_id = content_id(origin, event.event, event.collection, str(key), payload_id)
         lead = lead_ref(
             row.get(email_column),
             aliases=[directus_alias(event.collection, key)],

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.delivery_queue import MAX_BATCH_BYTES, DeliveryQueue, QueueError
-from clay_relay.errors import ServiceUnavailable
+from clay_relay.errors import PayloadTooLarge, ServiceUnavailable
 from clay_relay.jobs import ClayRowBundle, ClayRowJob, DeliveryJob, content_id, dump_job
 from clay_relay.observability import count, logger
 from clay_relay.store import RelayTable
@@ -43,11 +43,24 @@ def accept(jobs: Sequence[DeliveryJob], *, table: RelayTable, queue: DeliveryQue
         seen: set[str] = set()
         _enqueue(queue, bundle_rows(jobs))
     else:
+        for job in jobs:
+            _check_fits_one_message(job)
         seen = table.already_seen([job.event_id for job in jobs])
         _enqueue(queue, [job for job in jobs if job.event_id not in seen])
     count("EventsAccepted", len(jobs) - len(seen))
     count("EventsDuplicate", len(seen))
     return [Accepted(job, job.event_id in seen) for job in jobs]
+
+
+def _check_fits_one_message(job: DeliveryJob) -> None:
+    """A job SQS would refuse (over its 256 KiB) is refused now with a 413, not answered 503 (retry)
+    on every try: a body of MAX_BODY_BYTES written compactly makes a job a few hundred bytes over."""
+    size = len(dump_job(job).encode())
+    if size > MAX_BATCH_BYTES:
+        raise PayloadTooLarge(
+            f"the queued job would be {size:,} bytes; a queue message carries at most {MAX_BATCH_BYTES:,} "
+            "(send a smaller body)"
+        )
 
 
 def _all_rows(jobs: Sequence[DeliveryJob]) -> TypeGuard[Sequence[ClayRowJob]]:

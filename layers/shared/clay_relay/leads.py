@@ -2,7 +2,9 @@
 
 Clay inserts cell values as written: numbers often arrive as strings ("85", "1,200"), empty cells
 as "" or null, with stray whitespace and mixed-case emails. The model accepts all of that and
-rejects, with a 422 naming the field, what cannot be a lead (no email, no usable ICP score).
+rejects, with a 422 naming the field, what cannot be a lead (no email, no usable ICP score) and
+numbers it would have to guess at: digits of other scripts (fullwidth or Arabic-Indic 90), separators that group
+no thousands ("1,0,0", " 9 0 "), an employee count no company has.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from clay_relay import email_address
 from clay_relay.config import Routing
 from clay_relay.errors import InvalidPayload, validation_fields
 from clay_relay.item_keys import ItemKey
@@ -21,8 +24,11 @@ from clay_relay.item_keys import ItemKey
 if TYPE_CHECKING:
     from typing import Any
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+# ASCII digits only (\d and float() also take fullwidth or Arabic-Indic digits); commas only between thousands.
+NUMBER = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.[0-9]+)?")
+# No company employs more (the largest about 2.3 million): a bigger count is an enrichment error,
+# and 1e308 would reach Loops as a 309-digit integer.
+MAX_EMPLOYEES = 10_000_000
 Route = Literal["outreach", "nurture", "skip"]
 
 
@@ -31,9 +37,10 @@ def _number(value: object, field: str) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, int | float) or isinstance(value, bool):
-        value = str(value).strip().replace(",", "").replace(" ", "").removesuffix("%")
-        if not NUMBER.match(value):
-            raise ValueError(f"{field} must be a number")
+        value = str(value).strip().removesuffix("%").rstrip()
+        if not NUMBER.fullmatch(value):
+            raise ValueError(f"{field} must be a number (ASCII digits, commas only between thousands)")
+        value = value.replace(",", "")
     try:
         number = float(value)
     except OverflowError:  # an int of 400 digits
@@ -53,7 +60,7 @@ class EnrichedLead(BaseModel):
     last_name: str | None = Field(default=None, max_length=200)
     company_name: str | None = Field(default=None, max_length=300)
     job_title: str | None = Field(default=None, max_length=300)
-    employee_count: int | None = Field(default=None, ge=0)
+    employee_count: int | None = Field(default=None, ge=0, le=MAX_EMPLOYEES)
     industry: str | None = Field(default=None, max_length=300)
     linkedin_url: str | None = Field(default=None, max_length=2000)
     personalized_opener: str | None = Field(default=None, max_length=5000)
@@ -76,8 +83,11 @@ class EnrichedLead(BaseModel):
             value = value.strip()
         if not value:
             raise ValueError("a lead needs an email address")
-        if not isinstance(value, str) or not EMAIL.match(value):
+        if not isinstance(value, str):
             raise ValueError("not an email address")
+        problem = email_address.problem(value)
+        if problem:
+            raise ValueError(problem)
         return value.lower()
 
     @field_validator("icp_score", mode="before")
@@ -92,6 +102,9 @@ class EnrichedLead(BaseModel):
     @classmethod
     def _employees(cls, value: object) -> object:
         count = _number(value, "employee_count")
+        if count is not None and not 0 <= count <= MAX_EMPLOYEES:
+            shown = f"{count:,.0f}" if abs(count) < 1e15 else f"{count:g}"
+            raise ValueError(f"employee_count must be between 0 and {MAX_EMPLOYEES:,}, not {shown}")
         return None if count is None else int(count)
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from clay_relay import email_address, javascript
 from clay_relay.config import LoopsApi, LoopsSettings
 from clay_relay.errors import InvalidPayload
 from clay_relay.jobs import LoopsContactJob, LoopsEventJob
@@ -21,7 +22,7 @@ from clay_relay.secrets import SecretUnavailable, read_secret
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_VALUE_LENGTH = 500  # Loops rejects longer values
+MAX_VALUE_LENGTH = 500  # Loops rejects longer values (counted as JavaScript does: UTF-16 code units)
 
 # EnrichedLead field → Loops contact property (firstName/lastName are Loops' own).
 CONTACT_PROPERTIES = {
@@ -37,9 +38,7 @@ CONTACT_PROPERTIES = {
 
 
 def _fit(value: object) -> object:
-    if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
-        return value[: MAX_VALUE_LENGTH - 1] + "…"
-    return value
+    return javascript.shortened(value, MAX_VALUE_LENGTH) if isinstance(value, str) else value
 
 
 def contact_properties(lead: EnrichedLead) -> dict[str, object]:
@@ -65,34 +64,65 @@ def contact_payload(lead: EnrichedLead, settings: LoopsSettings) -> dict[str, An
     return payload
 
 
-def _too_long(payload: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+def _problems_of_values(values: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """Loops' properties are flat: each a string (at most 500 characters), number, boolean or null,
+    named by a key of at most 500 characters."""
     problems = []
-    for key, value in payload.items():
-        if isinstance(value, dict):
-            problems += _too_long(value, f"{prefix}{key}.")
-        elif isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
-            problems.append({"field": f"{prefix}{key}", "problem": f"longer than Loops' {MAX_VALUE_LENGTH} characters"})
+    for key, value in values.items():
+        field = f"{prefix}{javascript.shown(key)}"
+        if javascript.length(key) > MAX_VALUE_LENGTH:
+            problems.append({"field": field, "problem": f"a key longer than Loops' {MAX_VALUE_LENGTH} characters"})
+        if isinstance(value, dict | list):
+            problems.append({"field": field, "problem": "must be a string, number, boolean or null"})
+        elif isinstance(value, str) and javascript.length(value) > MAX_VALUE_LENGTH:
+            problems.append({"field": field, "problem": f"longer than Loops' {MAX_VALUE_LENGTH} characters"})
+    return problems
+
+
+def _problems_of_mailing_lists(lists: object) -> list[dict[str, str]]:
+    if not isinstance(lists, dict):
+        return [{"field": "mailingLists", "problem": 'must be an object like {"<list id>": true}'}]
+    problems = []
+    for list_id, subscribed in lists.items():
+        field = f"mailingLists.{javascript.shown(list_id)}"
+        if javascript.length(list_id) > MAX_VALUE_LENGTH:
+            problems.append({"field": field, "problem": f"a key longer than Loops' {MAX_VALUE_LENGTH} characters"})
+        if not isinstance(subscribed, bool):
+            problems.append({"field": field, "problem": "must be true (subscribe) or false (unsubscribe)"})
     return problems
 
 
 def forwarded_request(body: dict[str, Any], *, event: bool) -> dict[str, Any]:
     """A contact or event from Clay, checked the way Loops will check it, so that the sender
-    learns now (422 naming the field) instead of the request dying later in the dead-letter queue."""
-    problems = _too_long(body)
+    learns now (422 naming the field) instead of the request dying later in the dead-letter queue.
+    Keys JavaScript treats as an object's prototype are refused wherever they are."""
+    nested = {"mailingLists", "eventProperties"} if event else {"mailingLists"}
+    problems = [
+        {"field": path, "problem": "a key JavaScript reads as the object's prototype"}
+        for path in javascript.prototype_keys(body)
+    ]
     identity = {k: body.get(k) for k in ("email", "userId")}
     # Loops refuses an identity that is no string, even beside a good one (it would die in the DLQ).
     not_text = [field for field, value in identity.items() if value is not None and not isinstance(value, str)]
+    problems += _problems_of_values({k: v for k, v in body.items() if k not in nested and k not in not_text})
     problems += [{"field": field, "problem": "must be a string"} for field in not_text]
     if not any(isinstance(v, str) and v.strip() for v in identity.values()) and "email" not in not_text:
         problems.append({"field": "email", "problem": "an email or a userId is required"})
+    email = body.get("email")
+    if isinstance(email, str) and email.strip() and (problem := email_address.problem(email.strip())):
+        problems.append({"field": "email", "problem": problem})
     if event:
         name = body.get("eventName")
         if not (isinstance(name, str) and name.strip()):
             problems.append({"field": "eventName", "problem": "required"})
-        if "eventProperties" in body and not isinstance(body["eventProperties"], dict):
-            problems.append({"field": "eventProperties", "problem": "must be an object"})
-    if "mailingLists" in body and not isinstance(body["mailingLists"], dict):
-        problems.append({"field": "mailingLists", "problem": 'must be an object like {"<list id>": true}'})
+        if "eventProperties" in body:
+            properties = body["eventProperties"]
+            if isinstance(properties, dict):
+                problems += _problems_of_values(properties, "eventProperties.")
+            else:
+                problems.append({"field": "eventProperties", "problem": "must be an object"})
+    if "mailingLists" in body:
+        problems += _problems_of_mailing_lists(body["mailingLists"])
     if problems:
         raise InvalidPayload(f"not a valid Loops {'event' if event else 'contact'}", fields=problems)
     payload = dict(body)

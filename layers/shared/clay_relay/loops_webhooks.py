@@ -3,7 +3,9 @@
 contact.created carries the full contact record and becomes a Clay row; other event types carry
 only `contactIdentity` (and event fields) and become rows only when listed in `forward_events`.
 An authentic event is always answered 2xx, even when ignored: a 4xx would make Loops retry it or
-disable the endpoint. An unknown `webhookSchemaVersion` is logged and counted, not fatal.
+disable the endpoint. An unknown `webhookSchemaVersion` is logged and counted, not fatal; so is a
+row bigger than the target's `max_row_bytes` (ignored: Clay would refuse it). Keys JavaScript reads
+as an object's prototype (`__proto__`, `constructor`, `prototype`) are left out of the row.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from clay_relay.config import LoopsWebhook
+from clay_relay import javascript
+from clay_relay.clay import row_bytes
+from clay_relay.config import ClayTarget, LoopsWebhook
 from clay_relay.jobs import ClayRowJob, content_id
 from clay_relay.ledger import contact_alias, lead_ref
 from clay_relay.observability import count, logger
@@ -72,6 +76,12 @@ def clay_row_job(event: LoopsWebhookEvent, webhook_id: str, settings: LoopsWebho
         raise Ignored(f"{event.eventName} events are not forwarded (see loops_webhook.forward_events)")
     columns = settings.columns()
     row = fields if columns is None else {col: fields[name] for name, col in columns.items() if name in fields}
+    if javascript.prototype_keys(row):
+        count("LoopsWebhookPrototypeKeysDropped")
+        logger.warning(
+            "prototype keys left out of a Loops contact's row", extra={"keys": javascript.prototype_keys(row)}
+        )
+        row = javascript.without_prototype_keys(row)  # type: ignore[assignment]  # a dict stays a dict
     meta = settings.metadata
     contact_id = (event.contact or {}).get("id") or identity.id
     for column, value in (
@@ -100,3 +110,12 @@ def clay_row_job(event: LoopsWebhookEvent, webhook_id: str, settings: LoopsWebho
         row=row,
         lead=lead,
     )
+
+
+def check_row_fits(job: ClayRowJob, target: ClayTarget) -> None:
+    """Ignored (answered 2xx, logged and counted) when Clay would refuse the row for its size."""
+    size = row_bytes(target, job.row, job.event_id)
+    if size > target.max_row_bytes:
+        count("LoopsWebhookRowsTooLarge")
+        logger.warning("Loops webhook row too large for Clay", extra={"bytes": size, "limit": target.max_row_bytes})
+        raise Ignored(f"the Clay row would be {size} bytes; Clay accepts at most {target.max_row_bytes}")

@@ -96,7 +96,13 @@ class ClayCallback(_Strict):
     hmac_header: str = Field(
         default="x-relay-signature",
         min_length=1,
-        description="header carrying `sha256=<hex of HMAC-SHA256(key, raw body)>`",
+        description='header carrying `t=<unix seconds>,v1=<hex of HMAC-SHA256(key, "<t>." + raw body)>` '
+        "(several `v1=` while rotating keys); `t` must be within 5 minutes of now, either way",
+    )
+    hmac_accept_body_only: bool = Field(
+        default=False,
+        description="also accept the old `sha256=<hex of HMAC-SHA256(key, raw body)>`, which has no timestamp "
+        "and can be replayed: a migration aid while senders move to `t=…,v1=…`; turn it off again after",
     )
     dedupe_window_seconds: int = Field(
         default=86_400, ge=60, le=30 * 86_400, description="how long the same lead counts as a duplicate"

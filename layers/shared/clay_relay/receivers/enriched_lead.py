@@ -30,6 +30,7 @@ def receive_enriched_lead(runtime: Runtime, request: APIGatewayProxyEventV2) -> 
         token_header=settings.token_header,
         hmac_secret=settings.hmac_secret,
         hmac_header=settings.hmac_header,
+        accept_body_only=settings.hmac_accept_body_only,
     )
     lead = parse_lead(json_object(request, body))
     decision, event_id, ledger_lead, jobs = enrichment_jobs(lead, settings)

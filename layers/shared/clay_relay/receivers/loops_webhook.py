@@ -1,8 +1,9 @@
 """POST /loops/webhook: Loops' account webhook (Standard Webhooks signed) becomes a Clay row.
 
-authenticate (signature, timestamp) → read the event → row (or ignored) → duplicate check on
-webhook-id → enqueue → receipt. An authentic event is always a 202, even when ignored: a 4xx
-would make Loops retry it or disable the endpoint (see clay_relay.loops_webhooks).
+authenticate (signature, timestamp) → read the event → row (or ignored, also when too big for
+Clay) → duplicate check on webhook-id → enqueue → receipt. An authentic event is always a 202,
+even when ignored: a 4xx would make Loops retry it or disable the endpoint (see
+clay_relay.loops_webhooks).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def receive_loops_webhook(runtime: Runtime, request: APIGatewayProxyEventV2) -> 
     try:
         event = loops_webhooks.parse_webhook(json_object(request, body))
         job = loops_webhooks.clay_row_job(event, webhook_id, settings)
+        loops_webhooks.check_row_fits(job, runtime.config.clay_targets[settings.clay_target])
     except loops_webhooks.Ignored as ignored:
         count("LoopsWebhooksIgnored")
         return LoopsWebhookReceipt(webhook_id=webhook_id, ignored=str(ignored))

@@ -28,12 +28,14 @@ class RowReceipt(BaseModel):
 
 
 class DirectusReceipt(Receipt):
-    """A Directus event: its rows (one per item), or why it was skipped (then no rows)."""
+    """A Directus event: its rows (one per item; past clay_relay.fan_out.ANSWERED_ROWS only their
+    count), or why it was skipped (then no rows)."""
 
     event_id: str  # the single row's when there is one, else the whole event's
     duplicate: bool  # every row was a duplicate
     skipped: str | None = None
     rows: list[RowReceipt] | None = None
+    row_count: int | None = None
 
 
 class LeadReceipt(Receipt):
