@@ -7,7 +7,7 @@ import email.utils
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clay_relay.runtime import get_runtime
 
@@ -27,6 +27,7 @@ class Outcome:
     status: int | None = None
     retry_after: float | None = None
     reached: bool = True  # False when the request certainly never reached the destination
+    note: str | None = None  # delivered, but not as planned (e.g. Directus feedback `unmatched`): for the ledger
 
     @property
     def throttled(self) -> bool:
@@ -110,6 +111,28 @@ def send_json(
     method: str, url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str
 ) -> Outcome:
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return send_body(method, url, body, {"Content-Type": "application/json", **(headers or {})}, event_id=event_id)
+
+
+def send_body(method: str, url: str, body: bytes, headers: dict[str, str], *, event_id: str) -> Outcome:
+    """`body` exactly as given (a signed body must reach the destination byte for byte)."""
+    return _exchange(method, url, body, headers, event_id)[0]
+
+
+def fetch_json(url: str, headers: dict[str, str], *, event_id: str) -> tuple[Outcome, Any]:
+    """GET `url`: the outcome and, when delivered, the answer's JSON (None when it is not JSON)."""
+    outcome, response = _exchange("GET", url, None, {"Accept": "application/json", **headers}, event_id)
+    if response is None or not outcome.delivered:
+        return outcome, None
+    try:
+        return outcome, response.json()
+    except ValueError:
+        return outcome, None
+
+
+def _exchange(
+    method: str, url: str, body: bytes | None, headers: dict[str, str], event_id: str
+) -> tuple[Outcome, requests.Response | None]:
     runtime = get_runtime()
     session = runtime.http
     import requests
@@ -119,16 +142,16 @@ def send_json(
             method,
             url,
             data=body,
-            headers={"Content-Type": "application/json", EVENT_ID_HEADER: event_id, **(headers or {})},
+            headers={EVENT_ID_HEADER: event_id, **headers},
             timeout=runtime.settings.outbound_timeout_seconds,
         )
     except requests.exceptions.ConnectTimeout:
-        return Outcome(delivered=False, retryable=True, reason="connect timeout", reached=False)
+        return Outcome(delivered=False, retryable=True, reason="connect timeout", reached=False), None
     except requests.exceptions.ReadTimeout:
-        return Outcome(delivered=False, retryable=True, reason="timed out waiting for the answer")
+        return Outcome(delivered=False, retryable=True, reason="timed out waiting for the answer"), None
     except requests.exceptions.ConnectionError as error:
         reached = "NewConnectionError" not in repr(error) and "NameResolution" not in repr(error)
-        return Outcome(delivered=False, retryable=True, reason="connection failed", reached=reached)
+        return Outcome(delivered=False, retryable=True, reason="connection failed", reached=reached), None
     except requests.exceptions.RequestException as error:
-        return Outcome(delivered=False, retryable=False, reason=f"request not sendable: {type(error).__name__}")
-    return classify(response)
+        return Outcome(delivered=False, retryable=False, reason=f"request not sendable: {type(error).__name__}"), None
+    return classify(response), response
