@@ -31,7 +31,7 @@ class Received:
 
 
 class StubServer:
-    """ThreadingHTTPServer on 127.0.0.1, port 0, answering POSTs (and PUTs, PATCHes) per path as told."""
+    """ThreadingHTTPServer on 127.0.0.1, port 0, answering POSTs (and PUTs, PATCHes, GETs) per path as told."""
 
     def __init__(self):
         self.received: list[Received] = []
@@ -66,7 +66,7 @@ class StubServer:
                 except OSError:
                     pass  # the client gave up waiting
 
-            do_PUT = do_PATCH = do_POST
+            do_PUT = do_PATCH = do_GET = do_POST
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True

@@ -77,13 +77,15 @@ def deliver_feedback(job: DirectusFeedbackJob, target: FeedbackTarget, table: Re
         return outcome
     if not written:
         return _unmatched(job, "the lead's items are gone from Directus")
+    rewritten: dict[str, str] = {}
     for _ in range(REPAIRS):
-        newer = _newer(table, state, mark, job.fields)
-        if not newer:
+        values, marks = _newer(table, state, mark, job.fields)
+        if not values or marks == rewritten:
             break
-        outcome, _ = _write(api, job, target, written, newer, False)
+        outcome, _ = _write(api, job, target, written, values, False)
         if not outcome.delivered:
             return outcome
+        rewritten = marks
     return outcome
 
 
@@ -176,12 +178,15 @@ def _advance(table: RelayTable, state: str, mark: int, fields: dict[str, Any]) -
     )
 
 
-def _newer(table: RelayTable, state: str, mark: int, fields: dict[str, Any]) -> dict[str, Any]:
-    """Values of `fields` a newer event set since (to be written again after this event's PATCH)."""
+def _newer(
+    table: RelayTable, state: str, mark: int, fields: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values, and marks, of `fields` that a newer event set since: written again after this
+    event's PATCH (once per newer state)."""
     item = table.get(state) or {}
-    newer = {}
+    values, marks = {}, {}
     for field in fields:
         their_mark = item.get(f"mark.{field}", {}).get("N")
         if their_mark is not None and int(their_mark) > mark and f"value.{field}" in item:
-            newer[field] = json.loads(item[f"value.{field}"]["S"])
-    return newer
+            values[field], marks[field] = json.loads(item[f"value.{field}"]["S"]), their_mark
+    return values, marks
