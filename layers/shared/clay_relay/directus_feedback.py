@@ -178,9 +178,7 @@ def _advance(table: RelayTable, state: str, mark: int, fields: dict[str, Any]) -
     )
 
 
-def _newer(
-    table: RelayTable, state: str, mark: int, fields: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, str]]:
+def _newer(table: RelayTable, state: str, mark: int, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The values, and marks, of `fields` that a newer event set since: written again after this
     event's PATCH (once per newer state)."""
     item = table.get(state) or {}
