@@ -6,6 +6,7 @@ OpenAPI `webhooks`): the envelope (`eventName`, `eventTime`, `webhookSchemaVersi
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 
@@ -26,7 +27,8 @@ def _id(prefix: str) -> str:
 
 
 def loops_event(event_type: str, *, email: str | None = None, contact_id: str | None = None, **fields: object) -> dict:
-    """A `event_type` event about `email` (a new address when None); `fields` replace or add top-level fields."""
+    """A `event_type` event about `email` (a new address when None; its contact id is the same for every
+    event of one address, as in Loops); `fields` replace or add top-level fields."""
     event_type = canonical_event_type(event_type)
     if event_type not in LOOPS_EVENT_TYPES:
         raise ValueError(f"{event_type!r} is no Loops event type; send one of {', '.join(LOOPS_EVENT_TYPES)}")
@@ -34,7 +36,7 @@ def loops_event(event_type: str, *, email: str | None = None, contact_id: str | 
     if event_type == "testing.testEvent":
         return {**event, "message": "test", **fields}
     email = email or f"lead-{uuid.uuid4().hex[:8]}@example.com"
-    contact_id = contact_id or _id("cm")
+    contact_id = contact_id or "cm" + hashlib.sha256(email.lower().encode()).hexdigest()[:20]  # one per contact
     event["contactIdentity"] = {"id": contact_id, "email": email, "userId": None}
     if event_type == "contact.created":
         event["contact"] = {

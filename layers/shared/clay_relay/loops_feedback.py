@@ -120,23 +120,22 @@ def lead_of(event: LoopsWebhookEvent, webhook_id: str, stage: Stage, event_id: s
 
 
 def event_detail(event: LoopsWebhookEvent, webhook_id: str) -> dict[str, Scalar]:
-    """What the trace shows of the event: its type, contact, and the email it is about."""
+    """What the trace shows of the event: its type, what sent the email and which it was, its contact."""
     extra: dict[str, Any] = event.model_extra or {}
     identity = event.contactIdentity or ContactIdentity()
-    detail: dict[str, Scalar] = {
-        "type": event.eventName,
-        "contact_id": (event.contact or {}).get("id") or identity.id,
-        "webhook_id": webhook_id,
-    }
+    detail: dict[str, Scalar] = {"type": event.eventName}
     detail.update({name: extra[key] for key, name in _DETAIL.items() if _scalar(extra.get(key))})
     email = extra.get("email")
     if isinstance(email, dict):
-        detail.update({name: email[key] for key, name in (("emailMessageId", "email_message_id"),) if key in email})
         if _scalar(email.get("subject")):
             detail["subject"] = str(email["subject"])[:120]
+        if _scalar(email.get("emailMessageId")):
+            detail["email_message_id"] = email["emailMessageId"]
     mailing_list = extra.get("mailingList")
     if isinstance(mailing_list, dict) and _scalar(mailing_list.get("id")):
         detail["mailing_list_id"] = mailing_list["id"]
+    detail["contact_id"] = (event.contact or {}).get("id") or identity.id
+    detail["webhook_id"] = webhook_id
     return {name: value for name, value in detail.items() if _scalar(value)}
 
 
