@@ -340,7 +340,12 @@ def test_a_patch_that_failed_is_retried_and_then_written(loops, aws, http_stub, 
 
 
 # --- never echoed back to Clay ------------------------------------------------------------------------------
-def test_the_update_directus_fires_for_the_feedback_is_an_echo_not_a_clay_row(loops, flow, aws):
+def test_the_update_directus_fires_for_the_feedback_is_an_echo_not_a_clay_row(configure, flow, aws, use_config):
+    def every_field_to_clay(config: dict) -> None:  # without the echo check, the update would be a row
+        config["loops_webhook"]["directus_feedback"] = FEEDBACK
+        config["directus_sources"]["leads"]["fields"] = None
+
+    use_config(every_field_to_clay)
     handler = load_handler("directus_trigger")
     body = {
         "event": "leads.items.update",
