@@ -14,12 +14,13 @@ from unittest import mock
 
 import pytest
 
-from clay_relay.ledger import email_key
-from clay_relay.ledger.timeline import timeline
+from clay_relay.ledger import email_hash, email_key
+from clay_relay.ledger.timeline import NoSuchLead, timeline
 from clay_relay.store import RelayTable
 from local_stack.sandboxes import loops_event
+from relay_cli.__main__ import main as relay_main
 from tests.destinations import Answer
-from tests.invocations import call_handler, http_api_event, load_handler
+from tests.invocations import call_handler, http_api_event, load_handler, relay_stack
 from tests.loops_requests import SECRET, signed_webhook
 from tests.queues import make_visible_again, receive, sqs_record
 from tests.queues import run_worker as worker_run
@@ -363,3 +364,17 @@ def test_the_update_directus_fires_for_the_feedback_is_an_echo_not_a_clay_row(co
     status, answer = call_handler(handler, event)
     assert (status, answer["skipped"]) == (202, "echo of the relay's own write-back (only enrichment fields changed)")
     assert receive(aws.ref("DeliveryQueue")) == []
+
+
+# --- erasure ---------------------------------------------------------------------------------------------
+def test_relay_forget_removes_the_leads_feedback_state_too(loops, aws, destinations):
+    seed(destinations, {"id": 7, "email": ADA})
+    fire(loops, "email.hardBounced", eventTime=T)
+    drain(aws)
+    state = f"feedback#{email_hash(ADA)}"
+    assert RelayTable().get(state) is not None
+    with mock.patch("relay_cli.__main__.local_stack", return_value=relay_stack(aws, local=True)):
+        assert relay_main(["--local", "--json", "forget", ADA]) == 0
+    assert RelayTable().get(state) is None
+    with pytest.raises(NoSuchLead):
+        timeline(RelayTable(), email_key(ADA), time.time())
