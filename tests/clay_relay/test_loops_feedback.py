@@ -52,7 +52,8 @@ def configure(aws, use_config, put_secret):
 
 @pytest.fixture
 def loops(configure):
-    configure()
+    """The forwarder without Directus feedback: each event is kept in the trace, or goes nowhere."""
+    configure(directus_feedback=None)
     return load_handler("loops_forwarder")
 
 
@@ -117,7 +118,7 @@ def test_an_event_the_configuration_does_not_keep_costs_no_write_at_all(loops, a
 
 
 def test_opens_and_clicks_are_kept_when_the_configuration_asks(configure, aws_calls):
-    configure(keep_email_events=["email.opened", "email.clicked"])
+    configure(keep_email_events=["email.opened", "email.clicked"], directus_feedback=None)
     loops = load_handler("loops_forwarder")
     assert fire(loops, "email.opened")["kept"] == "loops.email_opened"
     assert fire(loops, "email.clicked")["kept"] == "loops.email_clicked"

@@ -51,6 +51,7 @@ def configure(aws, destinations, use_config, put_secret):
     def apply(forward: list[dict] = FORWARD) -> None:
         def edit(config: dict) -> None:
             config["loops_webhook"]["forward"] = forward
+            config["loops_webhook"]["directus_feedback"] = None  # the copies alone
 
         use_config(edit)
         put_secret("loops-webhook-secret", SECRET)
