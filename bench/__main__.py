@@ -76,9 +76,9 @@ def drain(events: int) -> dict:
         return json.loads(out.read_text())
 
 
-def flows_and_cost(events: int, receiver_ms: float) -> dict:
+def flows_and_cost(events: int, receiver_ms: float, flows_counted: list | None = None) -> dict:
     flows = {}
-    for flow in aws_calls.FLOWS:
+    for flow in aws_calls.FLOWS if flows_counted is None else flows_counted:
         progress(f"counting AWS requests: {flow.name} ({events} requests)")
         counted = aws_calls.count_flow(flow, events)
         worker_ms = DESTINATION_MS + AWS_CALL_MS * counted["dynamodb_writes_per_event"]
@@ -199,6 +199,23 @@ def markdown(results: dict) -> str:
             f"| {name} | {f['request_bytes']:,} | {f['status']} | {f['answer_bytes']:,} | {f['sqs_requests']} | "
             f"{f['queued_bytes']:,} | {f['receiver_ms']:.0f} | {f['receiver_cpu_ms']:.0f} |"
         )
+    lines += [
+        "",
+        "## Loops events besides Clay rows, per Loops event",
+        "",
+        "Not in the figures above (their targets are per relayed event): what a Loops event costs when it "
+        "becomes Directus feedback (the claim, its event-time mark), is only kept in the lead's trace (one "
+        "write by the receiver), or goes nowhere.",
+        "",
+        f"| flow | DynamoDB writes | items read | SQS requests | $ per million ({TEMPLATE_MEMORY_MB} MB) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, f in results.get("loops_feedback", {}).items():
+        cost = f["cost_per_million_usd"][f"{TEMPLATE_MEMORY_MB}mb"]
+        lines.append(
+            f"| {name} | {f['dynamodb_writes_per_event_with_round_trip_close']:.2f} | "
+            f"{f['dynamodb_items_read_per_event']:.2f} | {f['sqs_requests_per_event']:.2f} | ${cost['total']:.2f} |"
+        )
     d = results["drain"]
     lines += [
         "",
@@ -238,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     results["flows"] = flows_and_cost(args.flow_events, receiver_ms)
     progress("what one request may cause (bench/fan_out.py)")
     results["fan_out"], results["fan_out_runs"] = fan_out.measure(args.fan_out_runs, progress), args.fan_out_runs
+    results["loops_feedback"] = flows_and_cost(args.flow_events, receiver_ms, aws_calls.LOOPS_FEEDBACK_FLOWS)
     progress(f"drain benchmark: {args.drain_events} Loops events (bench/drain.py)")
     results["drain"] = drain(args.drain_events)
     progress("layer size (layers/shared/Makefile for arm64)")

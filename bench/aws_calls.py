@@ -29,7 +29,7 @@ from local_stack.aws import FAKE_CREDENTIALS, provision, read_local_env
 from local_stack.functions import LocalFunction
 from local_stack.gateway import api_gateway_event
 from local_stack.poller import QueuePoller
-from local_stack.sandboxes import Sandboxes
+from local_stack.sandboxes import Sandboxes, loops_event
 from local_stack.template import Template, load_template
 from tests.conftest import fresh_runtime  # the same reset the tests use between environments
 
@@ -55,6 +55,8 @@ class Flow:
     path: str
     path_parameters: dict[str, str]
     request: Callable[[int, str, dict[str, str]], tuple[dict[str, str], bytes]]
+    prepare: Callable[[Sandboxes, int, str], None] | None = None  # e.g. the Directus items the events are about
+    relayed: tuple[str, str] | None = None  # (destination, method) of the requests that count as relayed events
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -87,14 +89,30 @@ def _forward(n: int, run: str, secrets: dict[str, str]) -> tuple[dict[str, str],
 
 
 def _loops_webhook(n: int, run: str, secrets: dict[str, str]) -> tuple[dict[str, str], bytes]:
-    body = json.dumps(
-        {
-            "eventName": "contact.created",
-            "eventTime": int(time.time()),
-            "webhookSchemaVersion": "1.0.0",
-            "contact": {"id": f"c-{run}-{n}", "email": f"w{n}-{run}@example.com", "firstName": "Lin"},
-        }
-    )
+    body = {
+        "eventName": "contact.created",
+        "eventTime": int(time.time()),
+        "webhookSchemaVersion": "1.0.0",
+        "contact": {"id": f"c-{run}-{n}", "email": f"w{n}-{run}@example.com", "firstName": "Lin"},
+    }
+    return _signed(body, secrets)
+
+
+def _loops_email(event_type: str) -> Callable[[int, str, dict[str, str]], tuple[dict[str, str], bytes]]:
+    """Loops' `event_type` about lead n of the run (the sandbox Loops' shape of it)."""
+
+    def request(n: int, run: str, secrets: dict[str, str]) -> tuple[dict[str, str], bytes]:
+        return _signed(loops_event(event_type, email=f"b{n}-{run}@example.com"), secrets)
+
+    return request
+
+
+def _directus_items(sandboxes: Sandboxes, events: int, run: str) -> None:
+    sandboxes.directus.seed("leads", [{"email": f"b{n}-{run}@example.com"} for n in range(events)])
+
+
+def _signed(event: dict, secrets: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    body = json.dumps(event)
     webhook_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
     headers = {
         "content-type": "application/json",
@@ -112,6 +130,35 @@ FLOWS = [
     ),
     Flow("clay → loops event", "LoopsForwarderFunction", "POST", "/loops/events", {"route": "events"}, _forward),
     Flow("clay callback → loops/slack/directus", "ClayCallbackFunction", "POST", "/clay/enriched", {}, _lead),
+]
+# Loops events besides Clay rows (issue 17), per Loops event: reported apart from the relayed flows.
+LOOPS_FEEDBACK_FLOWS = [
+    Flow(
+        "loops hard bounce → directus feedback",
+        "LoopsForwarderFunction",
+        "POST",
+        "/loops/webhook",
+        {"route": "webhook"},
+        _loops_email("email.hardBounced"),
+        prepare=_directus_items,
+        relayed=("directus", "PATCH"),
+    ),
+    Flow(
+        "loops email outcome kept in the trace",
+        "LoopsForwarderFunction",
+        "POST",
+        "/loops/webhook",
+        {"route": "webhook"},
+        _loops_email("email.delivered"),
+    ),
+    Flow(
+        "loops email outcome not kept",
+        "LoopsForwarderFunction",
+        "POST",
+        "/loops/webhook",
+        {"route": "webhook"},
+        _loops_email("email.opened"),
+    ),
 ]
 
 
@@ -168,6 +215,8 @@ def count_flow(flow: Flow, events: int) -> dict:
         worker = QueuePoller(LocalFunction(functions["DeliveryWorkerFunction"]), refs["DeliveryQueue"], "arn")
         route = next(r for r in functions[flow.function].routes if r.match(flow.method, flow.path) is not None)
         run, accepted_requests = uuid.uuid4().hex[:8], 0
+        if flow.prepare:
+            flow.prepare(sandboxes, events, run)
         for n in range(events):
             headers, body = flow.request(n, run, secrets)
             event = api_gateway_event(route, flow.method, flow.path, headers, body, flow.path_parameters, "127.0.0.1")
@@ -180,13 +229,17 @@ def count_flow(flow: Flow, events: int) -> dict:
         batches = 0
         while worker.poll_once(sqs):
             batches += 1
-        delivered = sum(1 for d in sandboxes.deliveries.all() if 200 <= d["status"] < 300)
+        delivered = sum(
+            1
+            for d in sandboxes.deliveries.all()
+            if 200 <= d["status"] < 300 and (flow.relayed is None or (d["destination"], d["method"]) == flow.relayed)
+        )
         dead = int(
             sqs.get_queue_attributes(QueueUrl=refs["DeadLetterQueue"], AttributeNames=["ApproximateNumberOfMessages"])[
                 "Attributes"
             ]["ApproximateNumberOfMessages"]
         )
-    jobs = delivered
+    jobs = delivered or accepted_requests  # a flow that relays nothing (an event kept, or ignored): per request
     writes = sum(n for (service, op), n in calls.items() if service == "dynamodb" and op in DYNAMODB_WRITES)
     # The only writes a receiver makes: the enrichment callback closing the lead's round trip in the
     # ledger (one per lead, the issue's allowance on top of the per-event figure).
@@ -197,7 +250,8 @@ def count_flow(flow: Flow, events: int) -> dict:
     sqs_requests = sum(n for (service, _), n in calls.items() if service == "sqs") - 2
     return {
         "requests": accepted_requests,
-        "relayed_events": jobs,
+        "relayed_events": delivered,
+        "per": "relayed event" if delivered else "request",
         "dead_lettered": dead,
         "worker_invocations": batches,
         "dynamodb_writes_per_event": (writes - closing) / jobs,
@@ -211,9 +265,10 @@ def count_flow(flow: Flow, events: int) -> dict:
 
 
 def cost_per_million(flow: dict, *, receiver_ms: float, worker_ms_per_event: float, memory_mb: int) -> dict:
-    """Dollars per million relayed events of one flow, by AWS part."""
-    per_event = flow["requests"] / flow["relayed_events"]
-    invocations = per_event + flow["worker_invocations"] / flow["relayed_events"]
+    """Dollars per million relayed events of one flow (or requests, for a flow that relays nothing), by AWS part."""
+    relayed = flow["relayed_events"] or flow["requests"]
+    per_event = flow["requests"] / relayed
+    invocations = per_event + flow["worker_invocations"] / relayed
     gb_seconds = (per_event * receiver_ms + worker_ms_per_event) / 1000 * memory_mb / 1024
     parts = {
         "api_gateway": per_event * PRICES["http_api_request"],
@@ -229,5 +284,5 @@ def cost_per_million(flow: dict, *, receiver_ms: float, worker_ms_per_event: flo
 
 
 if __name__ == "__main__":
-    for flow in FLOWS:
+    for flow in FLOWS + LOOPS_FEEDBACK_FLOWS:
         print(flow.name, json.dumps(count_flow(flow, 40), indent=2))

@@ -2,7 +2,9 @@
 
 `relay trace LEAD` (an email, `directus:<collection>/<key>`, or an event id) prints the lead's
 timeline, oldest first: one line per stage with its time, outcome and the ids a person would look up
-elsewhere (the Clay URL and submission number, the Loops Idempotency-Key, the Directus item).
+elsewhere (the Clay URL and submission number, the Loops Idempotency-Key, the Directus item), and
+what Loops reported about the lead's emails (sent, delivered, bounced, unsubscribed, with the
+campaign or workflow) with the feedback written into Directus.
 `relay leads --overdue` lists the leads that went to Clay and did not come back enriched within
 their target's SLA. `relay forget EMAIL` removes everything the relay keeps about a lead: its ledger
 (claims, failures, round trip, links) and the dead letters that hold it. Emails are masked unless

@@ -1,7 +1,8 @@
 """Directus' list query (`GET /items/<collection>`): the query string as Directus' `qs` parses it,
 and `limit` (default 100, -1 for all), `offset`, `page` (from 1; wins over offset), `sort` (`id`,
 `-id`, any field, comma-separated), `filter` on top-level fields (`filter[id][_gt]=5` or JSON
-`filter={"_and": [...]}`; operators `_eq _neq _gt _gte _lt _lte _in _nin _null _nnull`,
+`filter={"_and": [...]}`; operators `_eq _neq _gt _gte _lt _lte _in _nin _null _nnull _contains
+_icontains`,
 `_and`/`_or`), `fields` (`*` or names) and `meta` (`filter_count`, `total_count`, `*`). A query
 Directus would refuse raises InvalidQuery (its 400 `INVALID_QUERY`).
 """
@@ -17,7 +18,20 @@ class InvalidQuery(ValueError):
     """A list query Directus would refuse with 400 INVALID_QUERY."""
 
 
-_FILTER_OPERATORS = ("_eq", "_neq", "_gt", "_gte", "_lt", "_lte", "_in", "_nin", "_null", "_nnull")
+_FILTER_OPERATORS = (
+    "_eq",
+    "_neq",
+    "_gt",
+    "_gte",
+    "_lt",
+    "_lte",
+    "_in",
+    "_nin",
+    "_null",
+    "_nnull",
+    "_contains",
+    "_icontains",
+)
 
 
 def query_object(query: str) -> dict:
@@ -85,6 +99,10 @@ def _compare(op: str, actual: object, expected: object) -> bool:
         values = expected if isinstance(expected, list) else str(expected).split(",")
         found = any(_like(v, actual) == actual for v in values)
         return found if op == "_in" else not found
+    if op in ("_contains", "_icontains"):
+        if not isinstance(actual, str):
+            return False
+        return str(expected).lower() in actual.lower() if op == "_icontains" else str(expected) in actual
     expected = _like(expected, actual)
     if op == "_eq":
         return actual == expected

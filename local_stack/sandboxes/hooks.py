@@ -1,5 +1,7 @@
-"""Slack `POST /slack/webhooks/<id>` (`ok`, or 400 `no_text`) and Zapier `POST /zapier/hooks/<id>`
-(`{"status": "success"}`): incoming webhooks that keep nothing."""
+"""Slack `POST /slack/webhooks/<id>` (`ok`, or 400 `no_text`), Zapier `POST /zapier/hooks/<id>`
+(`{"status": "success"}`) and `POST /forward/<name>`, a receiver of the Loops events the relay
+forwards (`{"ok": true}`; the delivery log keeps its `raw` body, to verify the signature over):
+incoming webhooks that keep nothing."""
 
 from __future__ import annotations
 
@@ -23,3 +25,9 @@ def zapier_receive(method: str, parts: list[str], headers: dict, body: bytes) ->
     if method != "POST" or len(parts) != 3:
         return Answer(404, {"status": "error", "message": "hook not found"})
     return Answer(200, {"id": uuid.uuid4().hex, "request_id": uuid.uuid4().hex, "status": "success"})
+
+
+def forward_receive(method: str, parts: list[str], headers: dict, body: bytes) -> Answer:
+    if method != "POST" or len(parts) != 2:
+        return Answer(404, {"error": "no such endpoint"})
+    return Answer(200, {"ok": True}, note={"raw": body.decode("utf-8", "replace")})

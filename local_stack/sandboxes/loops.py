@@ -2,7 +2,8 @@
 (401), required fields and the 500-character value limit counted as JavaScript counts (UTF-16 code
 units; 400 with a message), 10 requests/s (429),
 `x-ratelimit-limit`/`x-ratelimit-remaining` on every answer, `Idempotency-Key` (409 when reused
-within 24 h). `fire_webhook` sends the relay a signed webhook, as Loops does.
+within 24 h). `fire_webhook` sends the relay a signed webhook of any of Loops' 17 event types
+(built by loops_events), as Loops does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 from local_stack.sandboxes.answers import Answer, json_object
+from local_stack.sandboxes.loops_events import loops_event
 
 LOOPS_MAX_VALUE = 500
 
@@ -68,16 +70,25 @@ class LoopsSandbox:
         return answer
 
     def fire_webhook(self, event: dict) -> dict:
-        """Sends `event` to the relay as Loops would: Standard Webhooks signed (by the reference
-        implementation), a new webhook-id, the current timestamp."""
+        """Sends an event to the relay as Loops would: Standard Webhooks signed (by the reference
+        implementation), a new webhook-id, the current timestamp. `{"type": "email.hardBounced",
+        "email": "ada@example.com", ...}` builds that type's event (other keys replace its fields);
+        without `type`, `event` is a contact.created body whose missing envelope is filled in."""
         if not (self.webhook_url and self.webhook_secret):
             raise ValueError("the Loops webhook is not configured (LOOPS_WEBHOOK_SECRET in local.env)")
-        event = {
-            "eventName": "contact.created",
-            "eventTime": int(time.time()),
-            "webhookSchemaVersion": "1.0.0",
-            **event,
-        }
+        if "type" in event:
+            fields = dict(event)
+            event_type, email = fields.pop("type"), fields.pop("email", None)
+            if not isinstance(event_type, str) or not isinstance(email, str | None):
+                raise ValueError('"type" is an event type and "email" the lead\'s address')
+            event = loops_event(event_type, email=email, contact_id=fields.pop("contactId", None), **fields)
+        else:
+            event = {
+                "eventName": "contact.created",
+                "eventTime": int(time.time()),
+                "webhookSchemaVersion": "1.0.0",
+                **event,
+            }
         body = json.dumps(event)
         webhook_id = f"msg_{uuid.uuid4().hex}"
         now = datetime.now(UTC)

@@ -15,7 +15,7 @@ from local_stack.sandboxes.clay import ClaySandbox
 from local_stack.sandboxes.deliveries import DeliveryLog
 from local_stack.sandboxes.directus import DirectusSandbox
 from local_stack.sandboxes.faults import Fault
-from local_stack.sandboxes.hooks import slack_receive, zapier_receive
+from local_stack.sandboxes.hooks import forward_receive, slack_receive, zapier_receive
 from local_stack.sandboxes.loops import LoopsSandbox
 from local_stack.serving import BackgroundServer
 
@@ -37,6 +37,7 @@ class Sandboxes:
             "slack": slack_receive,
             "zapier": zapier_receive,
             "directus": self.directus.receive,
+            "forward": forward_receive,
         }.get(destination)
 
     def add_fault(self, spec: dict) -> Fault:

@@ -126,8 +126,11 @@ def echo_of(patched: dict, item_id: str = "7", collection: str = "leads") -> dic
 
 
 def config_with(write_back: DirectusWriteBack | None) -> RelayConfig:
+    """relay.json with this write-back and without Loops' feedback (whose fields are the relay's own too:
+    see tests/clay_relay/test_loops_feedback.py)."""
     raw = default_config()
     raw["clay_callback"]["directus_writeback"] = write_back.model_dump() if write_back else None
+    raw["loops_webhook"]["directus_feedback"] = None
     return RelayConfig.model_validate(raw)
 
 

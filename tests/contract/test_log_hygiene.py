@@ -1,10 +1,11 @@
 """No secret, token, API key, signing secret, full email address or request body reaches the logs.
 
 Every flow runs with valid requests: the Directus trigger, the Clay callback (token and HMAC
-signature), the Loops webhook (signed by the reference implementation) and the Clay → Loops
-routes; then the delivery worker delivers every job to the local stack's sandboxes (Clay, Loops,
-Slack, Zapier, Directus), and a few deliveries fail the ways destinations fail (an error that echoes
-the lead's email, a 5xx, a refused API key). Rejected requests run too. Everything written is
+signature), the Loops webhook (signed by the reference implementation; a hard bounce written back
+into Directus, every event forwarded to another endpoint) and the Clay → Loops routes; then the
+delivery worker delivers every job to the local stack's sandboxes (Clay, Loops, Slack, Zapier,
+Directus, the forward receiver), and a few deliveries fail the ways destinations fail (an error that
+echoes the lead's email, a 5xx, a refused API key). Rejected requests run too. Everything written is
 scanned: the Powertools JSON logs (at DEBUG), the EMF metrics and anything else on stdout/stderr,
 and every other logger from INFO up.
 """
@@ -37,6 +38,8 @@ from tests.queues import run_worker as run_worker_batch
 
 CLAY_WEBHOOK_PATH = "/clay/webhooks/leads-secret-slug-3f9a"
 CLAY_WEBHOOK_TOKEN = "clay-webhook-auth-token-7c1e"
+FORWARD_PATH = "/forward/archive-secret-slug-51d0"
+FORWARD_SECRET = "whsec_" + base64.b64encode(b"forward-endpoint-signing-key-04!").decode()
 OPENER = "Loved your keynote on compilers at PyCon, the part on ranges especially"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")  # masked ones (a***@…) do not match
 
@@ -103,8 +106,13 @@ def relay(aws, destinations, use_config, put_secret):
     def edit(config: dict) -> None:
         config["clay_callback"]["hmac_secret"] = "clay-callback-hmac-keys"
         config["clay_callback"]["zapier"] = {"webhook_secret": "zapier-webhook-url", "routes": ["outreach", "nurture"]}
+        config["loops_webhook"]["forward"] = [
+            {"name": "archive", "url_secret": "forward-url", "signing_secret": "forward-secret", "events": ["*"]}
+        ]
 
     use_config(edit)
+    put_secret("forward-url", destinations.base + FORWARD_PATH)
+    put_secret("forward-secret", FORWARD_SECRET)
     for name, value in SECRETS.items():
         put_secret(name, value)
     put_secret("clay-webhooks-leads", [{"url": destinations.base + CLAY_WEBHOOK_PATH, "token": CLAY_WEBHOOK_TOKEN}])
@@ -150,6 +158,10 @@ def secrets_in_play(destinations) -> list[str]:
         SLACK_PATH,
         ZAPIER_PATH,
         destinations.base + SLACK_PATH,
+        FORWARD_PATH,
+        FORWARD_SECRET,
+        FORWARD_SECRET.removeprefix("whsec_"),
+        base64.b64decode(FORWARD_SECRET.removeprefix("whsec_")).decode(),
     ]
     return values
 
@@ -181,6 +193,10 @@ def test_no_secret_email_or_body_is_logged_by_any_flow_or_delivery(
         request("loops-webhook", contact_created(WEBHOOK_CONTACT)),
         request("loops-webhook", contact_created(WEBHOOK_CONTACT, webhookSchemaVersion="2.0.0")),
         request("loops-webhook", loops_event_body("email.opened", email={"subject": "Hi"})),
+        request(
+            "loops-webhook",
+            loops_event_body("email.hardBounced", contactIdentity={"id": "c7", "email": "Ada.Lovelace@example.com"}),
+        ),
         request("loops-webhook", {"not": "a loops event"}),
         request("loops-contacts", LOOPS_CONTACT),
         request("loops-events", LOOPS_EVENT),

@@ -18,6 +18,7 @@ from relay_cli.__main__ import main
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-directus-token"
 LOOPS_WEBHOOK_SECRET = "whsec_ZTJlLWxvb3BzLXdlYmhvb2stc2lnbmluZy1rZXktMDAwMQ=="
+FORWARD_SECRET = "whsec_ZTJlLWZvcndhcmQtZW5kcG9pbnQtc2lnbmluZy1rZXk="  # the archive endpoint's own
 
 E2E_CONFIG = {
     "directus_sources": {
@@ -51,7 +52,26 @@ E2E_CONFIG = {
             "fields": {"icp_score": "icp_score", "industry": "industry", "personalized_opener": "opener"},
         },
     },
-    "loops_webhook": {"clay_target": "loops_contacts", "fields": ["email", "firstName", "lastName", "companyName"]},
+    "loops_webhook": {
+        "clay_target": "loops_contacts",
+        "fields": ["email", "firstName", "lastName", "companyName"],
+        "directus_feedback": {
+            "events": {
+                "contact.unsubscribed": {"email_status": "unsubscribed", "email_status_at": "{event_time}"},
+                "email.resubscribed": {"email_status": "subscribed", "email_status_at": "{event_time}"},
+                "email.hardBounced": {"email_status": "bounced", "email_status_at": "{event_time}"},
+                "email.spamReported": {"email_status": "complained", "email_status_at": "{event_time}"},
+            }
+        },
+        "forward": [
+            {
+                "name": "archive",
+                "url_secret": "loops-forward-archive-url",
+                "signing_secret": "loops-forward-archive-secret",
+                "events": ["email.delivered", "email.hardBounced"],
+            }
+        ],
+    },
     "loops_forwarding": {},
     "delivery": {"retry_horizon_seconds": 5, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
 }
@@ -69,6 +89,8 @@ ZAPIER_WEBHOOK_URL={{sandbox}}/zapier/hooks/catch
 DIRECTUS_API={{"url": "{{sandbox}}/directus", "token": "e2e-directus-api-token"}}
 CLAY_WEBHOOKS_LOOPS_CONTACTS=[{{"url": "{{sandbox}}/clay/webhooks/loops-contacts"}}]
 LOOPS_WEBHOOK_SECRET={LOOPS_WEBHOOK_SECRET}
+LOOPS_FORWARD_ARCHIVE_URL={{sandbox}}/forward/archive
+LOOPS_FORWARD_ARCHIVE_SECRET={FORWARD_SECRET}
 """
 
 

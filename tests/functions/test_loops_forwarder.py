@@ -148,6 +148,7 @@ def test_a_fresh_contact_created_is_answered_202_and_queued_as_one_clay_row(hand
         "webhook_id": webhook_id,
         "event_id": content_id("loops/webhook", webhook_id),
         "duplicate": False,
+        "actions": ["clay"],
     }
     [job] = queued(aws)
     assert isinstance(job, ClayRowJob)

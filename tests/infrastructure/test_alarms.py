@@ -317,7 +317,7 @@ def test_dashboard_plots_the_flows():
 @pytest.mark.parametrize("name", ["Delivered", "DeliveryRetried", "DeliveryDeferred", "DeadLettered"])
 def test_dashboard_shows_each_destination_of_the_worker(name):
     shown = {dict(dimensions)["destination"] for _, metric, dimensions in dashboard_metrics() if metric == name}
-    assert shown >= DESTINATIONS == {"clay", "loops", "slack", "zapier", "directus"}
+    assert shown >= DESTINATIONS == {"clay", "loops", "slack", "zapier", "directus", "forward"}
 
 
 def test_dashboard_custom_metrics_are_exactly_what_the_code_emits(emitted):

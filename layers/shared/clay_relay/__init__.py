@@ -17,7 +17,7 @@ Modules, one concern each:
 - receivers          one use case per sender's route, each returning a typed receipt:
     directus_event     POST /directus/{source}
     enriched_lead      POST /clay/enriched
-    loops_webhook      POST /loops/webhook
+    loops_webhook      POST /loops/webhook (Clay rows, Directus feedback, forwards, email outcomes)
     loops_forwarding   POST /loops/contacts, /loops/events
     receipts           the 202 answers of all of them
 - directus           Directus item events → Clay rows; the write-back into items
@@ -28,6 +28,10 @@ Modules, one concern each:
 - enrichment         the jobs an enriched lead becomes
 - loops              Loops' API (contacts, events) and requests forwarded to it
 - loops_webhooks     Loops' account webhooks → Clay rows
+- loops_feedback     what else a Loops event becomes: its stage in the lead's trace, Directus
+                     feedback, copies for the forward endpoints
+- directus_feedback  Loops' feedback written into the lead's Directus items, in event-time order
+- webhook_forwarding Loops' events re-signed for the forward endpoints
 - hooks              Slack and Zapier incoming webhooks
 - jobs               the delivery jobs carried by the queue
 - intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)

@@ -25,7 +25,7 @@ def content_id(*parts: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-Destination = Literal["clay", "loops", "slack", "zapier", "directus"]  # where a job can be delivered
+Destination = Literal["clay", "loops", "slack", "zapier", "directus", "forward"]  # where a job can be delivered
 DESTINATIONS: tuple[str, ...] = get_args(Destination)
 
 
@@ -39,7 +39,7 @@ class _Job(BaseModel):
     accepted_at: float = Field(default_factory=time.time)
     holds: int = Field(default=0, description="times it waited for a Clay webhook URL with quota left")
     lead: LeadRef | None = Field(default=None, description="the lead it is about, for the ledger")
-    destination: ClassVar[Destination]  # where the worker delivers it: clay, loops, slack, zapier, directus
+    destination: ClassVar[Destination]  # where the worker delivers it: clay, loops, slack, zapier, directus, forward
     # Whether sending the request twice is harmless: an idempotency key (Loops' Idempotency-Key,
     # the Clay row's idempotency column) or an idempotent method (PUT, PATCH). Jobs whose repeat
     # would show (a second Slack message) are claimed as `sending` and never sent twice.
@@ -103,6 +103,33 @@ class DirectusPatchJob(_Job):
     destination: ClassVar[Destination] = "directus"
 
 
+class DirectusFeedbackJob(_Job):
+    """Loops' feedback on a lead (an unsubscribe, a bounce, a complaint) for its Directus items: found
+    by the lead ledger or a Directus query on the email, PATCHed unless a newer event set the fields."""
+
+    kind: Literal["directus_feedback"] = "directus_feedback"
+    event_type: str
+    event_time: float = Field(description="Loops' eventTime: of two events setting a field, the newer wins")
+    rank: int = Field(default=0, ge=0, lt=1000, description="of two events with the same time, the higher wins")
+    email: str | None = Field(default=None, description="the lead's email, as Loops sent it")
+    collection: str
+    fields: dict[str, Any] = Field(min_length=1)
+
+    destination: ClassVar[Destination] = "directus"
+
+
+class LoopsForwardJob(_Job):
+    """A Loops event for one of `loops_webhook.forward`'s endpoints, re-signed with its secret when
+    sent. Its `webhook-id` stays Loops' own, which Standard Webhooks receivers deduplicate on."""
+
+    kind: Literal["loops_forward"] = "loops_forward"
+    endpoint: str
+    webhook_id: str
+    body: str = Field(description="the event exactly as Loops sent it")
+
+    destination: ClassVar[Destination] = "forward"
+
+
 class ClayRowBundle(_Job):
     """Many rows of one accepted event in one message: a Directus updateMany of thousands of items
     is queued in a few requests, so the receiver answers in time; the worker then queues each row
@@ -115,7 +142,15 @@ class ClayRowBundle(_Job):
 
 
 DeliveryJob = Annotated[
-    ClayRowJob | LoopsEventJob | LoopsContactJob | SlackMessageJob | ZapierPostJob | DirectusPatchJob | ClayRowBundle,
+    ClayRowJob
+    | LoopsEventJob
+    | LoopsContactJob
+    | SlackMessageJob
+    | ZapierPostJob
+    | DirectusPatchJob
+    | DirectusFeedbackJob
+    | LoopsForwardJob
+    | ClayRowBundle,
     Field(discriminator="kind"),
 ]
 _job_adapter: TypeAdapter[DeliveryJob] = TypeAdapter(DeliveryJob)

@@ -12,7 +12,7 @@ import email.utils
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from clay_relay.destination_urls import refusal
@@ -34,6 +34,7 @@ class Outcome:
     status: int | None = None
     retry_after: float | None = None
     reached: bool = True  # False when the request certainly never reached the destination
+    note: str | None = None  # delivered, but not as planned (e.g. Directus feedback `unmatched`): for the ledger
 
     @property
     def throttled(self) -> bool:
@@ -144,11 +145,34 @@ def post_json(url: str, payload: object, headers: dict[str, str] | None = None, 
 def send_json(
     method: str, url: str, payload: object, headers: dict[str, str] | None = None, *, event_id: str
 ) -> Outcome:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return send_body(method, url, body, {"Content-Type": "application/json", **(headers or {})}, event_id=event_id)
+
+
+def send_body(method: str, url: str, body: bytes, headers: dict[str, str], *, event_id: str) -> Outcome:
+    """`body` exactly as given (a signed body must reach the destination byte for byte)."""
+    return _exchange(method, url, body, headers, event_id)[0]
+
+
+def fetch_json(url: str, headers: dict[str, str], *, event_id: str) -> tuple[Outcome, Any]:
+    """GET `url`: the outcome and, when delivered, the answer's JSON (None when it is not JSON)."""
+    outcome, response = _exchange("GET", url, None, {"Accept": "application/json", **headers}, event_id)
+    if response is None or not outcome.delivered:
+        return outcome, None
+    try:
+        return outcome, response.json()
+    except ValueError:
+        return outcome, None
+
+
+def _exchange(
+    method: str, url: str, body: bytes | None, headers: dict[str, str], event_id: str
+) -> tuple[Outcome, requests.Response | None]:
     runtime = get_runtime()
     if problem := refusal(url, local=runtime.settings.allow_local_destinations):
         # Never sent; dead-lettered at once (the dead-letters alarm tells the operator), replayed once fixed.
-        return Outcome(delivered=False, retryable=False, reason=f"destination URL refused: {problem}", reached=False)
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        refused = f"destination URL refused: {problem}"
+        return Outcome(delivered=False, retryable=False, reason=refused, reached=False), None
     session = runtime.http
     import requests
 
@@ -157,17 +181,17 @@ def send_json(
             method,
             url,
             data=body,
-            headers={"Content-Type": "application/json", EVENT_ID_HEADER: event_id, **(headers or {})},
+            headers={EVENT_ID_HEADER: event_id, **headers},
             timeout=runtime.settings.outbound_timeout_seconds,
             allow_redirects=False,
         )
     except requests.exceptions.ConnectTimeout:
-        return Outcome(delivered=False, retryable=True, reason="connect timeout", reached=False)
+        return Outcome(delivered=False, retryable=True, reason="connect timeout", reached=False), None
     except requests.exceptions.ReadTimeout:
-        return Outcome(delivered=False, retryable=True, reason="timed out waiting for the answer")
+        return Outcome(delivered=False, retryable=True, reason="timed out waiting for the answer"), None
     except requests.exceptions.ConnectionError as error:
         reached = "NewConnectionError" not in repr(error) and "NameResolution" not in repr(error)
-        return Outcome(delivered=False, retryable=True, reason="connection failed", reached=reached)
+        return Outcome(delivered=False, retryable=True, reason="connection failed", reached=reached), None
     except requests.exceptions.RequestException as error:
-        return Outcome(delivered=False, retryable=False, reason=f"request not sendable: {type(error).__name__}")
-    return classify(response)
+        return Outcome(delivered=False, retryable=False, reason=f"request not sendable: {type(error).__name__}"), None
+    return classify(response), response

@@ -11,6 +11,8 @@ Items (partition key `pk`; hashed ids spread them over partitions):
   `last_error_kind`: retrying or dead-lettered, `last_error_origin`), for `relay status`. Written
   once per batch and destination that failed, never when every delivery succeeded.
 - `trip#`, `link#`, `ledger#`: the ledger's round trips, alias links and failure entries.
+- `feedback#<email hash>`: per field of the lead's Directus items, the mark (event time) and value of
+  the Loops feedback last applied (clay_relay.directus_feedback keeps them in event-time order).
 The index `lead-timeline` (partition `lead`, sort `at`) holds every ledger entry: one Query gives a
 lead's timeline, another the round trips that are overdue.
 
@@ -308,6 +310,23 @@ class RelayTable:
 
     def put(self, item: dict[str, Any]) -> None:
         self._db().put_item(TableName=self.name, Item=item)
+
+    def update_if(self, pk: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]) -> bool:
+        """One conditional update of item `pk`; False when the condition does not hold."""
+        try:
+            self._db().update_item(
+                TableName=self.name,
+                Key={"pk": {"S": pk}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if not _conditional_failure(error):
+                raise
+            return False
+        return True
 
     def query_index(self, index: str, partition: str, *, at_most: float | None = None) -> list[dict[str, Any]]:
         """Every item of one partition of `index` (its `lead`), oldest `at` first, page by page;

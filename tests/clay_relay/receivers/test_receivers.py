@@ -87,14 +87,24 @@ def test_a_lead_below_every_threshold_is_receipted_as_skip_with_no_actions(runti
 def test_a_loops_contact_created_is_receipted_with_its_webhook_id_and_row(runtime):
     receipt = receive_loops_webhook(runtime, sent("loops-webhook", contact_created()))
     assert isinstance(receipt, LoopsWebhookReceipt)
-    assert [key for key, _ in body_of(receipt)] == ["accepted", "webhook_id", "event_id", "duplicate"]
+    assert [key for key, _ in body_of(receipt)] == ["accepted", "webhook_id", "event_id", "duplicate", "actions"]
     assert receipt.event_id == content_id("loops/webhook", receipt.webhook_id)
+    assert receipt.actions == ["clay"]
+
+
+def test_a_loops_email_outcome_kept_for_the_trace_is_receipted_with_its_stage(runtime):
+    receipt = receive_loops_webhook(runtime, sent("loops-webhook", loops_event_body("email.delivered")))
+    assert [key for key, _ in body_of(receipt)] == ["accepted", "webhook_id", "event_id", "duplicate", "kept"]
+    assert (receipt.kept, receipt.event_id) == (
+        "loops.email_delivered",
+        content_id("loops/webhook", receipt.webhook_id),
+    )
 
 
 def test_an_ignored_loops_webhook_is_receipted_with_why_and_no_row(runtime):
-    receipt = receive_loops_webhook(runtime, sent("loops-webhook", loops_event_body("email.delivered")))
+    receipt = receive_loops_webhook(runtime, sent("loops-webhook", loops_event_body("email.opened")))
     assert [key for key, _ in body_of(receipt)] == ["accepted", "webhook_id", "ignored"]
-    assert "email.delivered events are not forwarded" in receipt.ignored
+    assert "email.opened events go nowhere" in receipt.ignored
 
 
 def test_an_unsigned_loops_webhook_is_refused(runtime):

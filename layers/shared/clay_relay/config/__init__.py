@@ -11,6 +11,7 @@ imported from here.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
@@ -28,17 +29,27 @@ from clay_relay.config.directus import (
 )
 from clay_relay.config.hooks import SlackSettings, ZapierSettings
 from clay_relay.config.loops import LoopsApi, LoopsForwarding, LoopsMetadataColumns, LoopsSettings, LoopsWebhook
+from clay_relay.config.loops_feedback import (
+    LOOPS_EVENT_TYPES,
+    DirectusFeedback,
+    ForwardEndpoint,
+    canonical_event_type,
+)
 from clay_relay.errors import validation_fields
 
 __all__ = [
     "DEFAULT_RATES_PER_SECOND",
+    "LOOPS_EVENT_TYPES",
     "ClayCallback",
     "ClayTarget",
     "ConfigError",
     "DeliveryPolicy",
+    "DirectusFeedback",
     "DirectusSource",
     "DirectusWriteBack",
     "EventHandling",
+    "FeedbackTarget",
+    "ForwardEndpoint",
     "LeadField",
     "LoopsApi",
     "LoopsForwarding",
@@ -52,6 +63,7 @@ __all__ = [
     "SecretName",
     "SlackSettings",
     "ZapierSettings",
+    "canonical_event_type",
     "column_map",
     "load_config",
 ]
@@ -81,11 +93,24 @@ class RelayConfig(_Strict):
     )
 
     def write_back_fields(self, collection: str) -> set[str]:
-        """Directus fields of `collection` the relay itself writes (their updates are echoes)."""
+        """Directus fields of `collection` the relay itself writes, enrichment and Loops feedback
+        (their updates are echoes)."""
         write_back = self.clay_callback.directus_writeback if self.clay_callback else None
-        if write_back is None or write_back.collection != collection:
-            return set()
-        return set(write_back.fields.values())
+        fields = set(write_back.fields.values()) if write_back and write_back.collection == collection else set()
+        feedback = self.feedback_target()
+        if feedback and feedback.collection == collection:
+            fields |= feedback.settings.fields()
+        return fields
+
+    def feedback_target(self) -> FeedbackTarget | None:
+        """Where Loops' feedback goes in Directus (None when it is not configured)."""
+        settings = self.loops_webhook.directus_feedback if self.loops_webhook else None
+        if settings is None:
+            return None
+        write_back = self.clay_callback.directus_writeback if self.clay_callback else None
+        collection = settings.collection or (write_back.collection if write_back else "")
+        api_secret = settings.api_secret or (write_back.api_secret if write_back else "directus-api")
+        return FeedbackTarget(settings, collection, api_secret)
 
     @model_validator(mode="after")
     def _targets_exist(self) -> RelayConfig:
@@ -94,7 +119,22 @@ class RelayConfig(_Strict):
                 raise ValueError(f"directus source {name!r} names unknown clay_target {source.clay_target!r}")
         if self.loops_webhook and self.loops_webhook.clay_target not in self.clay_targets:
             raise ValueError(f"loops_webhook names unknown clay_target {self.loops_webhook.clay_target!r}")
+        feedback = self.feedback_target()
+        if feedback and not feedback.collection:
+            raise ValueError(
+                "loops_webhook.directus_feedback needs a collection (there is no clay_callback.directus_writeback "
+                "to take it from)"
+            )
         return self
+
+
+@dataclass(frozen=True)
+class FeedbackTarget:
+    """Loops' feedback settings with the collection and API secret they take from the write-back."""
+
+    settings: DirectusFeedback
+    collection: str
+    api_secret: str
 
 
 class ConfigError(RuntimeError):

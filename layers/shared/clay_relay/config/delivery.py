@@ -7,7 +7,14 @@ from pydantic import Field, field_validator
 from clay_relay.config.base import _Strict
 from clay_relay.jobs import Destination
 
-DEFAULT_RATES_PER_SECOND: dict[Destination, float] = {"clay": 10, "loops": 10, "slack": 1, "zapier": 10, "directus": 10}
+DEFAULT_RATES_PER_SECOND: dict[Destination, float] = {
+    "clay": 10,
+    "loops": 10,
+    "slack": 1,
+    "zapier": 10,
+    "directus": 10,
+    "forward": 10,  # to each of loops_webhook.forward's endpoints
+}
 
 
 class DeliveryPolicy(_Strict):
@@ -56,7 +63,8 @@ class DeliveryPolicy(_Strict):
     )
     rates_per_second: dict[Destination, float] = Field(
         default=DEFAULT_RATES_PER_SECOND,
-        description="requests per second to each destination (Clay: to each workspace), all workers together "
+        description="requests per second to each destination (Clay: to each workspace; forward: to each "
+        "endpoint), all workers together "
         '(see "Pacing" in How it keeps its promises); a destination left out keeps its default; each rate '
         "must be positive",
     )

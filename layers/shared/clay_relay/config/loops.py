@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from clay_relay.config.base import Name, SecretName, _Strict
 from clay_relay.config.directus import column_map
+from clay_relay.config.loops_feedback import KEPT_BY_DEFAULT, DirectusFeedback, ForwardEndpoint, LoopsEventType
 
 
 class LoopsApi(_Strict):
@@ -37,7 +38,9 @@ class LoopsMetadataColumns(_Strict):
 
 
 class LoopsWebhook(_Strict):
-    """`POST /loops/webhook`: Loops' signed account webhook; contact.created becomes a Clay row."""
+    """`POST /loops/webhook`: Loops' signed account webhook. contact.created becomes a Clay row; suppression
+    events can be written back into Directus, email outcomes kept in the lead ledger, and every event
+    fanned out to other endpoints."""
 
     signing_secret: SecretName = Field(
         default="loops-webhook-secret",
@@ -56,9 +59,32 @@ class LoopsWebhook(_Strict):
     dedupe_window_seconds: int = Field(
         default=86_400, ge=60, le=30 * 86_400, description="how long a `webhook-id` counts as already seen"
     )
+    directus_feedback: DirectusFeedback | None = Field(
+        default=None, description="unsubscribes, bounces and complaints written back into Directus (`null`: none)"
+    )
+    keep_email_events: tuple[LoopsEventType, ...] = Field(
+        default=KEPT_BY_DEFAULT,
+        description="event types kept in the lead ledger (`relay trace`) even when they cause no delivery (one "
+        "DynamoDB write each); an event that causes one is in the trace anyway, at no extra write. Add "
+        '`"email.opened"` and `"email.clicked"` to keep opens and clicks',
+    )
+    forward: tuple[ForwardEndpoint, ...] = Field(
+        default=(), description="other endpoints that get Loops' events, each re-signed with its own secret"
+    )
+
+    @field_validator("forward")
+    @classmethod
+    def _names_differ(cls, forward: tuple[ForwardEndpoint, ...]) -> tuple[ForwardEndpoint, ...]:
+        names = [endpoint.name for endpoint in forward]
+        if len(set(names)) != len(names):
+            raise ValueError("each forward endpoint needs a name of its own")
+        return forward
 
     def columns(self) -> dict[str, str] | None:
         return column_map(self.fields)
+
+    def forward_endpoint(self, name: str) -> ForwardEndpoint | None:
+        return next((endpoint for endpoint in self.forward if endpoint.name == name), None)
 
 
 class LoopsForwarding(_Strict):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from clay_relay.ledger.entries import (
     INDEX,
+    OBSERVED_OUTCOMES,
     OVERDUE,
     Scalar,
     directus_alias,
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
     from clay_relay.store import RelayTable
 
 FAILURES = ("retry", "dead_letter")  # `ledger#<event id>#<suffix>` entries that say a delivery failed
+NOTES = ("unmatched", "superseded")  # `ledger#<event id>#<suffix>`: delivered otherwise than the claim says
 # Among stages at the same time, the order they happen in.
 ORDER = [
     "directus.accepted",
     "backfill",
     "loops.webhook",
+    *OBSERVED_OUTCOMES,
     "replayed",
     "clay.held",
     "clay.delivered",
@@ -35,8 +38,15 @@ ORDER = [
     "slack",
     "zapier",
     "directus.writeback",
+    "directus.feedback",
+    "forward",
     "dead_letter",
 ]
+
+
+_OUTCOMES: dict[str, str] = {
+    str(stage): outcome for stage, outcome in OBSERVED_OUTCOMES.items()
+}  # an accepting or observed stage's outcome
 
 
 class NoSuchLead(LookupError):
@@ -96,7 +106,7 @@ def resolve(table: RelayTable, query: str) -> str:
         return str(link["link_to"]["S"]) if link else alias
     if "@" in query:
         return email_key(query)
-    pks = [f"event#{query}", *(f"ledger#{query}#{suffix}" for suffix in (*FAILURES, "held"))]
+    pks = [f"event#{query}", *(f"ledger#{query}#{suffix}" for suffix in (*FAILURES, *NOTES, "held"))]
     for item in table.get_many(pks):
         if "lead" in item:
             return str(item["lead"]["S"])
@@ -111,6 +121,13 @@ def items_of(table: RelayTable, key: str) -> list[dict[str, Any]]:
     for alias in sorted(aliases):
         items += [item for item in table.query_index(INDEX, alias) if item["pk"]["S"] not in _pks(items)]
     return items
+
+
+def directus_items(table: RelayTable, key: str, collection: str) -> list[str]:
+    """The keys of the lead's items in a Directus collection that its stages named (one Query)."""
+    prefix = directus_alias(collection, "")
+    aliases = {alias["S"] for item in table.query_index(INDEX, key) for alias in item.get("aliases", {}).get("L", [])}
+    return sorted(alias.removeprefix(prefix) for alias in aliases if alias.startswith(prefix))
 
 
 def timeline(table: RelayTable, key: str, now: float) -> Timeline:
@@ -137,16 +154,24 @@ def stages_of(items: list[dict[str, Any]]) -> list[StageLine]:
     dead-lettered."""
     lines: dict[tuple[str, str], StageLine] = {}
     failed_after: dict[str, float] = {}
+    notes: dict[str, StageLine] = {}
     for item in items:
         pk = item["pk"]["S"]
+        suffix = pk.rsplit("#", 1)[-1] if pk.startswith("ledger#") else ""
+        if suffix in NOTES:
+            notes[item["event_id"]["S"]] = _lines(item)[-1]
+            continue
         for line in _lines(item):
             lines.setdefault((line.stage, line.event_id if line.stage != "dead_letter" else pk), line)
-        if pk.startswith("ledger#") and pk.rsplit("#", 1)[-1] in FAILURES:
+        if suffix in FAILURES:
             event_id = item["event_id"]["S"]
             failed_after[event_id] = max(failed_after.get(event_id, 0.0), float(item["at"]["N"]))
     out = []
     for line in lines.values():
-        if line.outcome == "delivered" and failed_after.get(line.event_id, -1) >= line.at:
+        note = notes.get(line.event_id)
+        if note is not None and note.stage == line.stage and line.outcome == "delivered":
+            line = StageLine(line.stage, line.at, note.outcome, line.event_id, {**line.detail, **note.detail})
+        elif line.outcome == "delivered" and failed_after.get(line.event_id, -1) >= line.at:
             line = StageLine(line.stage, line.at, "failed", line.event_id, line.detail)
         out.append(line)
     return sorted(out, key=lambda line: (line.at, ORDER.index(line.stage) if line.stage in ORDER else 99))
@@ -164,13 +189,13 @@ def _lines(item: dict[str, Any]) -> list[StageLine]:
             StageLine(
                 stage,
                 float(accepted.get("at", item["at"])["N"]),
-                "enriched" if stage == "clay.enriched" else "accepted",
+                "enriched" if stage == "clay.enriched" else _OUTCOMES.get(stage, "accepted"),
                 accepted.get("event_id", {}).get("S", event_id),
                 from_attributes(accepted.get("detail", {}).get("M", {})),
             )
         )
     stage, outcome = item["stage"]["S"], item.get("outcome", {}).get("S", "")
-    if pk.startswith("event#"):  # a claim: the request was made when it was written
+    if pk.startswith("event#") and stage not in _OUTCOMES:  # a claim (not what Loops reported): delivered
         if detail.pop("replayed", False):
             lines.append(StageLine("replayed", at, "replayed", event_id, {}))
         if "delivered_at" in item or "sending_since" not in item:
@@ -217,9 +242,10 @@ def kept_about(table: RelayTable, key: str) -> list[str]:
     items = items_of(table, key)
     pks = _pks(items)
     if key.startswith("email#"):
-        trip = f"trip#{key.removeprefix('email#')}"
-        if table.get(trip):
-            pks.add(trip)
+        # The round trip, and the marks of the Loops feedback applied to the lead's Directus items.
+        for pk in (f"trip#{key.removeprefix('email#')}", f"feedback#{key.removeprefix('email#')}"):
+            if table.get(pk):
+                pks.add(pk)
     aliases = {alias["S"] for item in items for alias in item.get("aliases", {}).get("L", [])}
     for alias in aliases:
         link = table.get(f"link#{alias}")

@@ -6,11 +6,22 @@ and counted (`LedgerWriteFailed`), and the events go on as if the ledger did not
 from __future__ import annotations
 
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from clay_relay.jobs import ClayRowJob, DeliveryJob
-from clay_relay.ledger.entries import DELIVERY_STAGES, OVERDUE, LeadRef, Scalar, Stage, entry, retention_until
+from clay_relay.jobs import ClayRowJob, DeliveryJob, DirectusFeedbackJob, DirectusPatchJob, LoopsForwardJob
+from clay_relay.ledger.entries import (
+    DELIVERY_STAGES,
+    OBSERVED_OUTCOMES,
+    OVERDUE,
+    LeadRef,
+    Scalar,
+    Stage,
+    entry,
+    retention_until,
+)
 from clay_relay.observability import count, logger, mask_email
+from clay_relay.store import Claim
 
 if TYPE_CHECKING:
     from clay_relay.config import RelayConfig
@@ -36,8 +47,13 @@ def delivery_detail(plan: Plan) -> dict[str, Scalar]:
         return {"idempotency_key": job.event_id, "event_name": str(getattr(job, "payload", {}).get("eventName"))}
     if job.kind == "loops_contact":
         return {"mailing_lists": ",".join(getattr(job, "payload", {}).get("mailingLists", {}) or {}) or None}
-    if job.kind == "directus_patch":
-        return {"collection": getattr(job, "collection", None), "item_id": getattr(job, "item_id", None)}
+    if isinstance(job, DirectusPatchJob):
+        return {"collection": job.collection, "item_id": job.item_id}
+    if isinstance(job, DirectusFeedbackJob):
+        written = ", ".join(f"{name}={value}" for name, value in job.fields.items())
+        return {"collection": job.collection, "fields": written[:300]}
+    if isinstance(job, LoopsForwardJob):
+        return {"endpoint": job.endpoint, "webhook_id": job.webhook_id}
     return {}
 
 
@@ -101,8 +117,9 @@ def open_round_trips(table: RelayTable, plans: list[Plan], config: RelayConfig, 
 
 
 def record_outcomes(table: RelayTable, batch: Batch, config: RelayConfig) -> None:
-    """The batch's failures about leads (retries, holds, dead letters), in one batch write; a Clay row
-    that is dead-lettered never reached Clay, so its round trip is dropped."""
+    """The batch's failures about leads (retries, holds, dead letters) and deliveries that ended
+    otherwise than their claim says (feedback `unmatched` or `superseded`), in one batch write; a Clay
+    row that is dead-lettered never reached Clay, so its round trip is dropped."""
     puts: list[dict[str, Any]] = []
     deletes: list[str] = []
     for plan in batch.plans.values():
@@ -146,6 +163,10 @@ def _outcome(plan: Plan, job: DeliveryJob) -> tuple[str, Stage, str, dict[str, S
         )
     if plan.settlement is Settlement.HELD and isinstance(job, ClayRowJob):
         return "held", "clay.held", "held", {"target": job.target, "holds": job.holds + 1}
+    if plan.settlement is Settlement.DELIVERED and plan.ledger_note and job.kind in DELIVERY_STAGES:
+        # Delivered, but not as its claim says: Directus feedback that matched no item, or was older.
+        note, reason = plan.ledger_note
+        return note, DELIVERY_STAGES[job.kind], note, {"reason": mask_email(reason)}
     if plan.postponement is Postponement.RETRY and job.kind in DELIVERY_STAGES:
         reason = mask_email(plan.retry_reason or "")
         return "retry", DELIVERY_STAGES[job.kind], "retrying", {"reason": reason, "attempt": plan.attempts}
@@ -169,3 +190,24 @@ def close_round_trip(
         table.put({**item, "pk": {"S": f"trip#{lead.key.removeprefix('email#')}"}})
     except Exception as error:  # noqa: BLE001 - the callback's jobs are already queued
         _failed("enrichment", error)
+
+
+def record_observed(
+    table: RelayTable, lead: LeadRef, stage: Stage, event_id: str, *, retention_days: int, window_seconds: int
+) -> bool:
+    """An event the relay only observes (an email outcome Loops reported, kept in the trace): one
+    conditional put, the claim of its event id, so a redelivery is recorded once. True when it is new;
+    a write that fails is logged and counted (the event is answered all the same, untraced)."""
+    item = entry(
+        lead.model_copy(update={"accepted": None, "accepted_event_id": None, "detail": {}}),
+        stage,
+        OBSERVED_OUTCOMES.get(stage, "received"),
+        event_id=event_id,
+        retention_days=retention_days,
+        detail=lead.detail,
+    )
+    try:
+        return table.claim(event_id, uuid.uuid4().hex, window_seconds, ledger=item) is Claim.OWNED
+    except Exception as error:  # noqa: BLE001 - the trace misses it; the sender is never refused for it
+        _failed("email outcome", error)
+        return True

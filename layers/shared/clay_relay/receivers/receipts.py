@@ -49,11 +49,14 @@ class LeadReceipt(Receipt):
 
 
 class LoopsWebhookReceipt(Receipt):
-    """A Loops webhook: its Clay row, or why it was ignored (then no row)."""
+    """A Loops webhook: what it was queued for (`actions`), the ledger stage it was kept as (`kept`),
+    or why it goes nowhere (`ignored`)."""
 
     webhook_id: str
     event_id: str | None = None
     duplicate: bool | None = None
+    actions: list[str] | None = None
+    kept: str | None = None
     ignored: str | None = None
 
 

@@ -71,6 +71,7 @@ class Plan:
     unsent: bool = False  # a reserved Clay submission that never reached Clay: given back
     submission: int | None = None  # the number of the Clay submission reserved for it on its URL
     dead_letter_reason: str | None = None
+    ledger_note: tuple[str, str] | None = None  # delivered otherwise than its claim says: (note, why)
 
     @classmethod
     def of(cls, record: SqsRecord) -> Plan:

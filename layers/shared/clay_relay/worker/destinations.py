@@ -2,8 +2,9 @@
 entry in `DELIVERIES`. Each takes the configuration and the job's plan (a Clay row needs the URL
 its submission was reserved on) and answers with the destination's `Outcome`.
 
-The callback's destinations (Slack, Zapier, the Directus write-back) can be switched off in
-relay.json while their jobs wait on the queue: such a job is hopeless, not retried.
+The callback's destinations (Slack, Zapier, the Directus write-back) and Loops' (Directus feedback,
+forward endpoints) can be switched off in relay.json while their jobs wait on the queue: such a job
+is hopeless, not retried.
 """
 
 from __future__ import annotations
@@ -13,21 +14,28 @@ from collections.abc import Callable
 from clay_relay import directus, hooks, loops
 from clay_relay.clay import send_row
 from clay_relay.config import RelayConfig
+from clay_relay.directus_feedback import deliver_feedback
 from clay_relay.jobs import (
     ClayRowJob,
+    DirectusFeedbackJob,
     DirectusPatchJob,
     LoopsContactJob,
     LoopsEventJob,
+    LoopsForwardJob,
     SlackMessageJob,
     ZapierPostJob,
 )
 from clay_relay.outbound import Outcome
+from clay_relay.runtime import get_runtime
+from clay_relay.webhook_forwarding import forward_event
 from clay_relay.worker.batch import Plan
 
 Delivery = Callable[[RelayConfig, Plan], Outcome]
 
 
-def no_longer_configured(job: SlackMessageJob | ZapierPostJob | DirectusPatchJob) -> Outcome:
+def no_longer_configured(
+    job: SlackMessageJob | ZapierPostJob | DirectusPatchJob | DirectusFeedbackJob | LoopsForwardJob,
+) -> Outcome:
     return Outcome(delivered=False, retryable=False, reason=f"{job.kind} is no longer configured", reached=False)
 
 
@@ -67,6 +75,20 @@ def deliver_directus_patch(config: RelayConfig, plan: Plan) -> Outcome:
     return directus.write_back(job, writeback)
 
 
+def deliver_directus_feedback(config: RelayConfig, plan: Plan) -> Outcome:
+    job = plan.job_as(DirectusFeedbackJob)
+    if not (target := config.feedback_target()):
+        return no_longer_configured(job)
+    return deliver_feedback(job, target, get_runtime().table)
+
+
+def deliver_loops_forward(config: RelayConfig, plan: Plan) -> Outcome:
+    job = plan.job_as(LoopsForwardJob)
+    if not (endpoint := config.loops_webhook and config.loops_webhook.forward_endpoint(job.endpoint)):
+        return no_longer_configured(job)
+    return forward_event(job, endpoint)
+
+
 DELIVERIES: dict[type, Delivery] = {
     ClayRowJob: deliver_clay_row,
     LoopsEventJob: deliver_loops_event,
@@ -74,6 +96,8 @@ DELIVERIES: dict[type, Delivery] = {
     SlackMessageJob: deliver_slack_message,
     ZapierPostJob: deliver_zapier_post,
     DirectusPatchJob: deliver_directus_patch,
+    DirectusFeedbackJob: deliver_directus_feedback,
+    LoopsForwardJob: deliver_loops_forward,
 }
 
 

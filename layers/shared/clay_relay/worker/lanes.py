@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from clay_relay.backoff import throttle_seconds
 from clay_relay.config import RelayConfig
-from clay_relay.jobs import ClayRowJob, DeliveryJob
+from clay_relay.jobs import ClayRowJob, DeliveryJob, LoopsForwardJob
 from clay_relay.observability import logger
 from clay_relay.outbound import Outcome
 from clay_relay.runtime import Runtime
@@ -47,8 +47,10 @@ class Deadline:
 
 
 def lane_of(job: DeliveryJob, config: RelayConfig) -> str:
-    """What is paced and left alone as one: a Clay workspace (its tables share its rate), else the
-    destination (one Loops team, one Slack, ...)."""
+    """What is paced and left alone as one: a Clay workspace (its tables share its rate), each
+    endpoint Loops' events are forwarded to, else the destination (one Loops team, one Slack, ...)."""
+    if isinstance(job, LoopsForwardJob):
+        return f"forward:{job.endpoint}"
     target = config.clay_targets.get(job.target) if isinstance(job, ClayRowJob) else None
     return f"clay:{target.workspace}" if target else job.destination
 
@@ -117,6 +119,8 @@ def take_outcome(batch: Batch, lane: str, plan: Plan, outcome: Outcome, runtime:
     if outcome.delivered:
         runtime.breaker.close(lane)
         batch.delivered(plan, outcome.status)
+        if outcome.note:
+            plan.ledger_note = (outcome.note, outcome.reason)
         return
     if not outcome.reached:
         plan.unsent = True
