@@ -137,6 +137,7 @@ def clay_jobs(
                 target=source.clay_target,
                 row=row,
                 lead=lead,
+                lead_update=event.action != "create",
             )
         )
     return jobs

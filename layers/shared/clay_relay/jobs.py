@@ -51,6 +51,12 @@ class ClayRowJob(_Job):
     kind: Literal["clay_row"] = "clay_row"
     target: str
     row: dict[str, Any]
+    lead_update: bool = Field(
+        default=False,
+        description="a change to a lead (a Directus update or delete, a forwarded Loops event), not a new lead: "
+        "sent even when the person already went to the target, unless its person_dedupe_updates",
+    )
+    budget_held: bool = Field(default=False, description="waiting for its target's budget (relay clay spend: held)")
 
     destination: ClassVar[Destination] = "clay"
 

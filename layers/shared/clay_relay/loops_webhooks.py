@@ -99,4 +99,5 @@ def clay_row_job(event: LoopsWebhookEvent, webhook_id: str, settings: LoopsWebho
         target=settings.clay_target,
         row=row,
         lead=lead,
+        lead_update=event.eventName != "contact.created",
     )

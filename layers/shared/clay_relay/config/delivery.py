@@ -43,6 +43,14 @@ class DeliveryPolicy(_Strict):
         le=900,
         description="how often a row waiting for a Clay URL with quota left checks again",
     )
+    budget_hold_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=900,
+        description="how often a row waiting for its Clay target's budget checks again: shorter than "
+        "`hold_seconds`, so that held rows resume within a minute of a raise (this plus "
+        "`CLAY_BUDGET_CACHE_SECONDS`); each check of a held row costs about 0.3 SQS requests",
+    )
     rates_per_second: dict[Destination, float] = Field(
         default=DEFAULT_RATES_PER_SECOND,
         description="requests per second to each destination (Clay: to each workspace), all workers together "

@@ -15,6 +15,8 @@ Stage = Literal[
     "directus.accepted",
     "clay.delivered",
     "clay.held",
+    "clay.skipped",
+    "clay.shadow",
     "clay.enriched",
     "route.skipped",
     "loops.event",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clay_relay.ledger.entries import (
+    DELIVERY_STAGES,
     INDEX,
     OVERDUE,
     Scalar,
@@ -27,6 +28,8 @@ ORDER = [
     "loops.webhook",
     "replayed",
     "clay.held",
+    "clay.skipped",
+    "clay.shadow",
     "clay.delivered",
     "clay.enriched",
     "route.skipped",
@@ -170,7 +173,7 @@ def _lines(item: dict[str, Any]) -> list[StageLine]:
             )
         )
     stage, outcome = item["stage"]["S"], item.get("outcome", {}).get("S", "")
-    if pk.startswith("event#"):  # a claim: the request was made when it was written
+    if pk.startswith("event#") and stage in DELIVERY_STAGES.values():  # a claim: the request was made then
         if detail.pop("replayed", False):
             lines.append(StageLine("replayed", at, "replayed", event_id, {}))
         if "delivered_at" in item or "sending_since" not in item:
