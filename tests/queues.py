@@ -43,6 +43,27 @@ def delayed_bodies(queue_url: str) -> list[str]:
     return [message.body for message in queue._messages if message.delayed]
 
 
+def _moto_messages(queue_url: str) -> list:
+    from moto.sqs.models import sqs_backends
+
+    return list(sqs_backends[ACCOUNT_ID][REGION].queues[queue_url.rsplit("/", 1)[-1]]._messages)
+
+
+def delays(queue_url: str) -> list[tuple[str, int]]:
+    """(body, seconds it was sent with a delay for) of the messages still delayed, in sending order."""
+    return [
+        (message.body, round((message.delayed_until - message.sent_timestamp) / 1000))
+        for message in _moto_messages(queue_url)
+        if message.delayed
+    ]
+
+
+def end_delays(queue_url: str) -> None:
+    """What SQS does when the delay of a delayed message is over: it can be received."""
+    for message in _moto_messages(queue_url):
+        message.delayed_until = 0
+
+
 def received_records(queue_url: str, expected: int) -> list[dict]:
     """The `expected` messages now visible on the queue, as the SQS records of one worker batch."""
     messages = receive(queue_url)
