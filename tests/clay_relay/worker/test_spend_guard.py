@@ -206,7 +206,7 @@ def test_a_held_row_is_recorded_in_the_ledger_once_with_what_it_waits_for(relay,
     work(aws, row(1))
     end_delays(aws.ref("DeliveryQueue"))
     work_visible(aws)  # held again: no second ledger write
-    [(stage, outcome, detail)] = [line for line in stages("lead1@example.com") if line[0] == "clay.held"]
+    [(_, outcome, detail)] = [line for line in stages("lead1@example.com") if line[0] == "clay.held"]
     assert (outcome, detail) == ("held", {"target": "leads", "for": "budget"})
     ledger_writes = [call for call in calls if call[0] == "batch_write_item"]
     assert len(ledger_writes) == 1
