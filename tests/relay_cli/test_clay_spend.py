@@ -99,10 +99,19 @@ def test_spend_reports_each_target_sent_held_skipped_shadowed_and_the_months_pro
     note_held(table, "leads", 2)
     reserve_rows(table, "trial", Limits(), period, 0, shadow=4)
     leads, trial = run(capsys, stack, "clay", "spend")
-    assert (leads["target"], leads["mode"], leads["sent"], leads["held"]) == ("leads", "live", {"today": 5, "month": 5}, 2)
+    assert (leads["target"], leads["mode"], leads["sent"], leads["held"]) == (
+        "leads",
+        "live",
+        {"today": 5, "month": 5},
+        2,
+    )
     assert leads["skipped_same_person"] == {"today": 2, "month": 2}
     assert leads["projected_month"] >= 5
-    assert (trial["mode"], trial["sent"]["today"], trial["shadow_would_send"]) == ("shadow", 0, {"today": 4, "month": 4})
+    assert (trial["mode"], trial["sent"]["today"], trial["shadow_would_send"]) == (
+        "shadow",
+        0,
+        {"today": 4, "month": 4},
+    )
     args = parser().parse_args(["clay", "spend"])
     args.run(stack, args)
     printed = capsys.readouterr().out
