@@ -234,6 +234,13 @@ def test_two_rows_of_one_person_in_one_batch_send_one(relay, aws, http_stub):
     assert sent(http_stub) == ["ADA@example.com"]  # the older one
 
 
+def test_two_copies_of_one_event_in_a_batch_are_one_row_not_a_skip(relay, aws, http_stub):
+    first = row(1, "ada@example.com")
+    work(aws, first, first.model_copy(update={"job_id": uuid.uuid4().hex}))
+    assert sent(http_stub) == ["ada@example.com"]
+    assert [stage for stage, _, _ in stages("ada@example.com")] == ["directus.accepted", "clay.delivered"]
+
+
 def test_an_update_of_a_person_is_sent_unless_the_target_skips_updates_too(relay, aws, http_stub):
     work(aws, row(1, "ada@example.com"))
     work(aws, row(2, "ada@example.com", update=True, company="Analytical Engines"))

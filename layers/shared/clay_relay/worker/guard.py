@@ -70,9 +70,10 @@ def guard_target(
         job = plan.job_as(ClayRowJob)
         key = trip_key(job)
         earlier = None
-        if key is not None:
+        if key is not None and target.person_dedupe_days:
             earlier = in_batch.get(key) or earlier_row(batch.trips.get(key), job, target.person_dedupe_days, now)
-            earlier = earlier if target.person_dedupe_days else None
+            if earlier is not None and earlier.event_id == job.event_id:
+                earlier = None  # a second copy of the same event: its claim makes it a duplicate
         skip = earlier is not None and (not job.lead_update or target.person_dedupe_updates)
         detail = {"target": target_name, "earlier_event_id": earlier.event_id if skip and earlier else None}
         if target.mode == "shadow":
