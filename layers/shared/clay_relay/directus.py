@@ -137,7 +137,6 @@ def clay_jobs(
                 target=source.clay_target,
                 row=row,
                 lead=lead,
-                lead_update=event.action != "create",
             )
         )
     return jobs

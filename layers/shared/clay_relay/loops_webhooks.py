@@ -99,5 +99,4 @@ def clay_row_job(event: LoopsWebhookEvent, webhook_id: str, settings: LoopsWebho
         target=settings.clay_target,
         row=row,
         lead=lead,
-        lead_update=event.eventName != "contact.created",
     )

@@ -64,8 +64,12 @@ def row(
         origin="directus/leads",
         target=target,
         row={"email": email, "directus_id": n, **fields},
-        lead=lead_ref(email, aliases=[directus_alias("leads", n)], accepted="directus.accepted"),
-        lead_update=update,
+        lead=lead_ref(
+            email,
+            aliases=[directus_alias("leads", n)],
+            accepted="directus.accepted",
+            detail={"event": "leads.items.update" if update else "leads.items.create"},
+        ),
         accepted_at=accepted_at or time.time(),
     )
 
