@@ -60,9 +60,9 @@ def session_without_redirects() -> requests.Session:
 
 def new_session() -> requests.Session:
     """The session of a runtime (clay_relay.runtime builds it on the first request out)."""
-    from clay_relay.observability import tracer
+    from clay_relay.tracing import tracer
 
-    tracer.patch(["requests"])
+    tracer.instrument_requests()
     session = session_without_redirects()
     session.headers["User-Agent"] = USER_AGENT
     return session
