@@ -95,7 +95,8 @@ class Settings(BaseModel):
     def _known_tracing_mode(cls, value: object) -> object:
         if value not in TRACING_MODES:
             raise ValueError(
-                f"{value!r} is not a tracing mode (the template parameter `Tracing`): use one of {', '.join(TRACING_MODES)}"
+                f"{value!r} is not a tracing mode (the template parameter `Tracing`): "
+                f"use one of {', '.join(TRACING_MODES)}"
             )
         return value
 

@@ -36,5 +36,8 @@ def receive_loops_webhook(runtime: Runtime, request: APIGatewayProxyEventV2) -> 
         count("LoopsWebhooksIgnored")
         return LoopsWebhookReceipt(webhook_id=webhook_id, ignored=str(ignored))
     (accepted,) = intake.accept([job], table=runtime.table, queue=runtime.queue)
-    logger.info("loops webhook accepted", extra={"event": event.eventName, "duplicate": accepted.duplicate})
+    logger.info(
+        "loops webhook accepted",
+        extra={"event": event.eventName, "event_id": job.event_id, "duplicate": accepted.duplicate},
+    )
     return LoopsWebhookReceipt(webhook_id=webhook_id, event_id=job.event_id, duplicate=accepted.duplicate)
