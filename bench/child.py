@@ -36,6 +36,12 @@ class Context:
 
 def load_handler(spec: dict):
     sys.path[:0] = spec["paths"]
+    if spec.get("otel"):  # the measured option (c): bench/otel_tracing.py as the relay's tracing backend
+        import otel_tracing
+
+        import clay_relay.tracing
+
+        clay_relay.tracing.backend_for = lambda mode: otel_tracing.OpenTelemetry()
     module_name, _, function = spec["handler"].rpartition(".")
     module = __import__(module_name)
     return getattr(module, function)

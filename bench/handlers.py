@@ -7,8 +7,8 @@ The tracing modes measured, as clay_relay.tracing runs them:
   xray    Powertools' Tracer (the X-Ray SDK): botocore and requests patched, a subsegment per call
   lambda  no tracer in the functions (Lambda records its own segment outside them); `off` runs
           the same code (only Lambda's setting differs)
-  otel    OpenTelemetry spans over OTLP/UDP to the X-Ray daemon endpoint (ADOT's exporter), with
-          the packages of layers/shared/requirements-otel.txt added to the layer
+  otel    measured, not offered: OpenTelemetry spans over OTLP/UDP to the X-Ray daemon endpoint
+          (bench/otel_tracing.py, ADOT's exporter), with bench/otel-requirements.txt's packages
 
 The functions run the way Lambda runs them, as far as a laptop can:
 - the layer is built by its own recipe (layers/shared/Makefile: pinned packages without boto3,
@@ -47,8 +47,8 @@ from local_stack.template import ROOT, Template, load_template
 
 BUILD = ROOT / "bench" / ".build"
 LAYER = BUILD / "layer" / "python"
-OTEL = BUILD / "otel" / "python"  # requirements-otel.txt's packages, on the path in mode otel only
-OTEL_REQUIREMENTS = ROOT / "layers" / "shared" / "requirements-otel.txt"
+OTEL = BUILD / "otel" / "python"  # otel-requirements.txt's packages, on the path in mode otel only
+OTEL_REQUIREMENTS = ROOT / "bench" / "otel-requirements.txt"
 RUNTIME = BUILD / "runtime"
 BASELINE = ROOT / "bench" / "baseline"
 CHILD = ROOT / "bench" / "child.py"
@@ -60,6 +60,7 @@ DEFAULT_MODE = "lambda"  # template.yaml's Tracing default: the headline figures
 SIDES = ("baseline", *MODES)
 # Modes whose work depends on X-Ray's sampling decision (the others do the same for every request).
 SAMPLING_MATTERS = ("xray", "otel")
+WARM_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def build_layer(folder: Path, python: str, platform_tag: str | None = None) -> N
 
 
 def install_otel(folder: Path, python: str, platform_tag: str | None = None) -> None:
-    """requirements-otel.txt's packages (pinned, --no-deps, compiled like the layer's)."""
+    """otel-requirements.txt's packages (pinned, --no-deps, compiled like the layer's), and the
+    tracer that uses them (bench/otel_tracing.py)."""
     shutil.rmtree(folder, ignore_errors=True)
     subprocess.run(
         [
@@ -139,6 +141,7 @@ def install_otel(folder: Path, python: str, platform_tag: str | None = None) -> 
         ],
         check=True,
     )
+    shutil.copy(ROOT / "bench" / "otel_tracing.py", folder)
     subprocess.run(
         [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(folder)], check=True
     )
@@ -217,7 +220,7 @@ class Runner:
             "LOOPS_WEBHOOK_TOLERANCE_SECONDS": "0",  # the event file's signature has a fixed timestamp
             "ALLOW_LOCAL_DESTINATIONS": "true",  # the worker delivers to the sandboxes
             "RELAY_CONFIG_PATH": str(self.folder / "relay.json"),  # unpaced (see Runner.__init__)
-            "RELAY_TRACING": mode,
+            "RELAY_TRACING": "lambda" if mode == "otel" else mode,  # otel: bench/child.py swaps the backend
             # What Lambda sets: tracing (Tracing: Active) works as deployed.
             "AWS_LAMBDA_FUNCTION_NAME": case.function,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -242,6 +245,7 @@ class Runner:
             "second_event": case.second_event(),
             "record_to": str(recording),
             "recording": str(recording),
+            "otel": side == "otel",
             **extra,
         }
         spec_file = self.folder / "spec.json"
@@ -293,18 +297,19 @@ def measure_case(runner: Runner, aws: Aws, case: Case, cold_runs: int, warm_iter
             cold[side].append(runner.run("cold", case, side=side))
     # CPU per warm request; X-Ray samples 1 in SAMPLED_EVERY (Lambda's default rule under load: one
     # request a second and 5 % of the rest), and, for the modes where it matters, every request.
-    for every in (SAMPLED_EVERY, 1):
-        for side in SIDES:
-            if every == 1 and side not in SAMPLING_MATTERS and side != "baseline":
-                continue
-            runs = [
-                runner.run("warm", case, side=side, iterations=warm_iterations, sampled_every=every)[
-                    "cpu_ms_per_request"
-                ]
-                for _ in range(3)
-            ]
-            key = "warm_cpu_ms" if every == SAMPLED_EVERY else "warm_cpu_ms_every_request_traced"
-            sides[side][key] = statistics.median(runs)
+    # Each round runs every side once, back to back, so that a change in the machine's load meets
+    # all sides alike; each figure is the median of its rounds.
+    warm: dict[tuple[str, int], list[float]] = {}
+    configurations = [(side, SAMPLED_EVERY) for side in SIDES] + [
+        (side, 1) for side in SIDES if side in SAMPLING_MATTERS or side == "baseline"
+    ]
+    for _ in range(WARM_ROUNDS):
+        for side, every in configurations:
+            run = runner.run("warm", case, side=side, iterations=warm_iterations, sampled_every=every)
+            warm.setdefault((side, every), []).append(run["cpu_ms_per_request"])
+    for (side, every), runs in warm.items():
+        key = "warm_cpu_ms" if every == SAMPLED_EVERY else "warm_cpu_ms_every_request_traced"
+        sides[side][key] = statistics.median(runs)
     for side in SIDES:
         sides[side].setdefault("warm_cpu_ms_every_request_traced", sides[side]["warm_cpu_ms"])
         for key, field in (("cold_ms", "total_ms"), ("init_ms", "init_ms"), ("first_request_ms", "first_request_ms")):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "relay.json"
 DEFAULT_LOOPS_API_BASE = "https://app.loops.so/api"
-TracingMode = Literal["lambda", "off", "xray", "otel"]
+TracingMode = Literal["lambda", "off", "xray"]
 TRACING_MODES: tuple[TracingMode, ...] = get_args(TracingMode)
 
 
