@@ -106,6 +106,14 @@ def test_a_receiver_with_an_unknown_mode_answers_503_and_logs_the_parameter(rela
     assert "RELAY_TRACING" in problem and "`Tracing`" in problem
 
 
+def test_the_worker_with_an_unknown_mode_fails_its_batch_naming_the_parameter(relay_env):
+    """Its messages come back to the queue (and end in the dead-letter queue if it is never fixed)."""
+    relay_env(**REQUIRED, RELAY_TRACING="X-Ray")
+    handler = load_handler("delivery_worker")
+    with pytest.raises(SettingsError, match="RELAY_TRACING.*`Tracing`"):
+        handler({"Records": []}, LambdaContext())
+
+
 # Importing a handler and serving a request, in a fresh interpreter: which modules got imported.
 IMPORTS = """
 import json, sys
