@@ -9,7 +9,7 @@ bench/results.json and bench/results.md (and printed as it goes).
     drain           bench/drain.py      a burst of Loops events against Loops' 10/s limit
     layer size      layers/shared/Makefile for Lambda's arm64, zipped and unzipped
 
-    .venv/bin/python -m bench [--cold-runs 9] [--warm-iterations 2000] [--flow-events 100] [--drain-events 500]
+    .venv/bin/python -m bench [--cold-runs 9] [--warm-iterations 1000] [--flow-events 100] [--drain-events 500]
                               [--fan-out-runs 5]
 """
 
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cold-runs", type=int, default=9, help="fresh processes per function and side (default 9)")
-    parser.add_argument("--warm-iterations", type=int, default=2000, help="requests per warm run (default 2000)")
+    parser.add_argument("--warm-iterations", type=int, default=1000, help="requests per warm run (default 1000)")
     parser.add_argument(
         "--flow-events", type=int, default=100, help="requests per flow for the AWS counts (default 100)"
     )

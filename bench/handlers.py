@@ -60,7 +60,7 @@ DEFAULT_MODE = "lambda"  # template.yaml's Tracing default: the headline figures
 SIDES = ("baseline", *MODES)
 # Modes whose work depends on X-Ray's sampling decision (the others do the same for every request).
 SAMPLING_MATTERS = ("xray", "otel")
-WARM_ROUNDS = 3
+WARM_ROUNDS = 5
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def test_the_worker_with_an_unknown_mode_fails_its_batch_naming_the_parameter(re
     """Its messages come back to the queue (and end in the dead-letter queue if it is never fixed)."""
     relay_env(**REQUIRED, RELAY_TRACING="X-Ray")
     handler = load_handler("delivery_worker")
-    with pytest.raises(SettingsError, match="RELAY_TRACING.*`Tracing`"):
+    with pytest.raises(SettingsError, match=r"RELAY_TRACING.*`Tracing`"):
         handler({"Records": []}, LambdaContext())
 
 
