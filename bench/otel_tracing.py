@@ -5,8 +5,8 @@ the path.
 
 It works without a collector: ADOT's OTLP-over-UDP exporter sends each span to the X-Ray daemon
 endpoint Lambda runs (AWS_XRAY_DAEMON_ADDRESS), as ADOT's own Lambda layers do. It is not offered
-because it costs the most on every figure make bench reports (cold start, warm CPU, layer bytes),
-needs 14 more pinned packages, and takes its exporter from a 0.x distro's internal module
+because it costs the most of the modes on cold start, on traced requests and in layer bytes, needs
+14 more pinned packages, and takes its exporter from a 0.x distro's internal module
 (docs/performance.md, Tracing modes).
 """
 
