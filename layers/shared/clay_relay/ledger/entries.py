@@ -11,19 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+# Every stage of a lead, in the order they happen among stages at the same time (timeline.ORDER).
 Stage = Literal[
     "directus.accepted",
-    "clay.delivered",
-    "clay.held",
-    "clay.enriched",
-    "route.skipped",
-    "loops.event",
-    "loops.contact",
-    "slack",
-    "zapier",
-    "directus.writeback",
-    "directus.feedback",
-    "forward",
+    "backfill",
     "loops.webhook",
     "loops.email_sent",
     "loops.email_delivered",
@@ -38,9 +29,19 @@ Stage = Literal[
     "loops.contact_deleted",
     "loops.list_subscribed",
     "loops.list_unsubscribed",
-    "dead_letter",
     "replayed",
-    "backfill",
+    "clay.held",
+    "clay.delivered",
+    "clay.enriched",
+    "route.skipped",
+    "loops.event",
+    "loops.contact",
+    "slack",
+    "zapier",
+    "directus.writeback",
+    "directus.feedback",
+    "forward",
+    "dead_letter",
 ]
 INDEX = "lead-timeline"  # the table's index: partition `lead`, sort `at`
 OVERDUE = "overdue"  # the index partition of round trips still waiting for their enrichment

@@ -5,13 +5,14 @@ one per alias), the round trips that are overdue, and every item the relay keeps
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from clay_relay.ledger.entries import (
     INDEX,
     OBSERVED_OUTCOMES,
     OVERDUE,
     Scalar,
+    Stage,
     directus_alias,
     email_key,
     from_attributes,
@@ -23,25 +24,7 @@ if TYPE_CHECKING:
 FAILURES = ("retry", "dead_letter")  # `ledger#<event id>#<suffix>` entries that say a delivery failed
 NOTES = ("unmatched", "superseded")  # `ledger#<event id>#<suffix>`: delivered otherwise than the claim says
 # Among stages at the same time, the order they happen in.
-ORDER = [
-    "directus.accepted",
-    "backfill",
-    "loops.webhook",
-    *OBSERVED_OUTCOMES,
-    "replayed",
-    "clay.held",
-    "clay.delivered",
-    "clay.enriched",
-    "route.skipped",
-    "loops.event",
-    "loops.contact",
-    "slack",
-    "zapier",
-    "directus.writeback",
-    "directus.feedback",
-    "forward",
-    "dead_letter",
-]
+ORDER: tuple[str, ...] = get_args(Stage)
 
 
 _OUTCOMES: dict[str, str] = {
