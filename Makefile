@@ -96,8 +96,13 @@ replay: $(VENV)/.installed ## send an event file to the running local stack: mak
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=<events/...json>"; exit 2; }
 	$(VENV)/bin/python -m local_stack replay $(EVENT)
 
-relay: $(VENV)/.installed ## operate a stack (docs/operating.md): make relay ARGS="--local status"
+relay: $(VENV)/.installed ## operate a stack (docs/operating.md): make relay ARGS="--local status"; `source .venv/bin/activate` puts `relay` on PATH
+ifeq ($(strip $(ARGS)),)
+	@$(VENV)/bin/relay --help
+	@echo; echo 'make relay ARGS="--local status" runs a command. To type `relay` yourself: source $(VENV)/bin/activate (or call $(VENV)/bin/relay).'
+else
 	$(VENV)/bin/relay $(ARGS)
+endif
 
 bench: $(VENV)/.installed ## every performance figure side by side (about 5 minutes): bench/results.md and results.json
 	PATH="$(SAM_PATH)" $(VENV)/bin/python -m bench $(ARGS)
