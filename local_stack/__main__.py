@@ -177,6 +177,7 @@ def invoke(args: argparse.Namespace) -> int:
         stack.start_aws()
         stack.provision(stack.sandboxes.start("127.0.0.1", 0))
     os.environ["LOOPS_WEBHOOK_TOLERANCE_SECONDS"] = tolerance
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "1"  # one invocation's EMF lines would only clutter its answer
     functions = Template(load_template(), "clay-relay-local").functions()
     if args.function not in functions:
         print(f"no function {args.function!r} in template.yaml; choose from {', '.join(functions)}", file=sys.stderr)

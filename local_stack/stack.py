@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from clay_relay.settings import DEFAULT_CONFIG_PATH
 from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision, read_local_env, secret_name_for
 from local_stack.functions import LocalFunction
 from local_stack.gateway import Gateway
+from local_stack.metrics import MetricsExtraction
 from local_stack.poller import QueuePoller
 from local_stack.real_services import asked_for, outbound_settings, refuse_real_services
 from local_stack.sandboxes import ClaySandbox, HttpApiColumn, Sandboxes
@@ -124,6 +126,7 @@ class LocalStack:
         self.provisioned: Provisioned | None = None
         self.environment: dict[str, str] = {}  # the functions' environment (also what `invoke` reuses)
         self.urls: Urls | None = None
+        self.metrics: MetricsExtraction | None = None  # the functions' EMF lines into moto's CloudWatch
 
     @property
     def config_path(self) -> Path:
@@ -176,7 +179,8 @@ class LocalStack:
         self.environment = {
             **self.provisioned.environment,
             "POWERTOOLS_TRACE_DISABLED": "1",
-            "POWERTOOLS_METRICS_DISABLED": "1",
+            # Metrics on: their EMF lines go to moto's CloudWatch (local_stack.metrics), not the output.
+            "POWERTOOLS_METRICS_DISABLED": "0",
             "POWERTOOLS_LOG_LEVEL": o.log_level,
             **({"RELAY_CONFIG_PATH": str(Path(o.config_path).resolve())} if o.config_path else {}),
             "LOOPS_API_BASE": f"{sandbox_url}/loops/api",  # never the template's real Loops
@@ -193,6 +197,12 @@ class LocalStack:
             allowed=asked_for(o.allow_real_services),
         )
         os.environ.update(self.environment)
+        # The layer was imported before this environment existed (on Lambda it is there first): its
+        # metrics take their namespace and service now, as a new execution environment would.
+        from clay_relay.observability import metrics
+
+        metrics.namespace = self.environment.get("POWERTOOLS_METRICS_NAMESPACE")
+        metrics.service = self.environment.get("POWERTOOLS_SERVICE_NAME")
         self._configure_sandboxes()
         return self.provisioned
 
@@ -253,6 +263,8 @@ class LocalStack:
         moto_url = self.start_aws()
         sandbox_url = self.sandboxes.start(o.host, o.sandbox_port)
         self.provision(sandbox_url)
+        self.metrics = MetricsExtraction(sys.stdout).start()
+        sys.stdout = self.metrics
         template = Template(load_template(), o.stack_name)
         functions = template.functions()
         http_functions = {name: LocalFunction(spec) for name, spec in functions.items() if spec.routes}
@@ -316,6 +328,10 @@ class LocalStack:
         if self.gateway:
             self.gateway.stop()
         self.sandboxes.stop()
+        if self.metrics:
+            if sys.stdout is self.metrics:
+                sys.stdout = self.metrics.output
+            self.metrics.stop()
         if self.moto:
             self.moto.stop()
         state_file = self.options.state_file

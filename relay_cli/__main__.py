@@ -16,10 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.config import ConfigError
 from clay_relay.observability import mask_email
-from relay_cli import CommandError, backfill, clay_pool, dead_letters, leads, send, status
+from relay_cli import CommandError, backfill, clay_pool, console, dead_letters, leads, send, status
 from relay_cli.stack import LOCAL_STATE_FILE, Stack, StackError, deployed_stack, local_stack, samconfig_defaults
 
-COMMANDS = (status, clay_pool, dead_letters, send, backfill, leads)
+COMMANDS = (status, clay_pool, dead_letters, send, backfill, leads, console)
 
 
 def _stack_options(p: argparse._ActionsContainer, *, after_command: bool = False) -> None:
