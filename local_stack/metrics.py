@@ -35,7 +35,8 @@ def datums(blob: dict) -> list[tuple[str, list[dict]]]:
                 if not isinstance(value, int | float):
                     continue
                 for names in directive.get("Dimensions", []) or [[]]:
-                    dimensions = [{"Name": n, "Value": str(blob[n])} for n in names if n in blob]
+                    # Sorted by name: moto matches a query's dimensions in order (CloudWatch as a set).
+                    dimensions = [{"Name": n, "Value": str(blob[n])} for n in sorted(names) if n in blob]
                     data.append(
                         {
                             "MetricName": metric["Name"],

@@ -31,8 +31,8 @@ def namespace(stack: Stack) -> str:
 
 def _query(query_id: str, stack: Stack, metric: str, period: int, destination: str | None = None) -> dict:
     dimensions = [{"Name": "service", "Value": SERVICE}]
-    if destination is not None:
-        dimensions.append({"Name": "destination", "Value": destination})
+    if destination is not None:  # sorted by name, as the local stack stores them (moto compares in order)
+        dimensions.insert(0, {"Name": "destination", "Value": destination})
     return {
         "Id": query_id,
         "MetricStat": {

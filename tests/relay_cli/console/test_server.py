@@ -236,7 +236,7 @@ def test_pages_send_no_script_but_their_own_and_may_not_be_framed(console):
     policy = answer.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
     assert answer.headers["Cache-Control"] == "no-store"
-    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert answer.headers["Referrer-Policy"] == "same-origin"
     assert "<script" not in answer.text.replace('<script src="/static/console.js" defer></script>', "")
 
 
@@ -271,7 +271,7 @@ def test_the_overview_shows_what_relay_status_shows_and_the_activity_of_the_day(
         MetricData=[
             {
                 "MetricName": "Delivered",
-                "Dimensions": [{"Name": "service", "Value": "clay-relay"}, {"Name": "destination", "Value": "loops"}],
+                "Dimensions": [{"Name": "destination", "Value": "loops"}, {"Name": "service", "Value": "clay-relay"}],
                 "Value": 7,
                 "Unit": "Count",
                 "Timestamp": time.time() - 120,
