@@ -146,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         delay = args.clay_enrich_delay if args.clay_enrich else None
         print(_curl_examples(urls.gateway, urls.sandboxes, stack.provisioned.secrets, delay), flush=True)
+        if stack.clay_limited:
+            print(
+                f"--clay-limit {args.clay_limit}: the relay counts {args.clay_limit} submissions per webhook URL for "
+                f"the Clay target(s) {', '.join(stack.clay_limited)}, as the sandbox Clay does, so their pools "
+                "rotate (make relay ARGS='--local clay list').",
+                flush=True,
+            )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where every thread is

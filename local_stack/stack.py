@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,7 @@ class LocalStack:
         self.environment: dict[str, str] = {}  # the functions' environment (also what `invoke` reuses)
         self.urls: Urls | None = None
         self.metrics: MetricsExtraction | None = None  # the functions' EMF lines into moto's CloudWatch
+        self.clay_limited: list[str] = []  # Clay targets whose submission_limit --clay-limit lowered
 
     @property
     def config_path(self) -> Path:
@@ -171,6 +173,7 @@ class LocalStack:
         (RealServiceRefused when a setting or secret points at a real service nobody asked for)."""
         o = self.options
         template = Template(load_template(), o.stack_name)
+        config_path = self.clay_limited_config() or (Path(o.config_path).resolve() if o.config_path else None)
         self.provisioned = provision(
             template,
             read_local_env(o.secrets_file, sandbox_url=sandbox_url),
@@ -182,7 +185,7 @@ class LocalStack:
             # Metrics on: their EMF lines go to moto's CloudWatch (local_stack.metrics), not the output.
             "POWERTOOLS_METRICS_DISABLED": "0",
             "POWERTOOLS_LOG_LEVEL": o.log_level,
-            **({"RELAY_CONFIG_PATH": str(Path(o.config_path).resolve())} if o.config_path else {}),
+            **({"RELAY_CONFIG_PATH": str(config_path)} if config_path else {}),
             "LOOPS_API_BASE": f"{sandbox_url}/loops/api",  # never the template's real Loops
             "ALLOW_LOCAL_DESTINATIONS": "true",  # the sandboxes are on this machine
             # Every local worker shares this process's pacer (on Lambda each instance has its own and
@@ -205,6 +208,25 @@ class LocalStack:
         metrics.service = self.environment.get("POWERTOOLS_SERVICE_NAME")
         self._configure_sandboxes()
         return self.provisioned
+
+    def clay_limited_config(self) -> Path | None:
+        """relay.json as this stack runs it when `--clay-limit` is below a target's submission_limit:
+        that target's limit lowered to it, so that the relay's own count matches the sandbox Clay's
+        and the pool rotates (written beside the state file). None when nothing needs lowering."""
+        limit = self.options.clay_limit
+        config = json.loads(self.config_path.read_text())
+        targets = config.get("clay_targets") or {}
+        lowered = sorted(name for name, target in targets.items() if target.get("submission_limit", 50_000) > limit)
+        if not lowered:
+            return None
+        for name in lowered:
+            targets[name]["submission_limit"] = limit
+        folder = self.options.state_file.parent if self.options.state_file else Path(tempfile.mkdtemp())
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"relay.clay-limit-{limit}.json"
+        path.write_text(json.dumps(config, indent=2))
+        self.clay_limited = lowered
+        return path.resolve()
 
     def _configure_sandboxes(self) -> None:
         """The sandboxes accept the credentials the local secrets give the relay."""

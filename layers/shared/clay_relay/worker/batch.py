@@ -194,6 +194,11 @@ class Batch:
             plan.unsent = True
         self._postpone(plan, Postponement.DEFERRAL, reason, delay, None)
 
+    def move_on(self, plan: Plan, reason: str) -> None:
+        """Its Clay URL turned out to be used up: back in a second, for the next URL of the pool. Not
+        a failure, and its submission is not given back (that URL has none left)."""
+        self._postpone(plan, Postponement.DEFERRAL, reason, 1, None)
+
     def _postpone(
         self, plan: Plan, kind: Postponement, reason: str, delay: int | None, retry_after: float | None
     ) -> None:
