@@ -1,14 +1,15 @@
 """`make bench`: every performance figure of clay-relay in one run on this machine, written to
 bench/results.json and bench/results.md (and printed as it goes).
 
-    cold start      bench/handlers.py   each HTTP function vs a raw-boto3 baseline, fresh processes
+    cold start      bench/handlers.py   each HTTP function and the worker vs a raw-boto3 baseline, fresh
+                                        processes, in each tracing mode
     warm overhead   bench/handlers.py   CPU per request vs the same baseline, AWS answered from a recording
     AWS calls/cost  bench/aws_calls.py  every flow end to end against moto; $ per million relayed events
     fan-out         bench/fan_out.py    what the largest request the bounds accept costs the receiver
     drain           bench/drain.py      a burst of Loops events against Loops' 10/s limit
     layer size      layers/shared/Makefile for Lambda's arm64, zipped and unzipped
 
-    .venv/bin/python -m bench [--cold-runs 9] [--warm-iterations 2000] [--flow-events 100] [--drain-events 500]
+    .venv/bin/python -m bench [--cold-runs 9] [--warm-iterations 1000] [--flow-events 100] [--drain-events 500]
                               [--fan-out-runs 5]
 """
 
@@ -50,20 +51,46 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def layer_size(python: str) -> dict[str, int]:
-    """The layer as `sam build` makes it for Lambda (arm64), unzipped and zipped."""
+XRAY_ONLY = ("aws_xray_sdk", "wrapt")  # what only mode xray needs in the layer (wrapt: the SDK's)
+
+
+def zipped(files: list[Path], root: Path, archive: Path) -> dict[str, int]:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipping:
+        for path in files:
+            zipping.write(path, path.relative_to(root))
+    return {"unzipped_bytes": sum(p.stat().st_size for p in files), "zip_bytes": archive.stat().st_size}
+
+
+def layer_size(python: str) -> dict:
+    """The layer as `sam build` makes it for Lambda (arm64), unzipped and zipped; and per tracing
+    option, the layer that option needs: without the X-Ray SDK (lambda, off), as built (xray), and
+    without the SDK plus the OpenTelemetry packages (otel, measured only)."""
     with tempfile.TemporaryDirectory() as folder:
-        handlers.build_layer(Path(folder), python)
-        files = [p for p in Path(folder).rglob("*") if p.is_file()]
-        archive = Path(folder) / "layer.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
-            for path in files:
-                zipped.write(path, path.relative_to(folder))
-        names = {p.relative_to(folder).parts[1] for p in files if len(p.relative_to(folder).parts) > 1}
+        root = Path(folder)
+        handlers.build_layer(root / "layer", python)
+        handlers.install_otel(root / "otel" / "python", python)
+        files = [p for p in (root / "layer").rglob("*") if p.is_file()]
+        names = {p.relative_to(root / "layer").parts[1] for p in files if len(p.relative_to(root / "layer").parts) > 1}
+        without_sdk = [p for p in files if not p.relative_to(root / "layer" / "python").parts[0].startswith(XRAY_ONLY)]
+        otel = [p for p in (root / "otel").rglob("*") if p.is_file()]
+        built = zipped(files, root / "layer", root / "layer.zip")
+        options = {
+            "xray": built,
+            "lambda": zipped(without_sdk, root / "layer", root / "lambda.zip"),
+            "otel": {
+                key: value + extra
+                for (key, value), extra in zip(
+                    zipped(without_sdk, root / "layer", root / "lambda.zip").items(),
+                    zipped(otel, root / "otel", root / "otel.zip").values(),
+                    strict=True,
+                )
+            },
+        }
         return {
-            "layer_unzipped_bytes": sum(p.stat().st_size for p in files),
-            "layer_zip_bytes": archive.stat().st_size,
+            "layer_unzipped_bytes": built["unzipped_bytes"],
+            "layer_zip_bytes": built["zip_bytes"],
             "layer_bundles_boto3": int(any(n.startswith(("boto3", "botocore")) for n in names)),
+            "by_mode": options,
         }
 
 
@@ -105,6 +132,14 @@ def summary(results: dict) -> dict:
         "drain_rate_ratio": results["drain"]["drain_rate_ratio"],
         "drain_429_fraction": results["drain"]["drain_429_fraction"],
         "layer_zip_bytes": results["layer"]["layer_zip_bytes"],
+        "tracing_default": results["handlers"]["default_mode"],
+        **{
+            f"{key}_{mode}": figures[key]
+            for mode, figures in results["handlers"]["by_mode"].items()
+            for key in ("cold_start_ratio", "warm_overhead_ratio")
+        },
+        "worker_cold_start_ratio": results["handlers"]["functions"]["DeliveryWorkerFunction"]["cold_start_ratio"],
+        "worker_warm_overhead_ratio": results["handlers"]["functions"]["DeliveryWorkerFunction"]["warm_overhead_ratio"],
         **{f"largest_request_{key}": value for key, value in largest_request(results).items()},
     }
 
@@ -141,12 +176,14 @@ def markdown(results: dict) -> str:
         f"| `layer_zip_bytes` | {layer['layer_zip_bytes']:,} ({layer['layer_unzipped_bytes']:,} unzipped) | "
         f"boto3 not bundled | {'yes' if not layer['layer_bundles_boto3'] else '**no**'} |",
         "",
-        "## Cold start and warm overhead, per HTTP function",
+        "## Cold start and warm overhead, per function",
         "",
-        "Cold: a fresh `python3.13 -S -B` importing the handler and serving its first request (AWS: moto's "
-        "server, reset before each run), median of the runs. Warm: CPU per request, AWS answered from a "
-        f"recording; X-Ray samples 1 request in {handlers.SAMPLED_EVERY} as Lambda does under load (every request "
-        "traced in the last column). Baseline: raw boto3 + json.loads making the same AWS calls.",
+        f"In the default tracing mode (`{h['default_mode']}`; every mode below). Cold: a fresh `python3.13 -S -B` "
+        "importing the handler and serving its first request (AWS: moto's server, reset before each run; the "
+        "worker's Clay: the sandbox), median of the runs. Warm: CPU per request, AWS and the worker's destination "
+        f"answered from a recording; X-Ray samples 1 request in {handlers.SAMPLED_EVERY} as Lambda does under "
+        "load (every request traced in the last column). Baseline: raw boto3 + json.loads making the same AWS "
+        "calls (the worker's: and the same POST with requests). The headline ratios are the HTTP functions'.",
         "",
         "| function | cold ms (baseline) | ratio | init ms (baseline) | first request ms (baseline) | "
         "warm CPU ms (baseline) | ratio | ratio, every request traced |",
@@ -159,6 +196,40 @@ def markdown(results: dict) -> str:
             f"{f['first_request_ms']['relay']:.0f} ({f['first_request_ms']['baseline']:.0f}) | "
             f"{f['warm_cpu_ms']['relay']:.3f} ({f['warm_cpu_ms']['baseline']:.3f}) | {f['warm_overhead_ratio']:.2f} | "
             f"{f['warm_overhead_ratio_every_request_traced']:.2f} |"
+        )
+    by_mode = layer["by_mode"]
+    lines += [
+        "",
+        "## Tracing modes side by side",
+        "",
+        "The template parameter `Tracing` (docs/operating.md). `xray`: Powertools' Tracer over the X-Ray SDK; "
+        "`lambda`: no tracer in the functions (Lambda's own segment; `off` runs the same code); `otel`: measured, "
+        "not offered: OpenTelemetry over OTLP/UDP to the X-Ray daemon endpoint (bench/otel_tracing.py). Each cell: "
+        "the function's figure and its ratio to the baseline's, measured side by side in this run. Layer: what "
+        "the mode needs, for arm64, zipped (unzipped).",
+        "",
+        "| function | mode | cold ms | warm CPU ms | warm CPU ms, every request traced |",
+        "|---|---|---|---|---|",
+    ]
+    for name, f in h["functions"].items():
+        for mode, m in f["modes"].items():
+            lines.append(
+                f"| {name} | `{mode}` | {m['cold_ms']:.0f} ({m['cold_start_ratio']:.2f}×) | "
+                f"{m['warm_cpu_ms']:.3f} ({m['warm_overhead_ratio']:.2f}×) | "
+                f"{m['warm_cpu_ms_every_request_traced']:.3f} ({m['warm_overhead_ratio_every_request_traced']:.2f}×) |"
+            )
+    lines += [
+        "",
+        "| mode | worst HTTP function: cold ratio | warm ratio | warm ratio, every request traced | layer bytes |",
+        "|---|---|---|---|---|",
+    ]
+    for mode, worst in h["by_mode"].items():
+        size = by_mode[mode]
+        default = " (default)" if mode == h["default_mode"] else ""
+        lines.append(
+            f"| `{mode}`{default} | {worst['cold_start_ratio']:.2f} | {worst['warm_overhead_ratio']:.2f} | "
+            f"{worst['warm_overhead_ratio_every_request_traced']:.2f} | "
+            f"{size['zip_bytes']:,} ({size['unzipped_bytes']:,}) |"
         )
     lines += [
         "",
@@ -233,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cold-runs", type=int, default=9, help="fresh processes per function and side (default 9)")
-    parser.add_argument("--warm-iterations", type=int, default=2000, help="requests per warm run (default 2000)")
+    parser.add_argument("--warm-iterations", type=int, default=1000, help="requests per warm run (default 1000)")
     parser.add_argument(
         "--flow-events", type=int, default=100, help="requests per flow for the AWS counts (default 100)"
     )
@@ -251,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     progress("cold start and warm overhead (bench/handlers.py)")
     results["handlers"] = handlers.measure(args.cold_runs, args.warm_iterations, progress)
-    receiver_ms = max(f["warm_cpu_ms"]["relay"] for f in results["handlers"]["functions"].values())
+    receiver_ms = max(f["warm_cpu_ms"]["relay"] for f in results["handlers"]["functions"].values() if f["http"])
     results["flows"] = flows_and_cost(args.flow_events, receiver_ms)
     progress("what one request may cause (bench/fan_out.py)")
     results["fan_out"], results["fan_out_runs"] = fan_out.measure(args.fan_out_runs, progress), args.fan_out_runs

@@ -29,6 +29,7 @@ def http_event(path: str, method: str = "POST") -> dict:
 class Noted(BaseModel):
     accepted: bool = True
     note: str | None = None
+    event_id: str | None = None
 
 
 @pytest.fixture
@@ -47,6 +48,10 @@ def app():
         app.calls.append(name)
         return receipt_response(Noted())
 
+    @app.receiver("/events/<event_id>")
+    def event(event_id: str) -> object:
+        return receipt_response(Noted(event_id=event_id))
+
     return app
 
 
@@ -60,6 +65,15 @@ def test_a_receiver_answers_its_post_with_the_receipt_as_a_202_without_unset_fie
     assert answer(app, "/things/a") == (202, {"Content-Type": "application/json"}, {"accepted": True})
     assert answer(app, "/needs/section")[2] == {"accepted": True, "note": "ran"}
     assert app.calls == ["a", "needs_section"]
+
+
+def test_a_receipt_with_an_event_id_answers_it_in_x_relay_event_id_too(function_env, use_config, app):
+    """The id to follow the request by in the worker's logs, the destination's and `relay trace`,
+    whatever the tracing mode."""
+    use_config()
+    status, headers, body = answer(app, "/events/0123456789abcdef0123456789abcdef")
+    assert status == 202
+    assert headers["X-Relay-Event-Id"] == body["event_id"] == "0123456789abcdef0123456789abcdef"
 
 
 @pytest.mark.parametrize("method", ALLOWED_ELSEWHERE)

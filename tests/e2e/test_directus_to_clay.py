@@ -194,3 +194,34 @@ def test_a_row_clay_keeps_refusing_past_the_retry_horizon_ends_in_the_dead_lette
     assert int(attributes["attempts"]["StringValue"]) >= 2
     assert attributes["destination"]["StringValue"] == "clay"
     assert not rows_for(stack, email)
+
+
+def test_one_request_is_followed_across_functions_by_the_event_id_it_was_answered(stack, capsys):
+    """Without any tracer in the functions (the default tracing mode): the receiver answers the
+    event id, the worker logs it and sends it to Clay, and `relay trace` finds the lead by it."""
+    email = unique_email()
+    answer = stack.post_directus(create_event(email, key=43))
+
+    assert answer.status_code == 202
+    event_id = answer.headers["X-Relay-Event-Id"]
+    assert event_id == answer.json()["event_id"]
+    (row,) = stack.wait_for(lambda: rows_for(stack, email))
+    assert row["headers"]["x-relay-event-id"] == event_id
+
+    def worker_logged() -> list[dict]:
+        logged = []
+        for line in stack.log_file.read_text(errors="replace").splitlines():
+            if event_id in line and "{" in line:
+                try:
+                    logged.append(json.loads(line[line.index("{") :]))
+                except ValueError:
+                    continue
+        return [entry for entry in logged if entry.get("message") == "delivered"]
+
+    (delivered,) = stack.wait_for(worker_logged)
+    assert delivered["event_id"] == event_id and delivered["destination"] == "clay"
+
+    capsys.readouterr()
+    assert stack.relay("trace", event_id, "--json") == 0
+    stages = json.loads(capsys.readouterr().out)["stages"]
+    assert event_id in {stage["event_id"] for stage in stages}

@@ -56,4 +56,5 @@ Modules, one concern each:
     destinations       the registry: job kind → its delivery function
     settlement         settling the batch in batch calls: retry delays, dead letters, held rows
 - observability      logger, metrics, tracer (emails masked)
+- tracing            the tracing mode (template parameter `Tracing`): what the handlers' tracer does
 """

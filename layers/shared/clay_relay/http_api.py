@@ -35,6 +35,7 @@ from clay_relay.errors import (
     UnknownRoute,
     UnsupportedMediaType,
 )
+from clay_relay.jobs import EVENT_ID_HEADER
 from clay_relay.observability import logger
 from clay_relay.runtime import get_runtime
 from clay_relay.settings import SettingsError
@@ -71,8 +72,13 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
 
 
 def receipt_response(receipt: BaseModel) -> Response[str]:
-    """The 202 that answers an accepted (or knowingly skipped) request: the receipt as JSON."""
-    return json_response(202, receipt.model_dump(mode="json", exclude_none=True))
+    """The 202 that answers an accepted (or knowingly skipped) request: the receipt as JSON, and its
+    event id in `X-Relay-Event-Id` too: the id the worker logs, sends to the destination and the
+    ledger records, to follow the request across functions whatever the tracing mode."""
+    event_id = getattr(receipt, "event_id", None)
+    return json_response(
+        202, receipt.model_dump(mode="json", exclude_none=True), {EVENT_ID_HEADER: event_id} if event_id else None
+    )
 
 
 class RelayApi(APIGatewayHttpResolver):

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from clay_relay.item_keys import CollectionName, ItemKeyText
 from clay_relay.ledger.entries import LeadRef
 
+EVENT_ID_HEADER = "X-Relay-Event-Id"  # the event id on a receiver's answer and on every request out
+
 
 def content_id(*parts: object) -> str:
     """A stable id from canonical JSON of `parts` (sorted keys, no whitespace)."""

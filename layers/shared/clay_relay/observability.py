@@ -1,4 +1,5 @@
-"""One place that creates the logger, metrics and tracer; every module imports these.
+"""One place that creates the logger and metrics, and hands out the tracer (clay_relay.tracing);
+every module imports these.
 
 Every log line goes through `MaskingFormatter`, so an email address, in any of its forms, can never
 reach CloudWatch in clear text, whoever logs it.
@@ -11,11 +12,13 @@ import re
 import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import PowertoolsLogRecord
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+from clay_relay.tracing import tracer  # the tracer's own module: tracing (one import, for the handlers)
 
 # Every form an address takes (RFC 5322/6531): a dot-atom local part of any letters, including
 # non-ASCII ones (Jürgen.Müller), or a quoted one ("john doe", which may hold spaces and @); a domain
@@ -82,7 +85,6 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(logger_formatter=MaskingFormatter())
 metrics = Metrics()
-tracer = Tracer(patch_modules=["botocore"])  # requests is patched when outbound first uses it
 
 
 def _metrics_disabled() -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from clay_relay.destination_urls import refusal
+from clay_relay.jobs import EVENT_ID_HEADER  # on every request: the destination's logs can name the event
 from clay_relay.runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 USER_AGENT = "clay-relay/1.0"
-EVENT_ID_HEADER = "X-Relay-Event-Id"  # on every request: the destination's logs can name the event
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ def session_without_redirects() -> requests.Session:
 
 def new_session() -> requests.Session:
     """The session of a runtime (clay_relay.runtime builds it on the first request out)."""
-    from clay_relay.observability import tracer
+    from clay_relay.tracing import tracer
 
-    tracer.patch(["requests"])
+    tracer.instrument_requests()
     session = session_without_redirects()
     session.headers["User-Agent"] = USER_AGENT
     return session

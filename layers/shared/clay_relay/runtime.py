@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from clay_relay.delivery_queue import DeliveryQueue
     from clay_relay.store import RelayTable
+    from clay_relay.tracing import TracingBackend
 
 
 @dataclass
@@ -69,9 +70,16 @@ class Runtime:
         return DeliveryQueue(self.settings.delivery_queue_url, self.settings.dead_letter_queue_url, clients=self.aws)
 
     @cached_property
+    def tracing(self) -> TracingBackend:
+        """What the settings' tracing mode does in the functions (clay_relay.tracing)."""
+        from clay_relay.tracing import backend_for
+
+        return backend_for(self.settings.tracing)
+
+    @cached_property
     def http(self) -> requests.Session:
-        """The outbound session. requests (and its X-Ray patch) load on the first request out: the
-        receivers, which only map payloads, never pay for them at cold start."""
+        """The outbound session. requests (and, tracing with the X-Ray SDK, its patch) load on the
+        first request out: the receivers, which only map payloads, never pay for them at cold start."""
         from clay_relay.outbound import new_session
 
         return new_session()

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "relay.json"
 DEFAULT_LOOPS_API_BASE = "https://app.loops.so/api"
+TracingMode = Literal["lambda", "off", "xray"]
+TRACING_MODES: tuple[TracingMode, ...] = get_args(TracingMode)
 
 
 class Settings(BaseModel):
@@ -77,6 +80,25 @@ class Settings(BaseModel):
         description="replaces every Clay target's `enrichment_sla_minutes` (the local stack's `--enrichment-sla`, "
         "for demos and tests); unset in a deployed stack",
     )
+
+    tracing: TracingMode = Field(
+        default="lambda",
+        alias="RELAY_TRACING",
+        description="how the functions are traced; from the template parameter `Tracing`, which also sets Lambda's "
+        "tracing: `lambda` (Lambda records each invocation's segment in X-Ray, no tracer in the functions), `off` "
+        "(nothing recorded), `xray` (as `lambda`, plus the X-Ray SDK's subsegments for the handler, every AWS "
+        "request and every outbound request). docs/operating.md: Tracing",
+    )
+
+    @field_validator("tracing", mode="before")
+    @classmethod
+    def _known_tracing_mode(cls, value: object) -> object:
+        if value not in TRACING_MODES:
+            raise ValueError(
+                f"{value!r} is not a tracing mode (the template parameter `Tracing`): "
+                f"use one of {', '.join(TRACING_MODES)}"
+            )
+        return value
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:

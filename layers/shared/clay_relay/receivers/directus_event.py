@@ -42,14 +42,21 @@ def receive_directus_event(runtime: Runtime, source: str, request: APIGatewayPro
     jobs = directus.row_jobs(source, source_config, event, fields, email_column=target.email_column, stage=stage)
     row_bytes = fan_out.check_rows(target, jobs)
     accepted = intake.accept(jobs, table=runtime.table, queue=runtime.queue)
+    # One row answers with its own id (the one its Clay row carries); several, with the event's.
+    answered_id = accepted[0].job.event_id if len(accepted) == 1 else event_id
     logger.info(
         "directus event accepted",
-        extra={"source": source, "event": event.event, "rows": len(accepted), "row_bytes": row_bytes},
+        extra={
+            "source": source,
+            "event": event.event,
+            "event_id": answered_id,
+            "rows": len(accepted),
+            "row_bytes": row_bytes,
+        },
     )
     listed = len(accepted) <= fan_out.ANSWERED_ROWS
     return DirectusReceipt(
-        # One row answers with its own id (the one its Clay row carries); several, with the event's.
-        event_id=accepted[0].job.event_id if len(accepted) == 1 else event_id,
+        event_id=answered_id,
         duplicate=all(a.duplicate for a in accepted),
         rows=[RowReceipt(event_id=a.job.event_id, duplicate=a.duplicate) for a in accepted] if listed else None,
         row_count=None if listed else len(accepted),

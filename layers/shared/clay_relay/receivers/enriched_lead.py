@@ -40,7 +40,13 @@ def receive_enriched_lead(runtime: Runtime, request: APIGatewayProxyEventV2) -> 
     count(f"Leads{decision.route.capitalize()}")
     logger.info(
         "enriched lead accepted",
-        extra={"route": decision.route, "hot": decision.hot, "score": lead.icp_score, "duplicate": duplicate},
+        extra={
+            "route": decision.route,
+            "hot": decision.hot,
+            "score": lead.icp_score,
+            "event_id": event_id,
+            "duplicate": duplicate,
+        },
     )
     return LeadReceipt(
         route=decision.route,

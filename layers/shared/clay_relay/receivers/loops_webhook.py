@@ -43,7 +43,10 @@ def receive_loops_webhook(runtime: Runtime, request: APIGatewayProxyEventV2) -> 
     if plan.jobs:
         accepted = intake.accept(plan.jobs, table=runtime.table, queue=runtime.queue)
         duplicate = all(a.duplicate for a in accepted)
-        logger.info("loops webhook accepted", extra={"event": event.eventName, "duplicate": duplicate})
+        logger.info(
+            "loops webhook accepted",
+            extra={"event": event.eventName, "event_id": plan.event_id, "duplicate": duplicate},
+        )
         return LoopsWebhookReceipt(
             webhook_id=webhook_id,
             event_id=plan.event_id,
