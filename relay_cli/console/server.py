@@ -80,7 +80,7 @@ class ConsoleRequest(BaseHTTPRequestHandler):
         self._handle("PATCH")
 
     def do_HEAD(self) -> None:
-        self._refuse(Refusal(405, "HEAD is not served"), allow="GET")
+        self._handle("HEAD")
 
     def _handle(self, method: str) -> None:
         guard, url = self.server.guard, urlsplit(self.path)

@@ -109,12 +109,15 @@ def test_it_listens_on_the_loopback_address_only(console):
         ("GET", "/static/console.js"),
         ("GET", "/no-such-page"),
         ("DELETE", "/"),
+        ("HEAD", "/"),
     ],
 )
 def test_every_request_without_the_token_or_its_cookie_is_refused(console, method, path):
     for headers in ({}, {"Cookie": "relay_console=guessed"}, {"Accept": "text/html"}):
         answer = requests.request(method, base(console) + path, headers=headers, timeout=10, allow_redirects=False)
         assert answer.status_code == 401
+        if method == "HEAD":
+            continue
         if "text/html" in headers.get("Accept", ""):
             assert "401" in answer.text and "Overview" not in answer.text
         else:
@@ -285,3 +288,18 @@ def test_the_overview_shows_what_relay_status_shows_and_the_activity_of_the_day(
     assert "7 delivered in the last 60 minutes" in page
     assert "a***@example.com" in page and EMAIL not in page
     assert urlsplit(console.url).hostname == "127.0.0.1"
+
+
+def test_a_port_already_taken_is_said_in_one_line(aws, capsys):
+    import argparse
+    import socket
+
+    from relay_cli.console import run
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        args = argparse.Namespace(port=taken.getsockname()[1], refresh=30)
+        assert run(relay_stack(aws, local=True), args) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"relay: error: cannot listen on 127.0.0.1:{args.port}") and "--port" in error
