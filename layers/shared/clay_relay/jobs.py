@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer
 
 from clay_relay.item_keys import CollectionName, ItemKeyText
 from clay_relay.ledger.entries import LeadRef
@@ -52,6 +52,25 @@ class ClayRowJob(_Job):
     kind: Literal["clay_row"] = "clay_row"
     target: str
     row: dict[str, Any]
+    budget_held: bool = Field(default=False, description="waiting for its target's budget (relay clay spend: held)")
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without `budget_held` when it is off: a bundle carries thousands of rows in 256 KiB requests."""
+        fields: dict[str, Any] = handler(self)
+        if not fields.get("budget_held"):
+            fields.pop("budget_held", None)
+        return fields
+
+    @property
+    def lead_update(self) -> bool:
+        """A change to a lead (a Directus update or delete, a Loops event other than contact.created), not
+        a new lead: sent even when the person already went to the target, unless its
+        person_dedupe_updates. Read from what the accepting stage recorded (directus: `event`, Loops
+        webhooks: `type`), so that no byte is added to the thousands of rows of a bundle."""
+        detail = self.lead.detail if self.lead else {}
+        event, kind = str(detail.get("event") or ""), detail.get("type")
+        return event.endswith((".update", ".delete")) or (kind is not None and kind != "contact.created")
 
     destination: ClassVar[Destination] = "clay"
 

@@ -10,9 +10,12 @@ Items (partition key `pk`; hashed ids spread them over partitions):
 - `status#<destination>`: the destination's last failure (`last_error`, `last_error_at`,
   `last_error_kind`: retrying or dead-lettered, `last_error_origin`), for `relay status`. Written
   once per batch and destination that failed, never when every delivery succeeded.
-- `trip#`, `link#`, `ledger#`: the ledger's round trips, alias links and failure entries.
+- `trip#`, `link#`, `ledger#`: the ledger's round trips (a trip also keeps which Clay targets the person
+  went to, and when: the spend guard's one-row-per-person check), alias links and failure entries.
 - `feedback#<email hash>`: per field of the lead's Directus items, the mark (event time) and value of
   the Loops feedback last applied (clay_relay.directus_feedback keeps them in event-time order).
+- `clay-budget#<target>` (run-time budget, rows held) and `clay-budget#<target>#<YYYY-MM>` (rows sent,
+  skipped and shadowed per day and month): the spend guard's counters (clay_relay.spend).
 The index `lead-timeline` (partition `lead`, sort `at`) holds every ledger entry: one Query gives a
 lead's timeline, another the round trips that are overdue.
 
@@ -58,6 +61,14 @@ class Reservation:
     @property
     def exhausted(self) -> bool:
         return self.used_after >= self.quota
+
+
+class ConditionFailed(Exception):
+    """A conditional update's condition did not hold: `item` is the item as it was (None: absent)."""
+
+    def __init__(self, item: dict[str, Any] | None):
+        super().__init__("the condition of the update did not hold")
+        self.item = item
 
 
 class Claim(enum.Enum):
@@ -295,9 +306,12 @@ class RelayTable:
         return self._batch_get([{"pk": {"S": pk}} for pk in dict.fromkeys(pks)])
 
     def write_batch(self, puts: list[dict[str, Any]], deletes: Sequence[str] = ()) -> None:
-        """Unconditional puts and deletes, 25 per request, retrying what DynamoDB leaves unprocessed."""
-        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in puts]
-        requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}}}} for pk in dict.fromkeys(deletes)]
+        """Unconditional puts and deletes, 25 per request, retrying what DynamoDB leaves unprocessed. A
+        key is written once (DynamoDB refuses a request that names a key twice): its last put wins, and a
+        key both put and deleted is put."""
+        latest = {item["pk"]["S"]: item for item in puts}
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in latest.values()]
+        requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}}}} for pk in dict.fromkeys(deletes) if pk not in latest]
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] | None = {self.name: requests[start : start + 25]}
             for _ in range(QUOTA_RETRIES):
@@ -327,6 +341,38 @@ class RelayTable:
                 raise
             return False
         return True
+
+    def update(
+        self,
+        pk: str,
+        expression: str,
+        values: dict[str, Any] | None = None,
+        *,
+        names: dict[str, str] | None = None,
+        condition: str | None = None,
+    ) -> dict[str, Any]:
+        """One UpdateItem of the item `pk`; its attributes after the update. ConditionFailed (with
+        the item as it was) when `condition` did not hold: nothing was changed."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": {"pk": {"S": pk}},
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if condition:
+            request["ConditionExpression"] = condition
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            attributes: dict[str, Any] = self._db().update_item(**request).get("Attributes", {})
+        except ClientError as error:
+            if not _conditional_failure(error):
+                raise
+            raise ConditionFailed(error.response.get("Item")) from None
+        return attributes
 
     def query_index(self, index: str, partition: str, *, at_most: float | None = None) -> list[dict[str, Any]]:
         """Every item of one partition of `index` (its `lead`), oldest `at` first, page by page;

@@ -61,6 +61,14 @@ class DeliveryPolicy(_Strict):
         "and replay it. Apart from `retry_horizon_seconds`, which is for failures, because only a person can end "
         "this wait (at most 13 days)",
     )
+    budget_hold_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=900,
+        description="how often a row waiting for its Clay target's budget checks again: shorter than "
+        "`hold_seconds`, so that held rows resume within a minute of a raise (this plus "
+        "`CLAY_BUDGET_CACHE_SECONDS`); each check of a held row costs about 0.3 SQS requests",
+    )
     rates_per_second: dict[Destination, float] = Field(
         default=DEFAULT_RATES_PER_SECOND,
         description="requests per second to each destination (Clay: to each workspace; forward: to each "
