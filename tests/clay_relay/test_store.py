@@ -28,7 +28,7 @@ def table(aws) -> RelayTable:
 def clock(monkeypatch):
     """The store's clock, moved by hand (only the store's: moto keeps the real one)."""
     now = {"t": time.time()}
-    monkeypatch.setattr(store, "time", types.SimpleNamespace(time=lambda: now["t"]))
+    monkeypatch.setattr(store.table, "time", types.SimpleNamespace(time=lambda: now["t"]))
 
     def advance(seconds: float) -> None:
         now["t"] += seconds

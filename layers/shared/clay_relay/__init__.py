@@ -36,7 +36,10 @@ Modules, one concern each:
 - jobs               the delivery jobs carried by the queue
 - intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)
 - fan_out            what one request may cause: rows per request, their bytes together, rows answered
-- store              the only module that talks to DynamoDB
+- store              the only package that talks to DynamoDB:
+    access             the client, batch reads, ConditionFailed
+    table              RelayTable: claims, the advisory duplicate check, items by key, updates, the index
+    counters           Clay quota per webhook URL (reserved atomically), each destination's last failure
 - ledger             the lead ledger: every stage of a lead, in the claims the worker writes
     entries            lead keys, the LeadRef a job carries, stages as DynamoDB items
     writes             claims' entries, Clay round trips and links, failures, the enrichment

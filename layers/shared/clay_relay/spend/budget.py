@@ -3,7 +3,7 @@
 One item per target and month, `clay-budget#<target>#<YYYY-MM>`, holds the month's counts (`sent`,
 `skipped`, `shadow`) and each day's (`sent_<DD>`, ...). A batch's rows are counted with one
 conditional UpdateItem that adds to the day and the month at once and never passes either limit,
-whatever other workers do meanwhile (like the Clay quota, clay_relay.store.reserve_submissions). The
+whatever other workers do meanwhile (like the Clay quota, clay_relay.store.counters). The
 item is written even without a budget: its counts are what `relay clay spend` reports.
 
 The item `clay-budget#<target>` holds what `relay clay budget` set at run time (`rows_per_day`,
