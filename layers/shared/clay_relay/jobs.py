@@ -45,6 +45,11 @@ class _Job(BaseModel):
     # would show (a second Slack message) are claimed as `sending` and never sent twice.
     repeat_is_harmless: ClassVar[bool] = True
 
+    @property
+    def horizon_start(self) -> float:
+        """When its retry and hold horizons start: when it was accepted."""
+        return self.accepted_at
+
 
 class ClayRowJob(_Job):
     """One row for a Clay table, posted to the target's current webhook URL."""
@@ -53,14 +58,28 @@ class ClayRowJob(_Job):
     target: str
     row: dict[str, Any]
     budget_held: bool = Field(default=False, description="waiting for its target's budget (relay clay spend: held)")
+    budget_held_at: float | None = Field(
+        default=None,
+        description="when it last waited for its target's budget: its retry and hold horizons start then",
+    )
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Without `budget_held` when it is off: a bundle carries thousands of rows in 256 KiB requests."""
+        """Without the budget's fields when they are off: a bundle carries thousands of rows in 256 KiB
+        requests."""
         fields: dict[str, Any] = handler(self)
         if not fields.get("budget_held"):
             fields.pop("budget_held", None)
+        if fields.get("budget_held_at") is None:
+            fields.pop("budget_held_at", None)
         return fields
+
+    @property
+    def horizon_start(self) -> float:
+        """When it was accepted, or last waited for its target's budget, the later: a wait for a budget
+        (a month's, weeks long) is neither a failure nor a wait for Clay quota, so it does not count
+        towards `retry_horizon_seconds` or `hold_horizon_seconds`."""
+        return max(self.accepted_at, self.budget_held_at or 0.0)
 
     @property
     def lead_update(self) -> bool:

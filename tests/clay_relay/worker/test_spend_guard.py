@@ -192,6 +192,33 @@ def test_a_row_held_for_its_pool_gives_its_budget_back(relay, aws, http_stub):
     assert seconds == get_runtime().config.delivery.hold_seconds and not parse_job(body).budget_held
 
 
+def test_a_row_that_waited_days_for_its_budget_is_still_retried_when_clay_fails(relay, aws, http_stub):
+    """A monthly budget holds rows for weeks. Once the budget lets a row go, a failure retries it for
+    retry_horizon_seconds (24 h) from the end of that wait, not from when it was accepted."""
+    relay(budget={"rows_per_day": 0})
+    work(aws, row(1, accepted_at=time.time() - 3 * 86_400))  # held for its budget since three days
+    set_limits(RelayTable(), "leads", {"rows_per_day": 5})
+    http_stub.answer(CLAY_PATH, Answer(503))
+    end_delays(aws.ref("DeliveryQueue"))
+    assert len(work_visible(aws)) == 1  # comes back for a retry
+    assert receive(aws.ref("DeadLetterQueue")) == []
+    assert len(http_stub.posted_to(CLAY_PATH)) == 1
+
+
+def test_a_row_that_waited_days_for_its_budget_may_still_wait_for_clay_quota(relay, aws, http_stub):
+    """hold_horizon_seconds (72 h) bounds a wait for a Clay URL with quota left, not a wait for a budget."""
+    relay(budget={"rows_per_day": 0})
+    work(aws, row(1, accepted_at=time.time() - 4 * 86_400))  # held for its budget since four days
+    set_limits(RelayTable(), "leads", {"rows_per_day": 5})
+    webhook = ClayWebhook(http_stub.url(CLAY_PATH))
+    RelayTable().reserve_submissions(webhook.webhook_id, 50_000, 50_000, "leads")  # the pool is used up
+    end_delays(aws.ref("DeliveryQueue"))
+    assert work_visible(aws) == set()
+    assert receive(aws.ref("DeadLetterQueue")) == []
+    [(body, seconds)] = delays(aws.ref("DeliveryQueue"))
+    assert seconds == get_runtime().config.delivery.hold_seconds and parse_job(body).holds == 1
+
+
 def test_crossing_80_and_95_percent_of_a_budget_is_counted_once_each(relay, aws, http_stub, capsys):
     relay(budget={"rows_per_day": 20})
     work(aws, *(row(n) for n in range(10)))  # 50 %

@@ -171,11 +171,13 @@ class Batch:
     def hold(self, plan: Plan, target_name: str, *, budget: bool = False) -> None:
         """The row waits, re-queued with a delay: for its target's budget (`budget`: until the next day
         or month, or a raise), or for a Clay URL with quota left, until one is added; past the hold
-        horizon a row waiting for a URL is dead-lettered instead, saying how long it waited."""
+        horizon (from its acceptance, or the end of its wait for a budget) a row waiting for a URL is
+        dead-lettered instead, saying how long it waited."""
         job = plan.job_as(ClayRowJob)
         if budget:
             plan.settlement, plan.held_for_budget = Settlement.HELD, True
-            self.budget_held[plan.message_id] = job.model_copy(update={"budget_held": True})
+            update = {"budget_held": True, "budget_held_at": time.time()}
+            self.budget_held[plan.message_id] = job.model_copy(update=update)
             if not job.budget_held:
                 count("HeldForBudget", destination="clay")
                 logger.warning(
@@ -183,7 +185,7 @@ class Batch:
                     extra={"event_id": job.event_id, "target": target_name},
                 )
             return
-        waited = time.time() - job.accepted_at
+        waited = time.time() - job.horizon_start
         if waited >= self.policy.hold_horizon_seconds:
             self.dead_letter(
                 plan,
@@ -244,7 +246,7 @@ class Batch:
         self, plan: Plan, kind: Postponement, reason: str, delay: int | None, retry_after: float | None
     ) -> None:
         job = plan.parsed
-        age = time.time() - job.accepted_at
+        age = time.time() - job.horizon_start
         if age >= self.policy.retry_horizon_seconds:
             self.dead_letter(plan, f"gave up after {plan.attempts} attempts in {_duration(age)}; last error: {reason}")
             return
