@@ -131,3 +131,19 @@ def test_status_shows_used_left_and_held_per_target_and_the_targets_in_shadow(st
         ("leads", "live", 3),
         ("trial", "shadow", 0),
     ]
+
+
+def test_status_does_not_count_rows_held_for_a_budget_as_held_for_clay_quota(stack, capsys):
+    """Both wait on the queue as delayed messages; only a row held for quota waits for a URL and its
+    hold horizon."""
+    from clay_relay.delivery_queue import DeliveryQueue
+    from tests.clay_relay.worker.test_worker import row_job
+
+    budget = [row_job(n, budget_held=True, budget_held_at=time.time()) for n in range(3)]
+    DeliveryQueue().enqueue(budget, delay_seconds=30)  # as the worker re-queues rows held for the budget
+    note_held(RelayTable(), "leads", 3)
+    DeliveryQueue().enqueue([row_job(3, holds=1), row_job(4, holds=1)], delay_seconds=900)  # held for quota
+    report = status.gather(stack)
+    assert report["delivery_queue"]["delayed"] == 5
+    assert report["held_for_quota"]["rows"] == 2
+    assert [s["held"] for s in report["clay_spend"] if s["target"] == "leads"] == [3]

@@ -321,6 +321,20 @@ def test_a_row_that_never_reached_clay_does_not_count_its_person_as_sent(relay, 
     assert receive(aws.ref("DeadLetterQueue"))  # the first, with its reason
 
 
+def test_a_row_dead_lettered_before_it_was_sent_leaves_its_persons_round_trip_as_it_is(relay, aws, http_stub):
+    """The round trip is an earlier row's, and the enrichment callback may be closing it at that very
+    moment: the worker does not write back the copy it read."""
+    work(aws, row(1, "ada@example.com"))
+    trip = RelayTable().get(f"trip#{email_key('ada@example.com').removeprefix('email#')}")
+    webhook = ClayWebhook(http_stub.url(CLAY_PATH))
+    RelayTable().reserve_submissions(webhook.webhook_id, 50_000, 50_000, "leads")  # the pool is used up
+    calls = dynamodb_calls()
+    work(aws, row(2, "ada@example.com", update=True, accepted_at=time.time() - 4 * 86_400))
+    assert receive(aws.ref("DeadLetterQueue"))  # it waited for Clay quota past hold_horizon_seconds
+    assert not [call for name, call in calls if name == "batch_write_item" and "trip#" in json.dumps(call)]
+    assert RelayTable().get(trip["pk"]["S"]) == trip
+
+
 def test_the_person_check_reads_the_batch_once_and_writes_nothing_of_its_own(relay, aws):
     calls = dynamodb_calls()
     work(aws, *(row(n) for n in range(10)))
