@@ -272,6 +272,58 @@ def test_two_copies_of_one_event_in_a_batch_are_one_row_not_a_skip(relay, aws, h
     assert [stage for stage, _, _ in stages("ada@example.com")] == ["directus.accepted", "clay.delivered"]
 
 
+def test_a_loops_contact_created_of_a_person_a_flow_already_sent_is_skipped(relay, aws, http_stub):
+    """One row per person whichever path brings the lead: here a Flow's create, then Loops' webhook."""
+    from clay_relay.config import LoopsWebhook
+    from clay_relay.loops_webhooks import clay_row_job, parse_webhook
+    from tests.loops_requests import CONTACT, contact_created
+
+    first = row(1, "ada@example.com")
+    work(aws, first)
+    body = contact_created({**CONTACT, "email": " Ada@Example.com"})
+    work(aws, clay_row_job(parse_webhook(body), "msg_spend_0001", LoopsWebhook(clay_target="leads")))
+    assert sent(http_stub) == ["ada@example.com"]
+    skipped = [detail for stage, _, detail in stages("ada@example.com") if stage == "clay.skipped"]
+    assert skipped == [{"target": "leads", "earlier_event_id": first.event_id, "reason": "same person"}]
+
+
+def refused_for_good(aws, http_stub, job: ClayRowJob) -> dict:
+    """The job, refused by Clay (400): its dead letter, taken off the dead-letter queue."""
+    import boto3
+
+    http_stub.answer(CLAY_PATH, Answer(400))
+    work(aws, job)
+    http_stub.answer(CLAY_PATH, Answer(200))
+    [letter] = receive(aws.ref("DeadLetterQueue"))
+    boto3.client("sqs").delete_message(QueueUrl=aws.ref("DeadLetterQueue"), ReceiptHandle=letter["ReceiptHandle"])
+    return letter
+
+
+def replay(aws, letter: dict) -> None:
+    """As `relay dlq replay` moves a letter back (with its reason), and a worker batch over it."""
+    import boto3
+
+    boto3.client("sqs").send_message(
+        QueueUrl=aws.ref("DeliveryQueue"), MessageBody=letter["Body"], MessageAttributes=letter["MessageAttributes"]
+    )
+    get_runtime().pacer.reset()
+    get_runtime().breaker.reset()
+    run_worker(received_records(aws.ref("DeliveryQueue"), 1))
+
+
+def test_a_replayed_row_goes_unless_its_person_went_meanwhile(relay, aws, http_stub):
+    """A dead letter never reached Clay, so its person was not counted: replayed, it goes; replayed
+    after another row of the same person went, it is skipped like any new lead of that person."""
+    replay(aws, refused_for_good(aws, http_stub, row(1, "ada@example.com")))
+    assert sent(http_stub) == ["ada@example.com", "ada@example.com"]  # refused (400), then replayed and sent
+    letter, later = refused_for_good(aws, http_stub, row(2, "grace@example.com")), row(3, "grace@example.com")
+    work(aws, later)  # the same person goes meanwhile
+    replay(aws, letter)
+    assert sent(http_stub).count("grace@example.com") == 2  # the refused one and the later one, not the replay
+    [skipped] = [detail for stage, _, detail in stages("grace@example.com") if stage == "clay.skipped"]
+    assert skipped == {"target": "leads", "earlier_event_id": later.event_id, "reason": "same person", "replayed": True}
+
+
 def test_an_update_of_a_person_is_sent_unless_the_target_skips_updates_too(relay, aws, http_stub):
     work(aws, row(1, "ada@example.com"))
     work(aws, row(2, "ada@example.com", update=True, company="Analytical Engines"))
