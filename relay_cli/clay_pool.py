@@ -17,13 +17,15 @@ from clay_relay.clay import ClayPoolUnavailable, ClayWebhook, parse_pool
 from clay_relay.config import ClayTarget
 from clay_relay.destination_urls import refusal
 from clay_relay.secrets import PLACEHOLDER
-from relay_cli import CommandError
+from relay_cli import CommandError, clay_spend
 from relay_cli.output import mask_url, print_json, print_table
 from relay_cli.stack import Stack
 
 
 def register(commands) -> None:
-    clay = commands.add_parser("clay", help="the pools of Clay webhook URLs: list, add-webhook")
+    clay = commands.add_parser(
+        "clay", help="Clay targets: their pools of webhook URLs (list, add-webhook) and spend (budget, spend)"
+    )
     sub = clay.add_subparsers(dest="clay_command", required=True, metavar="SUBCOMMAND")
     listing = sub.add_parser("list", help="each target's URLs (masked), submissions used and left, the current one")
     listing.add_argument("target", nargs="?", help="one target of relay.json's clay_targets (default: all)")
@@ -42,6 +44,7 @@ def register(commands) -> None:
     )
     add.add_argument("--token", help="the webhook's auth token, if it has one; `-` reads it from standard input")
     add.set_defaults(run=add_webhook)
+    clay_spend.register_subcommands(sub)
 
 
 def _target(stack: Stack, name: str) -> ClayTarget:

@@ -1,4 +1,4 @@
-"""`relay status`: what is waiting, what failed, and how much Clay quota is left.
+"""`relay status`: what is waiting, what failed, how much Clay quota is left, and each Clay target's spend.
 
 Where each figure comes from, and what it cannot tell:
 - the delivery queue: SQS's own counts (ready, in flight, delayed) for the whole queue. SQS does not
@@ -12,9 +12,12 @@ Where each figure comes from, and what it cannot tell:
   where that destination failed (retrying or dead-lettered); successes write nothing, so it is the
   last failure, not the destination's current health;
 - rows held for Clay quota: the delivery queue's delayed messages, as only a held row is queued with
-  a delay (re-queued for `hold_seconds`); one on its way back to a worker at that moment is not
-  counted. No extra call, and no write on the worker's side;
-- Clay quota per webhook URL: the `clay-quota#<webhook id>` counters (see clay_pool).
+  a delay (re-queued for `hold_seconds`), less the rows held for a budget (below); one on its way back
+  to a worker at that moment is not counted. No extra call, and no write on the worker's side;
+- Clay quota per webhook URL: the `clay-quota#<webhook id>` counters (see clay_pool);
+- Clay spend per target: rows sent today and this month against its budget, rows held for it (the
+  `clay-budget#<target>` counter the worker keeps as rows begin and stop waiting), and whether the
+  target is in shadow mode (see clay_spend; `relay clay spend` has more).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from clay_relay.config import RelayConfig
 from clay_relay.jobs import DESTINATIONS
 from clay_relay.observability import mask_email
 from relay_cli.clay_pool import pool_summary, print_pools
+from relay_cli.clay_spend import spend_of
 from relay_cli.dead_letters import NO_REASON, DeadLetterQueue, Letter
 from relay_cli.output import duration, iso, print_json, print_table, shorten
 from relay_cli.stack import Stack
@@ -37,7 +41,7 @@ from relay_cli.stack import Stack
 def register(commands) -> None:
     status = commands.add_parser(
         "status",
-        help="queues, dead letters per flow and destination, last failures, Clay quota",
+        help="queues, dead letters per flow and destination, last failures, Clay quota and spend",
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,8 +73,8 @@ QUEUE_COUNTS = {
 
 
 def queue_counts(stack: Stack) -> dict[str, int]:
-    """The delivery queue's jobs: ready, in flight (or waiting for a retry), delayed (held for quota:
-    nothing else is queued with a delay)."""
+    """The delivery queue's jobs: ready, in flight (or waiting for a retry), delayed (Clay rows held for
+    quota or for a budget: nothing else is queued with a delay)."""
     counts = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=list(QUEUE_COUNTS.values()))
     return {name: int(counts["Attributes"].get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
 
@@ -167,17 +171,19 @@ def gather(stack: Stack) -> dict:
         notes.append(f"{hidden} dead letter(s) were held by another reader (relay dlq, the console): not counted.")
     pairs = dead_letter_rows(stack.config, letters)
     queue = queue_figures(stack)
+    spends = [spend_of(stack, name, target).as_json() for name, target in stack.config.clay_targets.items()]
     return {
         "stack": {"name": stack.name, "region": stack.region, "local": stack.local},
         "delivery_queue": queue,
         "held_for_quota": {
-            "rows": queue["delayed"],
+            "rows": max(0, queue["delayed"] - sum(spend["held"] for spend in spends)),
             "hold_horizon_seconds": stack.config.delivery.hold_horizon_seconds,
         },
         "dead_letter_queue": {"letters": len(letters), "read_completely": complete, "held_by_others": hidden},
         "flows": pairs,
         "destinations": destination_rows(stack, pairs),
         "clay_targets": [pool_summary(stack, name, target) for name, target in stack.config.clay_targets.items()],
+        "clay_spend": spends,
         "notes": notes,
     }
 
@@ -190,7 +196,7 @@ def render(report: dict) -> None:
     print("Delivery queue (all flows and destinations together)")
     print(
         f"  ready {queue['ready']}, in flight or waiting for a retry {queue['in_flight']}, "
-        f"delayed (Clay rows held for quota) {queue['delayed']}"
+        f"delayed (Clay rows held for quota or budget) {queue['delayed']}"
     )
     age = f"{duration(oldest)} ({queue['oldest_age_source']})" if oldest is not None else queue["oldest_age_source"]
     print(f"  oldest message: {age}")
@@ -220,8 +226,36 @@ def render(report: dict) -> None:
     print("Clay targets (pool order; the current URL is the first with submissions left)")
     print_pools(report["clay_targets"])
     print()
+    print_spend_summary(report["clay_spend"])
+    print()
     for note in report["notes"]:
         print(f"note: {note}")
+
+
+def print_spend_summary(spends: list[dict]) -> None:
+    """Used, left and held per target against its budget; which targets are in shadow mode."""
+    if not spends:
+        return
+    print(f"Clay spend (UTC day {spends[0]['day']}; `relay clay spend` for skips and the month's projection)")
+
+    def used(sent: int, budget: int | None) -> str:
+        return f"{sent:,}" if budget is None else f"{sent:,} of {budget:,}"
+
+    rows = [
+        [
+            s["target"],
+            s["mode"],
+            used(s["sent"]["today"], s["budget"]["rows_per_day"]),
+            s["left"]["today"],
+            used(s["sent"]["month"], s["budget"]["rows_per_month"]),
+            s["left"]["month"],
+            s["held"],
+        ]
+        for s in spends
+    ]
+    print_table(["TARGET", "MODE", "SENT TODAY", "LEFT TODAY", "SENT THIS MONTH", "LEFT THIS MONTH", "HELD"], rows)
+    if shadow := [s["target"] for s in spends if s["mode"] == "shadow"]:
+        print(f"  in shadow mode (nothing sent, nothing spent; relay trace shows each decision): {', '.join(shadow)}")
 
 
 def _age(seconds: float | None) -> str | None:

@@ -43,12 +43,24 @@ def delayed_bodies(queue_url: str) -> list[str]:
     return [message.body for message in queue._messages if message.delayed]
 
 
-def end_delays(queue_url: str) -> None:
-    """Messages sent with a delay (held Clay rows) can be received now, as if their delay were over
-    (moto's backend: SQS has no such call)."""
+def _moto_messages(queue_url: str) -> list:
     from moto.sqs.models import sqs_backends
 
-    for message in sqs_backends[ACCOUNT_ID][REGION].queues[queue_url.rsplit("/", 1)[-1]]._messages:
+    return list(sqs_backends[ACCOUNT_ID][REGION].queues[queue_url.rsplit("/", 1)[-1]]._messages)
+
+
+def delays(queue_url: str) -> list[tuple[str, int]]:
+    """(body, seconds it was sent with a delay for) of the messages still delayed, in sending order."""
+    return [
+        (message.body, round((message.delayed_until - message.sent_timestamp) / 1000))
+        for message in _moto_messages(queue_url)
+        if message.delayed
+    ]
+
+
+def end_delays(queue_url: str) -> None:
+    """What SQS does when the delay of a delayed message is over: it can be received."""
+    for message in _moto_messages(queue_url):
         message.delayed_until = 0
 
 

@@ -40,9 +40,7 @@ def overview(stack: Stack) -> dict:
         **report,
         "activity": activity.gather(stack, now),
         "overdue": [overdue_json(lead, urls, now, reveal=False) for lead in leads],
-        # Budgets (issue 16, the spend guard) are not in this build: when relay_cli.clay_spend lands,
-        # its per-target used/left/held go here and the overview's "Budgets" section shows them.
-        "budgets": None,
+        "budgets": report.get("clay_spend", []),  # the spend guard per target (relay clay spend)
     }
 
 

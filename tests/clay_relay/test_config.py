@@ -67,6 +67,13 @@ def test_source_naming_an_unknown_clay_target_is_rejected(tmp_path):
         (lambda c: c["delivery"].update(retry_horizon_seconds=0), "retry_horizon_seconds"),
         (lambda c: c["delivery"].update(retry_horizon_seconds=14 * 86_400), "retry_horizon_seconds"),
         (lambda c: c["directus_sources"]["leads"].update(fields="email"), "fields"),
+        (lambda c: c["clay_targets"]["leads"].update(budget={"rows_per_day": -1}), "rows_per_day"),
+        (lambda c: c["clay_targets"]["leads"].update(budget={"rows_per_day": 2.5}), "rows_per_day"),
+        (lambda c: c["clay_targets"]["leads"].update(budget={"rows_per_month": "1000"}), "rows_per_month"),
+        (lambda c: c["clay_targets"]["leads"].update(budget={"rows_per_week": 10}), "rows_per_week"),
+        (lambda c: c["clay_targets"]["leads"].update(person_dedupe_days=-1), "person_dedupe_days"),
+        (lambda c: c["clay_targets"]["leads"].update(mode="dry-run"), "mode"),
+        (lambda c: c["delivery"].update(budget_hold_seconds=0), "budget_hold_seconds"),
     ],
 )
 def test_out_of_range_values_are_rejected_naming_the_setting(tmp_path, edit, named):

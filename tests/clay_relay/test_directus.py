@@ -331,3 +331,14 @@ def test_event_id_differs_for_another_action(leads):
 
 def test_event_id_differs_for_another_source(leads):
     assert jobs_for(CREATE, leads, "leads")[0].event_id != jobs_for(CREATE, leads, "leads-eu")[0].event_id
+
+
+@pytest.mark.parametrize(("action", "update"), [("create", False), ("update", True), ("delete", True)])
+def test_a_row_says_whether_it_is_a_new_lead_or_a_change_of_one(leads, action, update):
+    """The spend guard skips a new lead whose person already went to Clay, never a deliberate change."""
+    body = {"event": f"leads.items.{action}", "collection": "leads", "keys": [7]}
+    body["payload"] = ["7"] if action == "delete" else {"email": "ada@example.com"}
+    if action == "delete" and leads.on_delete == "skip":
+        pytest.skip("the shipped source skips deletes")
+    [job] = clay_jobs("leads", leads, parse_event(body))
+    assert job.lead_update is update

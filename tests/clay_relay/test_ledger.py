@@ -213,9 +213,9 @@ def test_a_failing_ledger_write_never_stops_a_delivery(relay, aws, destinations,
     assert "could not write the ledger's round trips; delivery goes on" in logs.messages("WARNING")
 
 
-def test_a_backfill_after_the_flow_shows_as_a_second_clay_row_of_the_same_lead(relay, aws):
+def test_a_backfill_after_the_flow_is_no_second_clay_row_and_the_trace_says_why(relay, aws, destinations):
     directus, _ = relay
-    directus_event(directus, create(1, "edsger@example.com"))
+    first = directus_event(directus, create(1, "edsger@example.com"))
     drain(aws)
     backfilled = {**create(1, "edsger@example.com"), "payload": {"email": "edsger@example.com", "first_name": "E"}}
     directus_event(directus, backfilled, headers={"x-relay-origin": "backfill"})
@@ -225,6 +225,8 @@ def test_a_backfill_after_the_flow_shows_as_a_second_clay_row_of_the_same_lead(r
         ("directus.accepted", "accepted"),
         ("clay.delivered", "delivered"),
         ("backfill", "accepted"),
-        ("clay.delivered", "delivered"),
+        ("clay.skipped", "skipped"),  # one row per person (the target's person_dedupe_days)
     ]
-    assert [line.detail["submission"] for line in found.stages if line.stage == "clay.delivered"] == [1, 2]
+    skipped = found.stages[-1].detail
+    assert skipped == {"target": "leads", "earlier_event_id": first["event_id"], "reason": "same person"}
+    assert len([d for d in destinations.received("clay") if d.get("status") == 200]) == 1

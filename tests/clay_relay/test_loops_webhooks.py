@@ -261,3 +261,10 @@ def test_an_unreadable_body_is_ignored_and_counted(body, emitted):
     with pytest.raises(Ignored, match="not a Loops webhook event"):
         parse_webhook(body)
     assert "LoopsWebhooksUnreadable" in emitted()
+
+
+def test_a_contact_created_is_a_new_lead_and_a_forwarded_event_a_change_of_one():
+    """The spend guard skips a new lead whose person already went to Clay, never a deliberate change."""
+    assert row_job(contact_created()).lead_update is False
+    forwarding = LoopsWebhook(clay_target="leads", forward_events=["email.opened"])
+    assert row_job(loops_event_body("email.opened", email={"subject": "Hi"}), forwarding).lead_update is True

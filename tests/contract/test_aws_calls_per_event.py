@@ -1,5 +1,6 @@
 """What one relayed event costs in AWS requests, counted end to end (receiver + queue source +
-worker) over a burst, as design.md asks: ≤ 1.2 DynamoDB writes and ≤ 1.3 SQS requests per event.
+worker) over a burst, as design.md asks: ≤ 1.2 DynamoDB writes and ≤ 1.3 SQS requests per event, plus
+the Clay spend guard's one conditional update per batch and target (issue 16 allows it +0.1: 1.3).
 Counts are deterministic (no timing involved), so they are asserted; the figures are printed."""
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def clay(aws):
     sandboxes.stop()
 
 
-def test_a_relayed_directus_event_costs_at_most_1_2_dynamodb_writes_and_1_3_sqs_requests(aws, clay):
+def test_a_relayed_directus_event_costs_at_most_1_3_dynamodb_writes_and_1_3_sqs_requests(aws, clay):
     calls: Counter = Counter()
     get_runtime().aws.session.register(
         "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}:{model.name}"])
@@ -74,5 +75,6 @@ def test_a_relayed_directus_event_costs_at_most_1_2_dynamodb_writes_and_1_3_sqs_
         f"\nper relayed event over {events} events: {writes / events:.2f} DynamoDB writes, "
         f"{reads / events:.2f} DynamoDB reads, {sqs_requests / events:.2f} SQS requests  {dict(calls)}"
     )
-    assert writes / events <= 1.2
+    assert writes / events <= 1.2 + 0.1  # claims, quota, round trips (1.2) + the spend guard's budget count
+    assert reads / events <= 2.1  # the receiver's duplicate check, the persons' round trips, the budgets
     assert sqs_requests / events <= 1.3

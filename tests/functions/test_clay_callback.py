@@ -119,8 +119,8 @@ def test_a_skipped_lead_is_answered_202_with_no_action_and_only_its_ledger_entry
     status, body = call_handler(handler, lead_event(SKIP))
     assert status == 202
     assert (body["route"], body["hot"], body["actions"], body["duplicate"]) == ("skip", False, [], False)
-    assert aws_calls.names() == ["put_item"]  # its clay.enriched stage (route: skip), which closes its round trip
-    assert aws_calls.dynamodb[0][1]["Item"]["pk"]["S"].startswith("trip#")
+    assert aws_calls.names() == ["update_item"]  # its clay.enriched stage (route: skip), which closes its round trip
+    assert aws_calls.dynamodb[0][1]["Key"]["pk"]["S"].startswith("trip#")
 
 
 def test_the_second_token_of_a_rotation_is_accepted(handler, aws):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from clay_relay.runtime import get_runtime
 from local_stack.template import load_template
 from tests.destinations import Answer
 from tests.invocations import LambdaContext, call_handler, http_api_event, load_handler
-from tests.queues import receive, received_records, run_worker
+from tests.queues import receive, received_records, run_worker, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -106,7 +107,21 @@ def work(queue_url: str, *jobs_: ClayRowJob) -> None:
     get_runtime().pacer.reset()
     get_runtime().breaker.reset()
     DeliveryQueue().enqueue(list(jobs_))
-    run_worker(received_records(queue_url, len(jobs_)))
+    ids = {job.job_id for job in jobs_}
+    run_worker(records_where(queue_url, lambda job: job.job_id in ids, len(jobs_)))
+
+
+def records_where(queue_url: str, wanted, expected: int) -> list[dict]:
+    """The records of the `expected` messages whose job is `wanted`, as one worker batch. A message
+    that comes back meanwhile (the deferred row's short retry) is left aside, hidden."""
+    records: list[dict] = []
+    deadline = time.monotonic() + 30
+    while len(records) < expected and time.monotonic() < deadline:
+        records += [
+            sqs_record(message, queue_url) for message in receive(queue_url) if wanted(parse_job(message["Body"]))
+        ]
+    assert len(records) == expected
+    return records
 
 
 @pytest.fixture
@@ -116,6 +131,8 @@ def emitted(aws, http_stub, put_secret, use_config, capsys) -> set[Metric]:
 
     def small_pool(config: dict) -> None:
         config["clay_targets"]["leads"]["submission_limit"] = 4
+        config["clay_targets"]["leads"]["budget"] = {"rows_per_day": 5}
+        config["clay_targets"]["trial"] = {"webhooks_secret": "clay-webhooks-trial", "mode": "shadow"}
 
     use_config(small_pool)
     put_secret("clay-webhooks-leads", [{"url": http_stub.url(CLAY_PATH), "token": "clay-token"}])
@@ -143,6 +160,22 @@ def emitted(aws, http_stub, put_secret, use_config, capsys) -> set[Metric]:
     work(queue, row(3))  # DeliveryDeferred (its submission given back)
     http_stub.answer(CLAY_PATH, Answer(200))
     work(queue, row(4), row(5))  # 4 of 4: ClayQuotaPassed80/95Percent, pool 100 %; HeldForQuota
+    # Budget 5 a day: the rows above passed 80 % and 95 % (ClayBudgetPassed80/95Percent), the row
+    # held for its pool gave its row back; of these two one is held for the budget (HeldForBudget).
+    work(queue, row(6), row(7))  # ClayBudgetUsedPercent 100
+    same_person = {**CREATE, "key": 2, "payload": {**CREATE["payload"], "email": " ADA@example.com"}}
+    again = http_api_event(
+        "/directus/leads",
+        same_person,
+        headers={"authorization": f"Bearer {DIRECTUS_TOKEN}", "content-type": "application/json"},
+        route_key="ANY /directus/{source}",
+        path_parameters={"source": "leads"},
+    )
+    assert call_handler(receiver, again)[0] == 202
+    run_worker(
+        records_where(queue, lambda job: job.row.get("email") == " ADA@example.com", 1)
+    )  # ClayRowsSkippedSamePerson
+    work(queue, row(8).model_copy(update={"target": "trial"}))  # ClayRowsShadowed
     assert len(receive(aws.ref("DeadLetterQueue"))) == 1
     load_handler("enrichment_overdue")({}, LambdaContext())  # EnrichmentOverdue (0: none overdue yet)
     return published(capsys.readouterr().out)
@@ -162,6 +195,12 @@ def test_the_scenario_publishes_every_metric_of_the_flows(emitted):
         "ClayQuotaPassed80Percent",
         "ClayQuotaPassed95Percent",
         "ClayPoolUsedPercent",
+        "HeldForBudget",
+        "ClayBudgetPassed80Percent",
+        "ClayBudgetPassed95Percent",
+        "ClayBudgetUsedPercent",
+        "ClayRowsSkippedSamePerson",
+        "ClayRowsShadowed",
     }
 
 
@@ -181,6 +220,7 @@ ISSUE_ALARMS = {
     "ClayPool95PercentAlarm": (NAMESPACE, "ClayPoolUsedPercent"),
     "Receiver5xxAlarm": ("AWS/ApiGateway", "5xx"),
     "EnrichmentOverdueAlarm": (NAMESPACE, "EnrichmentOverdue"),
+    "ClayBudget100PercentAlarm": (NAMESPACE, "ClayBudgetUsedPercent"),
 }
 
 
@@ -212,6 +252,19 @@ def test_clay_pool_alarms_fire_on_the_pool_level_reaching_their_percent(logical_
     p = ALARMS[logical_id]["Properties"]
     assert (p["Statistic"], p["Threshold"]) == ("Maximum", threshold)
     assert p["TreatMissingData"] == "ignore"  # published only when rows go to Clay
+
+
+def test_clay_budget_alarm_fires_when_a_budget_is_used_up_and_keeps_its_state_between_rows():
+    p = ALARMS["ClayBudget100PercentAlarm"]["Properties"]
+    assert (p["Statistic"], p["Threshold"], p["TreatMissingData"]) == ("Maximum", 100, "ignore")
+
+
+def test_clay_budget_gauge_is_published_for_alarms_and_per_target(emitted):
+    gauges = {dimensions for _, name, dimensions in emitted if name == "ClayBudgetUsedPercent"}
+    assert gauges == {
+        frozenset({("service", SERVICE), ("destination", "clay")}),
+        frozenset({("service", SERVICE), ("destination", "clay"), ("target", "leads")}),
+    }
 
 
 def test_queue_alarms_watch_the_stacks_queues():
@@ -307,7 +360,16 @@ def dashboard_metrics() -> list[Metric]:
 
 def test_dashboard_plots_the_flows():
     titles = " / ".join(w["properties"]["title"] for w in dashboard()["widgets"])
-    for flow in ("accepted", "Delivered", "Retried", "Deferred", "Dead-lettered", "pool used", "Delivery queue"):
+    for flow in (
+        "accepted",
+        "Delivered",
+        "Retried",
+        "Deferred",
+        "Dead-lettered",
+        "pool used",
+        "Delivery queue",
+        "spend",
+    ):
         assert flow in titles
     names = {name for _, name, _ in dashboard_metrics()}
     assert names >= {"EventsAccepted", "EventsDuplicate", "Delivered", "DeliveryRetried", "DeliveryDeferred"}

@@ -36,7 +36,10 @@ Modules, one concern each:
 - jobs               the delivery jobs carried by the queue
 - intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)
 - fan_out            what one request may cause: rows per request, their bytes together, rows answered
-- store              the only module that talks to DynamoDB
+- store              the only package that talks to DynamoDB:
+    access             the client, batch reads, ConditionFailed
+    table              RelayTable: claims, the advisory duplicate check, items by key, updates, the index
+    counters           Clay quota per webhook URL (reserved atomically), each destination's last failure
 - ledger             the lead ledger: every stage of a lead, in the claims the worker writes
     entries            lead keys, the LeadRef a job carries, stages as DynamoDB items
     writes             claims' entries, Clay round trips and links, failures, the enrichment
@@ -46,15 +49,20 @@ Modules, one concern each:
 - outbound           the only module that talks HTTP to the outside world
 - destination_urls   where the relay may send: https:// to public hosts (this machine too, where allowed)
 - clay               the Clay webhook pool, quota accounting and row delivery
+- spend              the Clay spend guard:
+    budget             rows per UTC day and month per target, counted atomically per batch; run-time changes
+    persons            one row per person: the targets a person went to, kept in its round trip
+    usage              what a target sent, held, skipped and shadowed; the month's projection
 - pacing             per-destination rate limits shared out over the workers; the circuit breaker
 - backoff            how long a failed or throttled delivery waits (exponential, with jitter)
 - errors             domain errors, each with its HTTP answer
 - worker             the SQS delivery worker, a phase per module:
     batch              the plan of a batch: each message's settlement (an enum) and what it records
     claims             claiming events, reserving Clay submissions, holding rows
+    guard              the spend guard of the batch's Clay rows: shadow mode, one row per person, budgets
     lanes              a thread per lane (destination or Clay workspace): pacing, breaker, deadline
     destinations       the registry: job kind → its delivery function
-    settlement         settling the batch in batch calls: retry delays, dead letters, held rows
+    settlement         settling the batch in batch calls: retry delays, dead letters, held rows, budgets
 - observability      logger, metrics, tracer (emails masked)
 - tracing            the tracing mode (template parameter `Tracing`): what the handlers' tracer does
 """

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer
 
 from clay_relay.item_keys import CollectionName, ItemKeyText
 from clay_relay.ledger.entries import LeadRef
@@ -47,6 +47,11 @@ class _Job(BaseModel):
     # would show (a second Slack message) are claimed as `sending` and never sent twice.
     repeat_is_harmless: ClassVar[bool] = True
 
+    @property
+    def horizon_start(self) -> float:
+        """When its retry and hold horizons start: when it was accepted."""
+        return self.accepted_at
+
 
 class ClayRowJob(_Job):
     """One row for a Clay table, posted to the target's current webhook URL."""
@@ -54,6 +59,39 @@ class ClayRowJob(_Job):
     kind: Literal["clay_row"] = "clay_row"
     target: str
     row: dict[str, Any]
+    budget_held: bool = Field(default=False, description="waiting for its target's budget (relay clay spend: held)")
+    budget_held_at: float | None = Field(
+        default=None,
+        description="when it last waited for its target's budget: its retry and hold horizons start then",
+    )
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without the budget's fields when they are off: a bundle carries thousands of rows in 256 KiB
+        requests."""
+        fields: dict[str, Any] = handler(self)
+        if not fields.get("budget_held"):
+            fields.pop("budget_held", None)
+        if fields.get("budget_held_at") is None:
+            fields.pop("budget_held_at", None)
+        return fields
+
+    @property
+    def horizon_start(self) -> float:
+        """When it was accepted, or last waited for its target's budget, the later: a wait for a budget
+        (a month's, weeks long) is neither a failure nor a wait for Clay quota, so it does not count
+        towards `retry_horizon_seconds` or `hold_horizon_seconds`."""
+        return max(self.accepted_at, self.budget_held_at or 0.0)
+
+    @property
+    def lead_update(self) -> bool:
+        """A change to a lead (a Directus update or delete, a Loops event other than contact.created), not
+        a new lead: sent even when the person already went to the target, unless its
+        person_dedupe_updates. Read from what the accepting stage recorded (directus: `event`, Loops
+        webhooks: `type`), so that no byte is added to the thousands of rows of a bundle."""
+        detail = self.lead.detail if self.lead else {}
+        event, kind = str(detail.get("event") or ""), detail.get("type")
+        return event.endswith((".update", ".delete")) or (kind is not None and kind != "contact.created")
 
     destination: ClassVar[Destination] = "clay"
 

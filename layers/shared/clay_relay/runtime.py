@@ -2,9 +2,10 @@
 once per execution environment (at the first invocation, a cold start) and passed to what needs it.
 
 It holds the validated settings, the configuration (relay.json), the AWS clients, the outbound HTTP
-session, the secrets cache, the per-destination pacer and circuit breaker, and the Clay webhook URLs
-this instance saw used up. Nothing else in the layer keeps state between invocations, so a test
-starts from a clean slate with `use_runtime(None)` (or hands in a runtime it built).
+session, the secrets cache, the per-destination pacer and circuit breaker, the Clay webhook URLs
+this instance saw used up, and the Clay budgets it read (kept `CLAY_BUDGET_CACHE_SECONDS`). Nothing
+else in the layer keeps state between invocations, so a test starts from a clean slate with
+`use_runtime(None)` (or hands in a runtime it built).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from clay_relay.secrets import Secrets
 from clay_relay.settings import Settings
 
 if TYPE_CHECKING:
+    from typing import Any
+
     import requests
 
     from clay_relay.delivery_queue import DeliveryQueue
@@ -35,6 +38,8 @@ class Runtime:
     pacer: Pacer = field(default_factory=Pacer)
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     clay_used_up: set[str] = field(default_factory=set)  # webhook ids this instance saw used up
+    # Clay targets' budgets as `relay clay budget` stored them: target → (when read, the item).
+    clay_budgets: dict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
     _config: RelayConfig | None = field(default=None, init=False, repr=False)
 
     @classmethod

@@ -100,6 +100,15 @@ class Settings(BaseModel):
             )
         return value
 
+    clay_budget_cache_seconds: int = Field(
+        default=15,
+        ge=0,
+        le=30,
+        alias="CLAY_BUDGET_CACHE_SECONDS",
+        description="how long a worker keeps a Clay target's budget as `relay clay budget` set it, before reading "
+        "it again from the table (one read per target)",
+    )
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """The settings from the environment (an empty variable counts as unset)."""

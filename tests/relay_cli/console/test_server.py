@@ -282,7 +282,14 @@ def test_the_overview_shows_what_relay_status_shows_and_the_activity_of_the_day(
         ],
     )
     page = signed_in(console).get(base(console) + "/", timeout=30).text
-    for section in ("Last 24 hours", "Delivery queue", "Dead letters: 1", "Clay pools", "Budgets", "Overdue leads"):
+    for section in (
+        "Last 24 hours",
+        "Delivery queue",
+        "Dead letters: 1",
+        "Clay pools",
+        "Clay budgets",
+        "Overdue leads",
+    ):
         assert section in page
     assert re.search(r"<td>loops</td><td>[^<]*</td>\s*<td class=\"n\">7</td>", page)
     assert "7 delivered in the last 60 minutes" in page

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, model_validator
 
 from clay_relay.config.base import Name, SecretName, _Strict
-from clay_relay.config.clay import ClayCallback, ClayTarget, Routing, UsedUpAnswer
+from clay_relay.config.clay import ClayBudget, ClayCallback, ClayTarget, Routing, UsedUpAnswer
 from clay_relay.config.delivery import DEFAULT_RATES_PER_SECOND, DeliveryPolicy
 from clay_relay.config.directus import (
     DirectusSource,
@@ -40,6 +40,7 @@ from clay_relay.errors import validation_fields
 __all__ = [
     "DEFAULT_RATES_PER_SECOND",
     "LOOPS_EVENT_TYPES",
+    "ClayBudget",
     "ClayCallback",
     "ClayTarget",
     "ConfigError",

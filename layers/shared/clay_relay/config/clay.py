@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Literal
+
+from pydantic import Field, StrictInt, model_validator
 
 from clay_relay.config.base import Name, SecretName, _Strict
 from clay_relay.config.directus import DirectusWriteBack
 from clay_relay.config.hooks import SlackSettings, ZapierSettings
 from clay_relay.config.loops import LoopsSettings
+
+
+class ClayBudget(_Strict):
+    """How many rows a Clay target may receive per UTC day and per UTC month (either may be left out).
+    Rows past it are held, never dropped; `relay clay budget` changes it at run time."""
+
+    rows_per_day: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        description="rows sent to the target per UTC day at most; rows past it wait on the queue until the next "
+        "day or a raise (`null`: no daily limit; `0` holds every row)",
+    )
+    rows_per_month: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        description="rows sent to the target per UTC calendar month at most (`null`: no monthly limit)",
+    )
 
 
 class UsedUpAnswer(_Strict):
@@ -79,6 +98,28 @@ class ClayTarget(_Strict):
         max_length=200,
         description="column that carries each row's event id; turn on the table's auto-dedupe on it "
         "(see Set up Clay). `null` leaves it out",
+    )
+    budget: ClayBudget | None = Field(
+        default=None,
+        description="rows per day and per month the target may receive (the spend guard, see Operating it); "
+        "`null`: no budget (rows are still counted for `relay clay spend`)",
+    )
+    person_dedupe_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description="a new lead whose email (trimmed, lower-cased) already went to this target within this many "
+        "days is not sent again: recorded as `clay.skipped` with the earlier row's event id. `0` turns it off",
+    )
+    person_dedupe_updates: bool = Field(
+        default=False,
+        description="also skip updates (a Directus update or delete, a forwarded Loops event) of a person who "
+        "already went to this target; by default a deliberate change is sent",
+    )
+    mode: Literal["live", "shadow"] = Field(
+        default="live",
+        description="`shadow` sends nothing to Clay and spends no submission or budget: each row is recorded "
+        "(`clay.shadow` in the ledger, `ClayRowsShadowed`) as what the target would have sent",
     )
 
 

@@ -21,15 +21,17 @@ class DeliveryPolicy(_Strict):
     """How the worker retries: exponential backoff with jitter for `retry_horizon_seconds` after
     the event was accepted, then the dead-letter queue. Waiting for a destination's rate limit or
     for a Clay URL with quota left spends no retries, only time: a row waits for quota until
-    `hold_horizon_seconds` after it was accepted. With the defaults a failing job is retried about
-    30 times over its 24 hours."""
+    `hold_horizon_seconds` after it was accepted. A Clay row's wait for its target's budget counts
+    towards neither horizon: they start when it last waited for it. With the defaults a failing job
+    is retried about 30 times over its 24 hours."""
 
     retry_horizon_seconds: int = Field(
         default=86_400,
         ge=1,
         le=13 * 86_400,  # SQS keeps messages 14 days
-        description="how long after it was accepted a job is retried. After that, its next failure sends it to "
-        "the dead-letter queue with the last error and its attempt count (at most 13 days: SQS keeps messages 14)",
+        description="how long after it was accepted a job is retried (a Clay row held for its target's budget: "
+        "after it last waited for it). After that, its next failure sends it to the dead-letter queue with the last "
+        "error and its attempt count (at most 13 days: SQS keeps messages 14)",
     )
     min_backoff_seconds: int = Field(
         default=30,
@@ -55,11 +57,20 @@ class DeliveryPolicy(_Strict):
         default=259_200,
         ge=1,
         le=13 * 86_400,
-        description="how long after it was accepted a Clay row may wait for a webhook URL with quota left "
-        "(72 h: a pool used up on a Friday evening waits until Monday for someone to add a URL). After that, "
-        "its next hold sends it to the dead-letter queue, saying how long it waited for Clay quota; add a URL "
-        "and replay it. Apart from `retry_horizon_seconds`, which is for failures, because only a person can end "
-        "this wait (at most 13 days)",
+        description="how long after it was accepted (or last waited for its target's budget) a Clay row may wait "
+        "for a webhook URL with quota left (72 h: a pool used up on a Friday evening waits until Monday for someone "
+        "to add a URL). After that, its next hold sends it to the dead-letter queue, saying how long it waited for "
+        "Clay quota; add a URL and replay it. Apart from `retry_horizon_seconds`, which is for failures, because "
+        "only a person can end this wait (at most 13 days)",
+    )
+    budget_hold_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=900,
+        description="how often a row waiting for its Clay target's budget checks again: shorter than "
+        "`hold_seconds`, so that held rows resume within a minute of a raise (this plus "
+        "`CLAY_BUDGET_CACHE_SECONDS`); each check of a held row costs about 0.3 SQS requests. A row waits for its "
+        "budget as long as it takes (the next day or month, or a raise): the wait counts towards neither horizon",
     )
     rates_per_second: dict[Destination, float] = Field(
         default=DEFAULT_RATES_PER_SECOND,

@@ -31,6 +31,8 @@ Stage = Literal[
     "loops.list_unsubscribed",
     "replayed",
     "clay.held",
+    "clay.skipped",
+    "clay.shadow",
     "clay.delivered",
     "clay.enriched",
     "route.skipped",

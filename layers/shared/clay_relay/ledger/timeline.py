@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_args
 
 from clay_relay.ledger.entries import (
+    DELIVERY_STAGES,
     INDEX,
     OBSERVED_OUTCOMES,
     OVERDUE,
@@ -178,7 +179,9 @@ def _lines(item: dict[str, Any]) -> list[StageLine]:
             )
         )
     stage, outcome = item["stage"]["S"], item.get("outcome", {}).get("S", "")
-    if pk.startswith("event#") and stage not in _OUTCOMES:  # a claim (not what Loops reported): delivered
+    # A delivery's claim: the request was made when it was written. Not what Loops reported (an
+    # observed stage), nor a Clay row the spend guard did not send (clay.skipped, clay.shadow).
+    if pk.startswith("event#") and stage not in _OUTCOMES and stage in DELIVERY_STAGES.values():
         if detail.pop("replayed", False):
             lines.append(StageLine("replayed", at, "replayed", event_id, {}))
         if "delivered_at" in item or "sending_since" not in item:

@@ -1,6 +1,9 @@
 """Writing the ledger: the claim's entry, the round trips and links of Clay rows, failures, and the
 enrichment that closes a round trip. Every write but the claim's is best effort: a failure is logged
 and counted (`LedgerWriteFailed`), and the events go on as if the ledger did not exist.
+
+A round trip also remembers which Clay targets its person went to (`sent`, see clay_relay.spend.persons):
+the batch write that opens it carries that too, and the enrichment that closes it keeps it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from clay_relay.ledger.entries import (
     retention_until,
 )
 from clay_relay.observability import count, logger, mask_email
+from clay_relay.spend.persons import ROUND_TRIP, kept_days, sent_attribute, trip_key, without_row
 from clay_relay.store import Claim
 
 if TYPE_CHECKING:
@@ -62,13 +66,14 @@ def claim_entry(plan: Plan, config: RelayConfig) -> dict[str, Any] | None:
     job = plan.parsed
     if job.lead is None:
         return None
-    detail = delivery_detail(plan)
+    decision = plan.decision  # a Clay row the spend guard does not send: its stage, not a delivery's
+    detail = dict(decision.detail) if decision else delivery_detail(plan)
     if plan.replayed:
         detail["replayed"] = True
     return entry(
         job.lead,
-        DELIVERY_STAGES[job.kind],
-        "sent",
+        decision.stage if decision else DELIVERY_STAGES[job.kind],
+        decision.settlement.value if decision else "sent",
         event_id=job.event_id,
         retention_days=config.ledger_retention_days,
         accepted_at=job.accepted_at,
@@ -83,31 +88,43 @@ def sla_seconds(config: RelayConfig, target: str, override: int | None) -> float
     return 60.0 * (clay_target.enrichment_sla_minutes if clay_target else 240)
 
 
-def open_round_trips(table: RelayTable, plans: list[Plan], config: RelayConfig, sla_override: int | None) -> None:
+def open_round_trips(
+    table: RelayTable, batch: Batch, plans: list[Plan], config: RelayConfig, sla_override: int | None
+) -> None:
     """Before the rows go to Clay: each lead's round trip (due for its enrichment callback by the
-    target's SLA) and its alias links, in one batch write. Written before the request, so a callback
-    that comes back at once always finds the trip it closes."""
+    target's SLA), with the targets its person went to when the batch read them (the spend guard), and
+    its alias links, in one batch write. Written before the request, so a callback that comes back at
+    once always finds the trip it closes. A person with several rows in the batch gets one trip (its
+    last row's)."""
     now = time.time()
-    puts: list[dict[str, Any]] = []
+    expires = {"N": str(retention_until(now, config.ledger_retention_days))}
+    rows: dict[str, list[ClayRowJob]] = {}
+    links: list[dict[str, Any]] = []
     for plan in plans:
         job = plan.job_as(ClayRowJob)
-        lead = job.lead
-        if lead is None or not lead.knows_email:
+        key = trip_key(job)
+        if job.lead is None or key is None:
             continue
-        expires = {"N": str(retention_until(now, config.ledger_retention_days))}
+        rows.setdefault(key, []).append(job)
         trip = entry(
-            lead,
+            job.lead,
             "clay.delivered",
             "waiting",
             event_id=job.event_id,
-            retention_days=config.ledger_retention_days,
+            retention_days=kept_days(config),
             at=now + sla_seconds(config, job.target, sla_override),
             detail={**delivery_detail(plan), "sent_at": round(now, 3)},
         )
-        puts.append({**trip, "pk": {"S": f"trip#{lead.key.removeprefix('email#')}"}, "lead": {"S": OVERDUE}})
-        puts += [
-            {"pk": {"S": f"link#{alias}"}, "link_to": {"S": lead.key}, "expires_at": expires} for alias in lead.aliases
+        batch.trips_written[key] = {**trip, "pk": {"S": key}, "lead": {"S": OVERDUE}}
+        links += [
+            {"pk": {"S": f"link#{alias}"}, "link_to": {"S": job.lead.key}, "expires_at": expires}
+            for alias in job.lead.aliases
         ]
+    for key, jobs in rows.items():
+        if key in batch.trips:  # read by the spend guard: what it held, and these rows
+            went = [(job.target, job.event_id) for job in jobs if config.clay_targets[job.target].person_dedupe_days]
+            batch.trips_written[key]["sent"] = sent_attribute(batch.trips[key], went, config, now)
+    puts = [batch.trips_written[key] for key in rows] + links
     if not puts:
         return
     try:
@@ -140,8 +157,15 @@ def record_outcomes(table: RelayTable, batch: Batch, config: RelayConfig) -> Non
             detail=detail,
         )
         puts.append({**item, "pk": {"S": f"ledger#{job.event_id}#{suffix}"}})
-        if suffix == "dead_letter" and isinstance(job, ClayRowJob) and job.lead.knows_email:
-            deletes.append(f"trip#{job.lead.key.removeprefix('email#')}")
+        if suffix == "dead_letter" and isinstance(job, ClayRowJob) and (key := trip_key(job)):
+            # The row never reached Clay: its round trip goes, and its person is not counted as sent.
+            trip = batch.trips_written.get(key) or batch.trips.get(key)
+            kept = without_row(trip, job.event_id) if trip else None
+            if kept is None:
+                deletes.append(key)
+            elif kept != trip:  # a trip this row neither opened nor is in is left as it is
+                batch.trips_written[key] = kept
+                puts.append(kept)
     if not (puts or deletes):
         return
     try:
@@ -162,7 +186,9 @@ def _outcome(plan: Plan, job: DeliveryJob) -> tuple[str, Stage, str, dict[str, S
             {"destination": job.destination, "reason": mask_email(letter)},
         )
     if plan.settlement is Settlement.HELD and isinstance(job, ClayRowJob):
-        return "held", "clay.held", "held", {"target": job.target, "holds": job.holds + 1}
+        if plan.held_for_budget:  # written once, when it begins to wait: it checks again every few seconds
+            return None if job.budget_held else ("held", "clay.held", "held", {"target": job.target, "for": "budget"})
+        return "held", "clay.held", "held", {"target": job.target, "holds": job.holds + 1, "for": "a webhook URL"}
     if plan.settlement is Settlement.DELIVERED and plan.ledger_note and job.kind in DELIVERY_STAGES:
         # Delivered, but not as its claim says: Directus feedback that matched no item, or was older.
         note, reason = plan.ledger_note
@@ -177,7 +203,8 @@ def close_round_trip(
     table: RelayTable, lead: LeadRef, event_id: str, detail: dict[str, Scalar], retention_days: int
 ) -> None:
     """The enrichment callback: the lead's round trip is closed by its `clay.enriched` stage (one
-    write, whether or not the relay sent the row: a trip left open becomes this entry)."""
+    write, whether or not the relay sent the row: a trip left open becomes this entry). An update,
+    not a put: the targets the person went to (`sent`) stay."""
     item = entry(
         lead,
         "clay.enriched",
@@ -186,8 +213,14 @@ def close_round_trip(
         retention_days=retention_days,
         detail=detail,
     )
+    names = {f"#{name}": name for name in item}
+    values = {f":{name}": value for name, value in item.items()}
+    expression = "SET " + ", ".join(f"#{name} = :{name}" for name in item)
+    if absent := [name for name in ROUND_TRIP if name not in item]:
+        names.update({f"#{name}": name for name in absent})
+        expression += " REMOVE " + ", ".join(f"#{name}" for name in absent)
     try:
-        table.put({**item, "pk": {"S": f"trip#{lead.key.removeprefix('email#')}"}})
+        table.update(f"trip#{lead.key.removeprefix('email#')}", expression, values, names=names)
     except Exception as error:  # noqa: BLE001 - the callback's jobs are already queued
         _failed("enrichment", error)
 

@@ -18,6 +18,7 @@ from clay_relay.ledger.writes import close_round_trip
 from clay_relay.observability import count, logger
 from clay_relay.receivers.receipts import LeadReceipt
 from clay_relay.runtime import Runtime
+from clay_relay.spend.persons import kept_days
 
 
 def receive_enriched_lead(runtime: Runtime, request: APIGatewayProxyEventV2) -> LeadReceipt:
@@ -35,7 +36,7 @@ def receive_enriched_lead(runtime: Runtime, request: APIGatewayProxyEventV2) -> 
     lead = parse_lead(json_object(request, body))
     decision, event_id, ledger_lead, jobs = enrichment_jobs(lead, settings)
     accepted = intake.accept(jobs, table=runtime.table, queue=runtime.queue) if jobs else []
-    close_round_trip(runtime.table, ledger_lead, event_id, ledger_lead.detail, runtime.config.ledger_retention_days)
+    close_round_trip(runtime.table, ledger_lead, event_id, ledger_lead.detail, kept_days(runtime.config))
     duplicate = bool(accepted) and all(a.duplicate for a in accepted)
     count(f"Leads{decision.route.capitalize()}")
     logger.info(

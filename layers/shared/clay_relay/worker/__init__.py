@@ -2,7 +2,8 @@
 Slack messages, Zapier posts, Directus write-backs), reporting partial failures.
 
 A batch goes through named phases, one module each:
-1. `claims`: bundles are unpacked, each job's event is claimed (a second copy is a duplicate), and
+1. `claims`: bundles are unpacked, each job's event is claimed (a second copy is a duplicate), the
+   spend guard (`guard`) decides which Clay rows may go (shadow mode, one row per person, budgets), and
    Clay submissions are reserved per target in one conditional update per URL (or rows are held);
 2. `lanes`: the jobs are delivered, one thread per lane, paced, behind a circuit breaker and the
    invocation's deadline, each by its kind's delivery function (`destinations.DELIVERIES`);
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from clay_relay.clay import ClayQuota
 from clay_relay.runtime import Runtime, get_runtime
+from clay_relay.spend.budget import BudgetLimits
 from clay_relay.worker.batch import Plan, Postponement, Settlement
 from clay_relay.worker.claims import plan_batch
 from clay_relay.worker.lanes import Deadline, deliver_by_lane
@@ -40,6 +42,7 @@ def handle_batch(event: dict[str, Any], context: object) -> BatchResponse:
 def deliver_batch(records: list[SqsRecord], context: object, runtime: Runtime) -> BatchResponse:
     config = runtime.config
     quota = ClayQuota(runtime.table, runtime.clay_used_up)
-    batch = plan_batch(records, config, runtime.table, quota, runtime.settings.enrichment_sla_seconds)
+    budgets = BudgetLimits(runtime.table, runtime.settings.clay_budget_cache_seconds, runtime.clay_budgets)
+    batch = plan_batch(records, config, runtime.table, quota, budgets, runtime.settings.enrichment_sla_seconds)
     deliver_by_lane(batch, runtime, Deadline.of(context, runtime.settings.outbound_timeout_seconds))
     return settle_batch(batch, runtime.queue, runtime.table, quota, config)

@@ -23,6 +23,10 @@ from clay_relay.store import Failure
 if TYPE_CHECKING:
     from typing import Any, NotRequired, TypedDict, TypeVar
 
+    from clay_relay.ledger import Stage
+    from clay_relay.ledger.entries import Scalar
+    from clay_relay.spend.budget import Period
+
     JobKind = TypeVar("JobKind")  # one of the kinds of DeliveryJob
 
     class SqsRecord(TypedDict):
@@ -41,7 +45,9 @@ class Settlement(enum.Enum):
     DELIVERED = "delivered"
     DUPLICATE = "duplicate"  # its event was claimed by another copy, or already delivered
     DEAD_LETTERED = "dead-lettered"  # hopeless, or past the retry horizon: in the DLQ with its reason
-    HELD = "held"  # every Clay URL of its target is used up: re-queued, delayed, until one is added
+    HELD = "held"  # its target's budget, or every Clay URL of it, is used up: re-queued, delayed
+    SKIPPED = "skipped"  # a Clay row not sent: its person already went to the target (spend guard)
+    SHADOWED = "shadowed"  # a Clay row of a target in shadow mode: recorded, not sent
     UNBUNDLED = "unbundled"  # a bundle whose rows are queued one by one
 
 
@@ -54,6 +60,15 @@ class Postponement(enum.Enum):
     @property
     def metric(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the spend guard decided for a Clay row that is not sent: its stage in the ledger."""
+
+    settlement: Settlement  # SKIPPED or SHADOWED
+    stage: Stage
+    detail: dict[str, Scalar]
 
 
 @dataclass
@@ -69,9 +84,13 @@ class Plan:
     postponement: Postponement | None = None
     retry_reason: str | None = None  # why it comes back later
     unsent: bool = False  # a reserved Clay submission that never reached Clay: given back
+    refused_used_up: bool = False  # Clay said its URL takes no more: no row made (budget given back, not the URL's)
     submission: int | None = None  # the number of the Clay submission reserved for it on its URL
     dead_letter_reason: str | None = None
     ledger_note: tuple[str, str] | None = None  # delivered otherwise than its claim says: (note, why)
+    decision: Decision | None = None  # the spend guard's, for a Clay row it does not send
+    budget_period: Period | None = None  # the day its target's budget counted it in (given back if unsent)
+    held_for_budget: bool = False
 
     @classmethod
     def of(cls, record: SqsRecord) -> Plan:
@@ -121,8 +140,11 @@ class Batch:
     retry_delays: dict[str, int] = field(default_factory=dict)  # receipt handle → seconds hidden
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)  # message id → its letter
     held: dict[str, DeliveryJob] = field(default_factory=dict)  # message id → the row to re-queue
+    budget_held: dict[str, DeliveryJob] = field(default_factory=dict)  # the same, waiting for a budget
     unbundled: dict[str, list[ClayRowJob]] = field(default_factory=dict)  # message id → its rows
     failures: dict[str, Failure] = field(default_factory=dict)  # destination → its last failure here
+    trips: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # round trips as read (spend guard)
+    trips_written: dict[str, dict[str, Any]] = field(default_factory=dict)  # round trips as this batch wrote them
 
     def delivered(self, plan: Plan, status: int | None) -> None:
         job = plan.parsed
@@ -147,11 +169,24 @@ class Batch:
         plan.settlement = Settlement.UNBUNDLED
         self.unbundled[plan.message_id] = rows
 
-    def hold(self, plan: Plan, target_name: str) -> None:
-        """Every URL of the target is used up: the row waits, re-queued with a delay, until one is
-        added; past the hold horizon it is dead-lettered instead, saying how long it waited."""
-        job = plan.parsed
-        waited = time.time() - job.accepted_at
+    def hold(self, plan: Plan, target_name: str, *, budget: bool = False) -> None:
+        """The row waits, re-queued with a delay: for its target's budget (`budget`: until the next day
+        or month, or a raise), or for a Clay URL with quota left, until one is added; past the hold
+        horizon (from its acceptance, or the end of its wait for a budget) a row waiting for a URL is
+        dead-lettered instead, saying how long it waited."""
+        job = plan.job_as(ClayRowJob)
+        if budget:
+            plan.settlement, plan.held_for_budget = Settlement.HELD, True
+            update = {"budget_held": True, "budget_held_at": time.time()}
+            self.budget_held[plan.message_id] = job.model_copy(update=update)
+            if not job.budget_held:
+                count("HeldForBudget", destination="clay")
+                logger.warning(
+                    "the Clay target's budget is used up: row held until the next day or month, or a raise",
+                    extra={"event_id": job.event_id, "target": target_name},
+                )
+            return
+        waited = time.time() - job.horizon_start
         if waited >= self.policy.hold_horizon_seconds:
             self.dead_letter(
                 plan,
@@ -161,11 +196,25 @@ class Batch:
             )
             return
         plan.settlement = Settlement.HELD
-        self.held[plan.message_id] = job.model_copy(update={"holds": job.holds + 1})
+        self.held[plan.message_id] = job.model_copy(update={"holds": job.holds + 1, "budget_held": False})
         count("HeldForQuota", destination="clay")
         logger.warning(
             "every Clay webhook URL of the target is used up: row held until a URL is added",
             extra={"event_id": job.event_id, "target": target_name, "holds": job.holds + 1},
+        )
+
+    def decided(self, plan: Plan) -> None:
+        """A Clay row the spend guard does not send (skipped as the same person, or shadowed)."""
+        if plan.decision is None:
+            raise LookupError(f"message {plan.message_id} has no decision of the spend guard")
+        plan.settlement = plan.decision.settlement
+        if plan.settlement is Settlement.SKIPPED:
+            count("ClayRowsSkippedSamePerson", destination="clay")
+        else:
+            count("ClayRowsShadowed", destination="clay")
+        logger.info(
+            f"clay row {plan.settlement.value}",
+            extra={"event_id": plan.parsed.event_id, **plan.decision.detail},
         )
 
     def dead_letter(self, plan: Plan, reason: str, destination: str | None = None, origin: str | None = None) -> None:
@@ -196,14 +245,16 @@ class Batch:
 
     def move_on(self, plan: Plan, reason: str) -> None:
         """Its Clay URL turned out to be used up: back in a second, for the next URL of the pool. Not
-        a failure, and its submission is not given back (that URL has none left)."""
+        a failure, and its submission is not given back (that URL has none left); the row its
+        target's budget counted is (no row was made)."""
+        plan.refused_used_up = True
         self._postpone(plan, Postponement.DEFERRAL, reason, 1, None)
 
     def _postpone(
         self, plan: Plan, kind: Postponement, reason: str, delay: int | None, retry_after: float | None
     ) -> None:
         job = plan.parsed
-        age = time.time() - job.accepted_at
+        age = time.time() - job.horizon_start
         if age >= self.policy.retry_horizon_seconds:
             self.dead_letter(plan, f"gave up after {plan.attempts} attempts in {_duration(age)}; last error: {reason}")
             return

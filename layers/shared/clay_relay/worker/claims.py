@@ -5,7 +5,10 @@
   Jobs whose repeat would show (Slack, Zapier) are claimed only just before their request, as
   `sending`, so that a request that may have gone out is never sent again. A claim is also the
   job's entry in the lead ledger (clay_relay.ledger).
-- Clay submissions are reserved for all rows of a target in one conditional update per URL; rows the
+- The spend guard (`guard`) decides which Clay rows may go: rows of a target in shadow mode and rows of
+  a person who already went to the target are recorded, not sent; rows past the target's budget are
+  held. Rows skipped or shadowed are claimed like any job: the claim is their ledger entry.
+- Clay submissions are reserved for the rows of a target in one conditional update per URL; rows the
   pool has no submissions left for are held (re-queued, delayed), never dropped. Rows are claimed
   after their reservation, so their ledger entry names the URL and the submission; a row that turns
   out to be a duplicate gives its submission back.
@@ -24,15 +27,22 @@ from clay_relay.clay import ClayPoolUnavailable, ClayQuota
 from clay_relay.config import RelayConfig
 from clay_relay.jobs import ClayRowBundle, ClayRowJob, parse_job
 from clay_relay.ledger.writes import claim_entry, open_round_trips
+from clay_relay.spend.budget import BudgetLimits
 from clay_relay.store import Claim, RelayTable
 from clay_relay.worker.batch import Batch, Plan
+from clay_relay.worker.guard import guard_clay_rows
 
 if TYPE_CHECKING:
     from clay_relay.worker.batch import SqsRecord
 
 
 def plan_batch(
-    records: list[SqsRecord], config: RelayConfig, table: RelayTable, quota: ClayQuota, sla_override: int | None = None
+    records: list[SqsRecord],
+    config: RelayConfig,
+    table: RelayTable,
+    quota: ClayQuota,
+    budgets: BudgetLimits,
+    sla_override: int | None = None,
 ) -> Batch:
     """The batch's plans, claimed and with their Clay submissions reserved."""
     batch = Batch(config.delivery)
@@ -51,12 +61,15 @@ def plan_batch(
             continue
         if plan.job.repeat_is_harmless and not isinstance(plan.job, ClayRowJob):
             claim_event(batch, plan, table, config)
-    reserve_clay_submissions(batch, config, quota)
+    reserve_clay_submissions(batch, config, table, quota, budgets)
+    for plan in [plan for plan in batch.plans.values() if plan.decision is not None and plan.open]:
+        if claim_event(batch, plan, table, config):
+            batch.decided(plan)
     rows = [plan for plan in batch.plans.values() if plan.webhook is not None and plan.open and not plan.failure]
     for plan in rows:
         if not claim_event(batch, plan, table, config):
             plan.unsent = True  # a duplicate, or a claim that failed: its submission is given back
-    open_round_trips(table, [plan for plan in rows if plan.open and not plan.unsent], config, sla_override)
+    open_round_trips(table, batch, [plan for plan in rows if plan.open and not plan.unsent], config, sla_override)
     return batch
 
 
@@ -86,18 +99,22 @@ def claim_event(batch: Batch, plan: Plan, table: RelayTable, config: RelayConfig
     return claim is Claim.OWNED
 
 
-def reserve_clay_submissions(batch: Batch, config: RelayConfig, quota: ClayQuota) -> None:
-    """One reservation per target for all its rows; each row learns the URL it goes to, or is held."""
+def reserve_clay_submissions(
+    batch: Batch, config: RelayConfig, table: RelayTable, quota: ClayQuota, budgets: BudgetLimits
+) -> None:
+    """The spend guard's rows per target, then one reservation per target for the rows it lets go;
+    each row learns the URL it goes to, or is held."""
     by_target: dict[str, list[Plan]] = defaultdict(list)
     for plan in batch.plans.values():
         if isinstance(plan.job, ClayRowJob) and plan.open and not plan.failure:
-            by_target[plan.job.target].append(plan)
-    for target_name, plans in by_target.items():
-        target = config.clay_targets.get(target_name)
-        if target is None:
-            for plan in plans:
-                batch.dead_letter(plan, f"clay target {target_name!r} is not configured")
+            if plan.job.target in config.clay_targets:
+                by_target[plan.job.target].append(plan)
+            else:
+                batch.dead_letter(plan, f"clay target {plan.job.target!r} is not configured")
+    for target_name, plans in guard_clay_rows(batch, config, table, budgets, by_target).items():
+        if not plans:
             continue
+        target = config.clay_targets[target_name]
         try:
             allocations = quota.allocate(target_name, target, len(plans))
         except ClayPoolUnavailable as error:
