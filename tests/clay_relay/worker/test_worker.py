@@ -439,3 +439,16 @@ def test_a_table_that_clay_answers_as_full_is_skipped_too_and_other_refusals_are
 
 def run_worker_on(queue_url: str, job: ClayRowJob) -> set[str]:
     return deliver(queue_url, job)[0]
+
+
+def test_a_row_clay_refused_as_used_up_is_counted_once_against_its_targets_budget(clay, queues, put_secret, use_config):
+    from clay_relay.spend.usage import target_spend
+
+    config = use_config(lambda c: c["clay_targets"]["leads"].update(budget={"rows_per_day": 10}))
+    put_secret(POOL_SECRET, [{"url": clay.url(CLAY_PATH)}, {"url": clay.url("/clay/webhooks/leads-2")}])
+    clay.answer(CLAY_PATH, Answer(403, body=b'{"error": "Webhook submission limit reached"}'))
+    failures, records = deliver(queues[0], row_job(1))
+    make_visible_again(queues[0], records)
+    assert run_worker(received_batch(queues[0], 1)) == set()
+    spend = target_spend(RelayTable(), "leads", config.clay_targets["leads"], time.time())
+    assert spend.sent_today == 1, "the refused try gave its row back; the one that went counts"
