@@ -447,7 +447,7 @@ def test_a_row_clay_refused_as_used_up_is_counted_once_against_its_targets_budge
     config = use_config(lambda c: c["clay_targets"]["leads"].update(budget={"rows_per_day": 10}))
     put_secret(POOL_SECRET, [{"url": clay.url(CLAY_PATH)}, {"url": clay.url("/clay/webhooks/leads-2")}])
     clay.answer(CLAY_PATH, Answer(403, body=b'{"error": "Webhook submission limit reached"}'))
-    failures, records = deliver(queues[0], row_job(1))
+    _, records = deliver(queues[0], row_job(1))
     make_visible_again(queues[0], records)
     assert run_worker(received_batch(queues[0], 1)) == set()
     spend = target_spend(RelayTable(), "leads", config.clay_targets["leads"], time.time())
