@@ -80,9 +80,16 @@ def browser(console_url):
 
 
 def wait_until(predicate, what: str, timeout: float = DEADLINE):
+    """Polls `predicate` until it is truthy; a page that reloads under it (the overview refreshing)
+    is asked again, not taken for an answer."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except (StaleElementReferenceException, NoSuchElementException):
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -91,8 +98,12 @@ def wait_until(predicate, what: str, timeout: float = DEADLINE):
 
 
 def keep_screenshot(driver, name: str, folder: Path) -> Path:
-    """The whole page as a PNG in `folder`, and in $CONSOLE_SCREENSHOTS when set (make screenshots)."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
+    """The whole page as a PNG in `folder`, and in $CONSOLE_SCREENSHOTS when set (make screenshots).
+    The page's pending timers (the overview's next refresh) are cleared first, so it holds still."""
+    height = driver.execute_script(
+        "let id = setTimeout(() => {}, 0); while (id--) { clearTimeout(id); }"
+        "return document.documentElement.scrollHeight"
+    )
     driver.set_window_size(1280, min(4000, max(700, height)))
     path = folder / name
     driver.save_screenshot(str(path))
@@ -159,8 +170,8 @@ def test_with_javascript_on_the_overview_refreshes_itself_and_shows_the_day(stac
     driver = chromium(javascript=True)
     try:
         driver.get(console_url)
-        first = driver.find_element(By.CSS_SELECTOR, "p.meta").text
-        assert driver.find_element(By.TAG_NAME, "h1").text == "Overview"
+        first = wait_until(lambda: driver.find_element(By.CSS_SELECTOR, "p.meta").text, "the overview")
+        assert "Overview" in driver.title
         wait_until(lambda: driver.find_element(By.CSS_SELECTOR, "p.meta").text != first, "the overview's refresh")
         # The day's deliveries reach the page (the local stack's metrics go to its CloudWatch).
         wait_until(
