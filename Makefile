@@ -18,7 +18,7 @@ TOOLS := .tools
 CHECKOV := .checkov
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install run test lint typecheck check-template security unit e2e build invoke replay relay bench bench-drain docs clean
+.PHONY: help install browser run test lint typecheck check-template security unit e2e screenshots build invoke replay relay bench bench-drain docs clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,7 +46,17 @@ $(CHECKOV)/.installed: requirements-checkov.txt
 	$(CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
-install: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed ## install everything (done by the other commands on first use)
+install: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV)/.installed browser ## install everything (done by the other commands on first use)
+
+# The console's browser tests (tests/e2e/test_console.py) drive Debian's headless Chromium through its chromedriver.
+# Installed with apt-get when missing and we are root (CI is); elsewhere those tests are skipped, saying why.
+browser: ## headless Chromium and chromedriver for the console's browser tests (Debian's chromium, chromium-driver)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing chromium and chromium-driver (apt-get)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	    || echo "note: apt-get could not install chromium: the console's browser tests will be skipped"; \
+	else echo "note: no chromium/chromedriver, and installing them needs root and apt-get: the console's browser tests will be skipped"; fi
 
 run: $(VENV)/.installed ## start the local stack on http://127.0.0.1:3000 (Ctrl-C stops it)
 	$(VENV)/bin/python -m local_stack run $(ARGS)
@@ -81,9 +91,12 @@ unit: $(VENV)/.installed
 	@echo "==> unit and integration tests (moto)"
 	$(VENV)/bin/python -m pytest tests --ignore=tests/e2e -q
 
-e2e: $(VENV)/.installed
+e2e: $(VENV)/.installed browser
 	@echo "==> end-to-end tests through the local stack"
 	$(VENV)/bin/python -m pytest tests/e2e -q
+
+screenshots: $(VENV)/.installed browser ## the console's screenshots in docs/images (from its browser tests)
+	CONSOLE_SCREENSHOTS=docs/images $(VENV)/bin/python -m pytest tests/e2e/test_console.py -q
 
 build: $(TOOLS)/.installed ## sam build (arm64 layer with pinned dependencies)
 	PATH="$(SAM_PATH)" $(TOOLS)/bin/sam build
@@ -96,8 +109,13 @@ replay: $(VENV)/.installed ## send an event file to the running local stack: mak
 	@test -n "$(EVENT)" || { echo "usage: make replay EVENT=<events/...json>"; exit 2; }
 	$(VENV)/bin/python -m local_stack replay $(EVENT)
 
-relay: $(VENV)/.installed ## operate a stack (docs/operating.md): make relay ARGS="--local status"
+relay: $(VENV)/.installed ## operate a stack (docs/operating.md): make relay ARGS="--local status"; `source .venv/bin/activate` puts `relay` on PATH
+ifeq ($(strip $(ARGS)),)
+	@$(VENV)/bin/relay --help
+	@echo; echo 'make relay ARGS="--local status" runs a command. To type `relay` yourself: source $(VENV)/bin/activate (or call $(VENV)/bin/relay).'
+else
 	$(VENV)/bin/relay $(ARGS)
+endif
 
 bench: $(VENV)/.installed ## every performance figure side by side (about 5 minutes): bench/results.md and results.json
 	PATH="$(SAM_PATH)" $(VENV)/bin/python -m bench $(ARGS)

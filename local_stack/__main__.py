@@ -146,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         delay = args.clay_enrich_delay if args.clay_enrich else None
         print(_curl_examples(urls.gateway, urls.sandboxes, stack.provisioned.secrets, delay), flush=True)
+        if stack.clay_limited:
+            print(
+                f"--clay-limit {args.clay_limit}: the relay counts {args.clay_limit} submissions per webhook URL for "
+                f"the Clay target(s) {', '.join(stack.clay_limited)}, as the sandbox Clay does, so their pools "
+                "rotate (make relay ARGS='--local clay list').",
+                flush=True,
+            )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where every thread is
@@ -162,7 +169,7 @@ def invoke(args: argparse.Namespace) -> int:
     from local_stack.functions import LocalFunction
     from local_stack.template import Template, load_template
 
-    event = json.loads(Path(args.event).read_text())
+    event = read_event(args.event)
     state = _running_stack(args.state_file, allow_real_services=args.allow_real_services)
     stack = None
     # Like `sam local invoke --env-vars events/env.json`: the events' fixed webhook-timestamps pass
@@ -177,6 +184,7 @@ def invoke(args: argparse.Namespace) -> int:
         stack.start_aws()
         stack.provision(stack.sandboxes.start("127.0.0.1", 0))
     os.environ["LOOPS_WEBHOOK_TOLERANCE_SECONDS"] = tolerance
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "1"  # one invocation's EMF lines would only clutter its answer
     functions = Template(load_template(), "clay-relay-local").functions()
     if args.function not in functions:
         print(f"no function {args.function!r} in template.yaml; choose from {', '.join(functions)}", file=sys.stderr)
@@ -190,8 +198,40 @@ def invoke(args: argparse.Namespace) -> int:
     return 0
 
 
+class EventFileError(ValueError):
+    """The event file cannot be used for the command: a one-line message says why and what to do."""
+
+
+def read_event(path: str) -> dict:
+    try:
+        event = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EventFileError(f"no such event file: {path} (the ready-made ones are under events/)") from None
+    except OSError as error:
+        raise EventFileError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise EventFileError(f"{path} is not JSON: {error}") from None
+    if not isinstance(event, dict):
+        raise EventFileError(f"{path} is not an event (a JSON object)")
+    return event
+
+
+def http_request_event(path: str) -> dict:
+    """An API Gateway HTTP API event, the only kind `replay` sends to the gateway."""
+    event = read_event(path)
+    if "Records" in event:
+        raise EventFileError(
+            f"{path} is an SQS event for DeliveryWorkerFunction, not an HTTP request: "
+            f"make invoke FUNCTION=DeliveryWorkerFunction EVENT={path}"
+        )
+    if not (event.get("requestContext", {}).get("http") or event.get("rawPath")):
+        kind = "an EventBridge Scheduler event" if event.get("source") == "aws.scheduler" else "not an HTTP API event"
+        raise EventFileError(f"{path} is {kind}, not an HTTP request: run it with make invoke FUNCTION=… EVENT={path}")
+    return event
+
+
 def replay(args: argparse.Namespace) -> int:
-    event = json.loads(Path(args.event).read_text())
+    event = http_request_event(args.event)
     base = args.url or (_running_stack(args.state_file, allow_real_services=args.allow_real_services) or {}).get(
         "gateway"
     )
@@ -336,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except RealServiceRefused as error:
+        print(f"python -m local_stack {args.command}: {error}", file=sys.stderr)
+        return 2
+    except EventFileError as error:
         print(f"python -m local_stack {args.command}: {error}", file=sys.stderr)
         return 2
 

@@ -91,23 +91,31 @@ def _install() -> None:
 
 
 @contextlib.contextmanager
-def _dying(doom: _Doom) -> Iterator[None]:
+def _dying(doom: _Doom) -> Iterator[_Doom]:
     _install()
     token = _doom.set(doom)
     try:
-        yield
+        yield doom
     finally:
         _doom.reset(token)
 
 
-def doomed(batch_size: int, *, after_delivery: bool = False) -> contextlib.AbstractContextManager[None]:
+def doomed(batch_size: int, *, after_delivery: bool = False) -> contextlib.AbstractContextManager[_Doom]:
     """The worker invocation run inside dies after a random one of the outbound calls a batch of
     `batch_size` makes (about two per record, plus a few to prepare and settle it), or right
-    after its first delivery."""
+    after its first delivery. One that made fewer calls (or no delivery) dies as it returns,
+    before its batch is acknowledged (`killed_at_the_end`): a crash fault always kills."""
     return _dying(_Doom(dies_after=None if after_delivery else random.randint(1, 2 * batch_size + 4)))
 
 
-def dies_before_enqueue() -> contextlib.AbstractContextManager[None]:
+def killed_at_the_end(doom: _Doom | None) -> None:
+    """A doomed invocation that returned alive dies now, before the poller acknowledges its batch."""
+    if doom is not None and not doom.dead:
+        doom.dead = True
+        raise WorkerKilled(f"after its last outbound call ({doom.calls_made}), before its batch was acknowledged")
+
+
+def dies_before_enqueue() -> contextlib.AbstractContextManager[_Doom]:
     """The receiver invocation run inside dies after its duplicate check, right before it would
     put the job on the queue: the sender gets API Gateway's 502 and nothing was accepted."""
     return _dying(_Doom(before_enqueue=True))

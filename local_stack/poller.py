@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import boto3
 
-from local_stack.chaos import WorkerKilled, doomed
+from local_stack.chaos import WorkerKilled, doomed, killed_at_the_end
 from local_stack.functions import LocalFunction
 from local_stack.sandboxes import Fault
 
@@ -87,12 +87,17 @@ class QueuePoller:
         crash = self.crash_next()
         dying = doomed(len(messages), after_delivery=crash.after == "delivery") if crash else contextlib.nullcontext()
         try:
-            with dying:
+            with dying as doom:
                 result = self.function.invoke(event)
+                killed_at_the_end(doom)
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
         except WorkerKilled as death:
             self.killed += 1
-            print(f"[worker] killed mid-batch {death} ({len(messages)} messages come back later)", flush=True)
+            print(
+                f"[worker] killed mid-batch {death} by a crash fault: {self.function.spec.name}'s batch of "
+                f"{len(messages)} message(s) is not acknowledged and comes back after the queue's visibility timeout",
+                flush=True,
+            )
             return
         except Exception:
             traceback.print_exc()  # the whole batch failed: Lambda leaves every message on the queue

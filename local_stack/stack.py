@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import socket
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from clay_relay.settings import DEFAULT_CONFIG_PATH
 from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision, read_local_env, secret_name_for
 from local_stack.functions import LocalFunction
 from local_stack.gateway import Gateway
+from local_stack.metrics import MetricsExtraction
 from local_stack.poller import QueuePoller
 from local_stack.real_services import asked_for, outbound_settings, refuse_real_services
 from local_stack.sandboxes import ClaySandbox, HttpApiColumn, Sandboxes
@@ -124,6 +127,8 @@ class LocalStack:
         self.provisioned: Provisioned | None = None
         self.environment: dict[str, str] = {}  # the functions' environment (also what `invoke` reuses)
         self.urls: Urls | None = None
+        self.metrics: MetricsExtraction | None = None  # the functions' EMF lines into moto's CloudWatch
+        self.clay_limited: list[str] = []  # Clay targets whose submission_limit --clay-limit lowered
 
     @property
     def config_path(self) -> Path:
@@ -168,6 +173,7 @@ class LocalStack:
         (RealServiceRefused when a setting or secret points at a real service nobody asked for)."""
         o = self.options
         template = Template(load_template(), o.stack_name)
+        config_path = self.clay_limited_config() or (Path(o.config_path).resolve() if o.config_path else None)
         self.provisioned = provision(
             template,
             read_local_env(o.secrets_file, sandbox_url=sandbox_url),
@@ -176,9 +182,10 @@ class LocalStack:
         self.environment = {
             **self.provisioned.environment,
             "POWERTOOLS_TRACE_DISABLED": "1",
-            "POWERTOOLS_METRICS_DISABLED": "1",
+            # Metrics on: their EMF lines go to moto's CloudWatch (local_stack.metrics), not the output.
+            "POWERTOOLS_METRICS_DISABLED": "0",
             "POWERTOOLS_LOG_LEVEL": o.log_level,
-            **({"RELAY_CONFIG_PATH": str(Path(o.config_path).resolve())} if o.config_path else {}),
+            **({"RELAY_CONFIG_PATH": str(config_path)} if config_path else {}),
             "LOOPS_API_BASE": f"{sandbox_url}/loops/api",  # never the template's real Loops
             "ALLOW_LOCAL_DESTINATIONS": "true",  # the sandboxes are on this machine
             # Every local worker shares this process's pacer (on Lambda each instance has its own and
@@ -193,8 +200,33 @@ class LocalStack:
             allowed=asked_for(o.allow_real_services),
         )
         os.environ.update(self.environment)
+        # The layer was imported before this environment existed (on Lambda it is there first): its
+        # metrics take their namespace and service now, as a new execution environment would.
+        from clay_relay.observability import metrics
+
+        metrics.namespace = self.environment.get("POWERTOOLS_METRICS_NAMESPACE")
+        metrics.service = self.environment.get("POWERTOOLS_SERVICE_NAME")
         self._configure_sandboxes()
         return self.provisioned
+
+    def clay_limited_config(self) -> Path | None:
+        """relay.json as this stack runs it when `--clay-limit` is below a target's submission_limit:
+        that target's limit lowered to it, so that the relay's own count matches the sandbox Clay's
+        and the pool rotates (written beside the state file). None when nothing needs lowering."""
+        limit = self.options.clay_limit
+        config = json.loads(self.config_path.read_text())
+        targets = config.get("clay_targets") or {}
+        lowered = sorted(name for name, target in targets.items() if target.get("submission_limit", 50_000) > limit)
+        if not lowered:
+            return None
+        for name in lowered:
+            targets[name]["submission_limit"] = limit
+        folder = self.options.state_file.parent if self.options.state_file else Path(tempfile.mkdtemp())
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"relay.clay-limit-{limit}.json"
+        path.write_text(json.dumps(config, indent=2))
+        self.clay_limited = lowered
+        return path.resolve()
 
     def _configure_sandboxes(self) -> None:
         """The sandboxes accept the credentials the local secrets give the relay."""
@@ -253,6 +285,8 @@ class LocalStack:
         moto_url = self.start_aws()
         sandbox_url = self.sandboxes.start(o.host, o.sandbox_port)
         self.provision(sandbox_url)
+        self.metrics = MetricsExtraction(sys.stdout).start()
+        sys.stdout = self.metrics
         template = Template(load_template(), o.stack_name)
         functions = template.functions()
         http_functions = {name: LocalFunction(spec) for name, spec in functions.items() if spec.routes}
@@ -316,6 +350,10 @@ class LocalStack:
         if self.gateway:
             self.gateway.stop()
         self.sandboxes.stop()
+        if self.metrics:
+            if sys.stdout is self.metrics:
+                sys.stdout = self.metrics.output
+            self.metrics.stop()
         if self.moto:
             self.moto.stop()
         state_file = self.options.state_file

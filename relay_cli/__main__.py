@@ -16,38 +16,53 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from clay_relay.config import ConfigError
 from clay_relay.observability import mask_email
-from relay_cli import CommandError, backfill, clay_pool, dead_letters, leads, send, status
+from relay_cli import CommandError, backfill, clay_pool, console, dead_letters, leads, send, status
 from relay_cli.stack import LOCAL_STATE_FILE, Stack, StackError, deployed_stack, local_stack, samconfig_defaults
 
-COMMANDS = (status, clay_pool, dead_letters, send, backfill, leads)
+COMMANDS = (status, clay_pool, dead_letters, send, backfill, leads, console)
+
+
+def _stack_options(p: argparse._ActionsContainer, *, after_command: bool = False) -> None:
+    """Which stack, and how to print: before the command (`relay --local status`) or after it, at any
+    level (`relay status --local`, `relay dlq list --json`). After the command an option left out
+    keeps what was given before it (SUPPRESS: no default overwrites it)."""
+    hide = {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS} if after_command else {}
+
+    def option(*names: str, **kwargs) -> None:
+        if not any(name in p._option_string_actions for name in names):
+            p.add_argument(*names, **{**kwargs, **hide})
+
+    option("--local", action="store_true", help="the local stack started with `make run`")
+    option("--state-file", type=Path, default=LOCAL_STATE_FILE, help="the local stack's state file")
+    option("--stack", help="deployed stack name")
+    option("--region", help="its AWS region")
+    option("--profile", help="AWS profile to use")
+    option("--config-env", default="default", help="samconfig.toml environment for the defaults")
+    option("--config", type=Path, help="relay.json the stack runs with (default: the project's)")
+    option("--json", action="store_true", help="print JSON instead of tables (for scripts)")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="relay", description="Operate a clay-relay stack, deployed or local.")
-    where = p.add_argument_group("which stack (default: samconfig.toml's stack_name and region)")
-    where.add_argument("--local", action="store_true", help="the local stack started with `make run`")
-    where.add_argument("--state-file", type=Path, default=LOCAL_STATE_FILE, help="the local stack's state file")
-    where.add_argument("--stack", help="deployed stack name")
-    where.add_argument("--region", help="its AWS region")
-    where.add_argument("--profile", help="AWS profile to use")
-    where.add_argument("--config-env", default="default", help="samconfig.toml environment for the defaults")
-    where.add_argument("--config", type=Path, help="relay.json the stack runs with (default: the project's)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of tables (for scripts)")
+    p = argparse.ArgumentParser(
+        prog="relay",
+        description="Operate a clay-relay stack, deployed or local. The options that say which stack (and "
+        "--json) may also come after the command: `relay status --local`.",
+    )
+    _stack_options(p.add_argument_group("which stack (default: samconfig.toml's stack_name and region), and --json"))
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(commands)
-    _json_anywhere(commands)
+    _options_anywhere(commands)
     return p
 
 
-def _json_anywhere(commands: argparse._SubParsersAction) -> None:
-    """`--json` also after the command (`relay trace ada@example.com --json`), at every level."""
+def _options_anywhere(commands: argparse._SubParsersAction) -> None:
+    """The stack options and `--json` also after the command, at every level."""
     for command in set(commands.choices.values()):
-        if "--json" not in command._option_string_actions:
-            command.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        _stack_options(command, after_command=True)
         for action in command._actions:
             if isinstance(action, argparse._SubParsersAction):
-                _json_anywhere(action)
+                _options_anywhere(action)
 
 
 def resolve_stack(args: argparse.Namespace) -> Stack:

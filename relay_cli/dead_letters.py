@@ -260,7 +260,7 @@ def _print_letters(letters: list[Letter], reveal: bool = False) -> None:
     print_table(["ID", "AGE", "DESTINATION", "ORIGIN", "ATTEMPTS", "REASON"], rows)
 
 
-def _incomplete_note(dlq: DeadLetterQueue) -> str | None:
+def incomplete_note(dlq: DeadLetterQueue) -> str | None:
     notes = []
     if not dlq.complete:
         notes.append(f"read only the first {len(dlq.letters)} letters (the rest was not read)")
@@ -273,7 +273,7 @@ def list_letters(stack: Stack, args: argparse.Namespace) -> None:
     with DeadLetterQueue(stack) as dlq:
         found = matching(dlq.letters, args)
         shown = list(reversed(found))[: args.limit]
-        note = _incomplete_note(dlq)
+        note = incomplete_note(dlq)
         total = len(dlq.letters)
     if args.json:
         letters = [letter.summary(args.reveal) for letter in shown]
@@ -317,6 +317,18 @@ def show_letter(stack: Stack, args: argparse.Namespace) -> None:
 
 
 def replay_letters(stack: Stack, args: argparse.Namespace) -> int:
+    report, replayed = replay(stack, args)
+    if args.json:
+        print_json(report)
+    else:
+        _print_replay(report, replayed)
+    return 1 if report["failed"] or report["sent_but_not_removed"] or report["not_found"] else 0
+
+
+def replay(stack: Stack, args: argparse.Namespace) -> tuple[dict, list[Letter]]:
+    """Replays the letters `args` choose (filters, `ids`, `limit`, `unconfirmed`, `dry_run`): the
+    report, and the letters replayed (or that would be). The `relay dlq replay` command and the
+    console's replay buttons both come here."""
     with DeadLetterQueue(stack) as dlq:
         found = matching(dlq.letters, args)
         missing = [i for i in args.ids if i not in {letter.message_id for letter in dlq.letters}]
@@ -331,7 +343,7 @@ def replay_letters(stack: Stack, args: argparse.Namespace) -> int:
         else:
             replayed, failed, stuck = dlq.replay(chosen)
         left = sum(1 for letter in dlq.letters if not letter.removed)
-        note = _incomplete_note(dlq)
+        note = incomplete_note(dlq)
     report = {
         "dry_run": args.dry_run,
         "replayed": dict(Counter(letter.destination for letter in replayed)),
@@ -343,11 +355,7 @@ def replay_letters(stack: Stack, args: argparse.Namespace) -> int:
         "left_in_dead_letter_queue": left,
         "note": note,
     }
-    if args.json:
-        print_json(report)
-    else:
-        _print_replay(report, replayed)
-    return 1 if failed or stuck or missing else 0
+    return report, replayed
 
 
 def _print_replay(report: dict, replayed: list[Letter]) -> None:

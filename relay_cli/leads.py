@@ -114,8 +114,8 @@ def _print_trace(found: Timeline, reveal: bool) -> None:
 def list_overdue(stack: Stack, args: argparse.Namespace) -> int:
     now = time.time()
     leads = overdue_leads(stack.table, now)
-    urls = _pool_urls(stack, {lead.target for lead in leads})
-    rows = [_overdue_json(lead, urls, now, args.reveal) for lead in leads]
+    urls = pool_urls(stack, {lead.target for lead in leads})
+    rows = [overdue_json(lead, urls, now, args.reveal) for lead in leads]
     if getattr(args, "json", False):
         print_json({"overdue": rows})
         return 0
@@ -142,7 +142,7 @@ def list_overdue(stack: Stack, args: argparse.Namespace) -> int:
     return 0
 
 
-def _overdue_json(lead: OverdueLead, urls: dict[str, str], now: float, reveal: bool) -> dict:
+def overdue_json(lead: OverdueLead, urls: dict[str, str], now: float, reveal: bool) -> dict:
     return {
         "email": _email(lead.email, reveal),
         "target": lead.target,
@@ -157,7 +157,7 @@ def _overdue_json(lead: OverdueLead, urls: dict[str, str], now: float, reveal: b
     }
 
 
-def _pool_urls(stack: Stack, targets: set[str]) -> dict[str, str]:
+def pool_urls(stack: Stack, targets: set[str]) -> dict[str, str]:
     """webhook id → the masked URL, for the targets' pools (a pool that cannot be read is left out)."""
     urls: dict[str, str] = {}
     config = stack.config

@@ -9,6 +9,16 @@ from dataclasses import dataclass
 from clay_relay.jobs import DESTINATIONS
 
 CRASHING = ("worker", "receiver")  # not services: the function invocations a crash fault kills
+COMMON_FIELDS = ("destination", "mode", "times", "seconds")
+# The fields each mode has besides the common ones: a body with another mode's field is refused (a
+# `{"status": 503, "mode": "timeout"}` would otherwise time out and silently never answer 503).
+MODE_FIELDS = {
+    "status": ("status",),
+    "rate_limit": ("status",),
+    "timeout": ("delay",),
+    "down": (),
+    "crash": ("after",),
+}
 
 
 @dataclass
@@ -32,8 +42,15 @@ class Fault:
             raise ValueError(
                 'mode "crash" is for the destinations "worker" and "receiver", and the only mode they have'
             )
-        if mode not in ("status", "timeout", "down", "rate_limit", "crash"):
+        if mode not in MODE_FIELDS:
             raise ValueError("mode must be status, timeout, down, rate_limit or crash")
+        if strays := sorted(set(spec) - {*COMMON_FIELDS, *MODE_FIELDS[mode]}):
+            said = ", ".join(f"{k!r} ({_modes_with(k)})" for k in strays)
+            own = ", ".join(MODE_FIELDS[mode]) or "none"
+            raise ValueError(
+                f"mode {mode!r} does not take {said}: one fault, one mode (its own fields: {own}; "
+                f"every mode: {', '.join(COMMON_FIELDS)})"
+            )
         status = None if mode == "crash" else spec.get("status", 429 if mode == "rate_limit" else 503)
         after = spec.get("after", "any")
         if after not in ("any", "delivery") or (after != "any" and destination != "worker"):
@@ -59,3 +76,8 @@ class Fault:
                 return False
             self.times -= 1
         return True
+
+
+def _modes_with(field: str) -> str:
+    modes = [mode for mode, fields in MODE_FIELDS.items() if field in fields]
+    return "a field of mode " + " or ".join(modes) if modes else "no fault has it"

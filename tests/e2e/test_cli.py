@@ -44,9 +44,7 @@ LOOPS_WEBHOOK_SECRET=whsec_Y2xpLWxvb3BzLXdlYmhvb2stc2lnbmluZy1rZXktMDE=
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> RunningStack:
     """A stack of its own: a tiny Clay quota (3 per URL) to use up, and retries of seconds."""
-    yield from start_stack(
-        tmp_path_factory.mktemp("cli-stack"), config=CONFIG, secrets=SECRETS, workers=1, clay_limit=3
-    )
+    yield from start_stack(tmp_path_factory.mktemp("cli-stack"), config=CONFIG, secrets=SECRETS, workers=1)
 
 
 def relay(capsys, stack: RunningStack, *command: str) -> tuple[int, object]:

@@ -37,6 +37,13 @@ from tests.conftest import fresh_runtime
         ({"destination": "worker", "after": "lunch"}, 'after \\(worker crashes only\\) must be "any"'),
         ({"destination": "receiver", "after": "delivery"}, "worker crashes only"),
         ({"destination": "loops", "mode": "sometimes"}, "mode must be"),
+        # A body that mixes the fields of two modes: which one did the person mean?
+        ({"destination": "clay", "mode": "timeout", "status": 503}, "mode 'timeout' does not take 'status'"),
+        ({"destination": "worker", "mode": "crash", "status": 503}, "mode 'crash' does not take 'status'"),
+        ({"destination": "loops", "mode": "down", "delay": 5}, "mode 'down' does not take 'delay'"),
+        ({"destination": "slack", "status": 500, "delay": 5}, "mode 'status' does not take 'delay'"),
+        ({"destination": "worker", "after": "delivery", "delay": 1}, "mode 'crash' does not take 'delay'"),
+        ({"destination": "clay", "stauts": 500}, "'stauts' \\(no fault has it\\)"),
     ],
 )
 def test_a_fault_that_makes_no_sense_is_refused_saying_why(spec, says):
@@ -232,3 +239,59 @@ def test_a_running_stack_pointed_at_a_real_service_is_used_only_when_asked(tmp_p
     assert (
         _running_stack(state, allow_real_services=True)["environment"]["LOOPS_API_BASE"] == "https://app.loops.so/api"
     )
+
+
+# --- the banner's crash fault kills, visibly --------------------------------------------------------
+def test_a_crash_fault_kills_the_next_worker_invocation_even_one_that_makes_few_calls_and_says_so(capsys):
+    """The banner's `{"destination": "worker", "mode": "crash", "times": 1}` dooms the next batch: an
+    invocation that returns before its random call dies as it returns, its batch unacknowledged."""
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from local_stack.poller import QueuePoller
+
+    class MakesNoCall:
+        spec = SimpleNamespace(name="DeliveryWorkerFunction")
+
+        def invoke(self, event):
+            return {"batchItemFailures": []}
+
+    crash = Fault.from_request({"destination": "worker", "mode": "crash", "times": 1})
+    poller = QueuePoller(MakesNoCall(), "queue-url", "queue-arn", crash_next=lambda: crash if crash.take() else None)
+    sqs = mock.Mock()
+    message = {"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": "{}"}
+    poller._deliver(sqs, [message])
+    assert poller.killed == 1
+    sqs.delete_message_batch.assert_not_called()
+    printed = capsys.readouterr().out
+    assert "[worker] killed mid-batch after its last outbound call (0), before its batch was acknowledged" in printed
+    assert "comes back after the queue's visibility timeout" in printed
+    poller._deliver(sqs, [message])  # the fault was for one invocation: the next one acknowledges
+    assert poller.killed == 1
+    sqs.delete_message_batch.assert_called_once()
+
+
+# --- make replay of a file it cannot send ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        ("events/no-such-event.json", "no such event file: events/no-such-event.json"),
+        ("events/worker/clay-row.json", "is an SQS event for DeliveryWorkerFunction, not an HTTP request: make invoke"),
+        ("events/scheduled/enrichment-overdue.json", "is an EventBridge Scheduler event, not an HTTP request"),
+        ("README.md", "README.md is not JSON"),
+    ],
+)
+def test_replaying_a_file_that_is_no_http_request_answers_one_line_not_a_traceback(event, says):
+    result = subprocess.run(
+        [sys.executable, "-m", "local_stack", "replay", event, "--url", "http://127.0.0.1:9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("python -m local_stack replay: ")
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr

@@ -152,9 +152,31 @@ class ClayQuota:
                 )
                 count(f"ClayQuotaPassed{round(fraction * 100)}Percent", destination="clay")
 
+    def used_up_by_answer(self, target_name: str, target: ClayTarget, webhook: ClayWebhook, answer: str) -> None:
+        """Clay answered that the URL takes no more submissions: it is counted as used up (the
+        next reservation moves to the next URL of the pool), even if the relay's count had some left."""
+        self.table.mark_used_up(webhook.webhook_id, target.submission_limit, target_name)
+        self.used_up.add(webhook.webhook_id)
+        count("ClayUrlUsedUpByAnswer", destination="clay")
+        logger.warning(
+            "clay answered that a webhook URL takes no more submissions: counted as used up, moving to the next URL",
+            extra={"target": target_name, "webhook_id": webhook.webhook_id, "answer": answer},
+        )
+
     def give_back(self, webhook: ClayWebhook, count: int) -> None:
         self.table.release_submissions(webhook.webhook_id, count)
         self.used_up.discard(webhook.webhook_id)
+
+
+def says_used_up(target: ClayTarget, outcome: Outcome) -> bool:
+    """Clay's answer is one of the target's `used_up_answers` (status, and text in the body)."""
+    if outcome.delivered or outcome.status is None:
+        return False
+    body = outcome.reason.partition(": ")[2].lower()  # `HTTP 403: <the body's first 200 characters>`
+    return any(
+        answer.status == outcome.status and (answer.body_contains is None or answer.body_contains.lower() in body)
+        for answer in target.used_up_answers
+    )
 
 
 def pool_used_percent(used: int, urls: int, submission_limit: int) -> float:

@@ -41,6 +41,8 @@ def _masked(match: re.Match[str]) -> str:
     if first is None:
         return f"***@{shown}"
     lead = "" if local.startswith('"') else local[: first.start()]  # punctuation before it is the text's
+    if lead and first.end() == len(local):  # `!.!a@…`: punctuation and one letter would show all of it
+        return f"{lead}***@{shown}"
     return f"{lead}{first.group()}***@{shown}"
 
 

@@ -402,3 +402,53 @@ def test_tables_of_two_clay_workspaces_are_paced_apart_and_tables_of_one_workspa
     assert failures == set()
     assert sorted(lanes) == ["clay:agency", "clay:default", "clay:default"]
     assert len(clay.posted_to("/clay/webhooks/prospects-1")) == 1
+
+
+# --- a URL Clay says is used up ----------------------------------------------------------------------
+def test_a_url_clay_answers_as_used_up_is_counted_used_up_and_the_row_goes_to_the_next_url(clay, queues, put_secret):
+    """The relay's count says 49,999 left; Clay says the URL takes no more: trust Clay, move on."""
+    second = clay.url("/clay/webhooks/leads-2")
+    put_secret(POOL_SECRET, [{"url": clay.url(CLAY_PATH), "token": "clay-token-1"}, {"url": second}])
+    clay.answer(CLAY_PATH, Answer(403, body=b'{"error": "Webhook submission limit reached"}'))
+    job = row_job(1)
+    failures, records = deliver(queues[0], job)
+    assert failures == {records[0]["messageId"]}  # back soon, not a failure of the row
+    assert dead_letters(queues[1]) == []
+    first_id = ClayWebhook(clay.url(CLAY_PATH)).webhook_id
+    assert RelayTable().submissions_used(first_id) == 50_000, "counted as used up"
+    make_visible_again(queues[0], records)
+    assert run_worker(received_batch(queues[0], 1)) == set()
+    assert [r.json() for r in clay.posted_to("/clay/webhooks/leads-2")] == [sent_row(job)]
+    assert len(clay.posted_to(CLAY_PATH)) == 1, "the used-up URL is skipped from then on"
+    assert run_worker_on(queues[0], row_job(2)) == set()
+    assert len(clay.posted_to(CLAY_PATH)) == 1 and len(clay.posted_to("/clay/webhooks/leads-2")) == 2
+
+
+def test_a_table_that_clay_answers_as_full_is_skipped_too_and_other_refusals_are_not_taken_for_it(
+    clay, queues, put_secret
+):
+    put_secret(POOL_SECRET, [{"url": clay.url(CLAY_PATH)}, {"url": clay.url("/clay/webhooks/leads-2")}])
+    clay.answer(CLAY_PATH, Answer(403, body=b'{"error": "Forbidden"}'), Answer(422, body=b'{"error": "Table is full"}'))
+    failures, _ = deliver(queues[0], row_job(1))
+    assert failures == set()
+    assert "Forbidden" in attribute(dead_letters(queues[1])[0], "reason"), "a plain 403 is the row's own failure"
+    assert RelayTable().submissions_used(ClayWebhook(clay.url(CLAY_PATH)).webhook_id) == 1
+    deliver(queues[0], row_job(2))
+    assert RelayTable().submissions_used(ClayWebhook(clay.url(CLAY_PATH)).webhook_id) == 50_000
+
+
+def run_worker_on(queue_url: str, job: ClayRowJob) -> set[str]:
+    return deliver(queue_url, job)[0]
+
+
+def test_a_row_clay_refused_as_used_up_is_counted_once_against_its_targets_budget(clay, queues, put_secret, use_config):
+    from clay_relay.spend.usage import target_spend
+
+    config = use_config(lambda c: c["clay_targets"]["leads"].update(budget={"rows_per_day": 10}))
+    put_secret(POOL_SECRET, [{"url": clay.url(CLAY_PATH)}, {"url": clay.url("/clay/webhooks/leads-2")}])
+    clay.answer(CLAY_PATH, Answer(403, body=b'{"error": "Webhook submission limit reached"}'))
+    _, records = deliver(queues[0], row_job(1))
+    make_visible_again(queues[0], records)
+    assert run_worker(received_batch(queues[0], 1)) == set()
+    spend = target_spend(RelayTable(), "leads", config.clay_targets["leads"], time.time())
+    assert spend.sent_today == 1, "the refused try gave its row back; the one that went counts"

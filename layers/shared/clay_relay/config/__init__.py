@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, model_validator
 
 from clay_relay.config.base import Name, SecretName, _Strict
-from clay_relay.config.clay import ClayBudget, ClayCallback, ClayTarget, Routing
+from clay_relay.config.clay import ClayBudget, ClayCallback, ClayTarget, Routing, UsedUpAnswer
 from clay_relay.config.delivery import DEFAULT_RATES_PER_SECOND, DeliveryPolicy
 from clay_relay.config.directus import (
     DirectusSource,
@@ -63,6 +63,7 @@ __all__ = [
     "Routing",
     "SecretName",
     "SlackSettings",
+    "UsedUpAnswer",
     "ZapierSettings",
     "canonical_event_type",
     "column_map",

@@ -29,6 +29,29 @@ class ClayBudget(_Strict):
     )
 
 
+class UsedUpAnswer(_Strict):
+    """An answer of Clay's that means the webhook URL takes no more submissions (its limit reached,
+    or its table full), whatever the relay counted. What Clay really answers then is undocumented."""
+
+    status: int = Field(ge=400, le=599, description="the answer's HTTP status")
+    body_contains: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="text the answer's body holds (case-insensitive; the first 200 characters are read); "
+        "`null`: any body",
+    )
+
+
+# Clay's answer past a URL's limit is undocumented: these are the plausible ones (and the local
+# stack's `--clay-over-limit reject`); a target's `used_up_answers` replaces them.
+DEFAULT_USED_UP_ANSWERS = (
+    UsedUpAnswer(status=403, body_contains="limit"),
+    UsedUpAnswer(status=403, body_contains="full"),
+    UsedUpAnswer(status=422, body_contains="full"),
+)
+
+
 class ClayTarget(_Strict):
     """A Clay table, reached through a pool of inbound webhook URLs (each good for `submission_limit`)."""
 
@@ -61,6 +84,13 @@ class ClayTarget(_Strict):
         le=30 * 24 * 60,
         description="a row whose enrichment callback has not come back this long after it reached Clay is overdue "
         "(`EnrichmentOverdue`, `relay leads --overdue`)",
+    )
+    used_up_answers: tuple[UsedUpAnswer, ...] = Field(
+        default=DEFAULT_USED_UP_ANSWERS,
+        max_length=20,
+        description="Clay answers that mean a URL takes no more submissions: the URL is counted as used up and "
+        "skipped, and the row goes to the next URL of the pool (default: 403 with `limit` or `full` in its body, "
+        "422 with `full`); `[]` relies on the relay's own count alone",
     )
     idempotency_column: str | None = Field(
         default="relay_event_id",

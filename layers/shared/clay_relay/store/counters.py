@@ -87,6 +87,20 @@ class Counters(TableAccess):
                 ExpressionAttributeValues={":minus": {"N": str(-count)}},
             )
 
+    def mark_used_up(self, webhook_id: str, quota: int, target: str) -> None:
+        """Count the URL as used up (Clay said it takes no more), whatever was counted before."""
+        try:
+            self._db().update_item(
+                TableName=self.name,
+                Key={"pk": {"S": f"clay-quota#{webhook_id}"}},
+                UpdateExpression="SET used = :quota, quota = :quota, target = :target",
+                ConditionExpression="attribute_not_exists(used) OR used < :quota",
+                ExpressionAttributeValues={":quota": {"N": str(quota)}, ":target": {"S": target}},
+            )
+        except ClientError as error:
+            if not conditional_failure(error):
+                raise
+
     def submissions_used(self, webhook_id: str) -> int:
         item = (
             self._db()

@@ -84,6 +84,7 @@ class Plan:
     postponement: Postponement | None = None
     retry_reason: str | None = None  # why it comes back later
     unsent: bool = False  # a reserved Clay submission that never reached Clay: given back
+    refused_used_up: bool = False  # Clay said its URL takes no more: no row made (budget given back, not the URL's)
     submission: int | None = None  # the number of the Clay submission reserved for it on its URL
     dead_letter_reason: str | None = None
     ledger_note: tuple[str, str] | None = None  # delivered otherwise than its claim says: (note, why)
@@ -241,6 +242,13 @@ class Batch:
         if isinstance(plan.job, ClayRowJob):
             plan.unsent = True
         self._postpone(plan, Postponement.DEFERRAL, reason, delay, None)
+
+    def move_on(self, plan: Plan, reason: str) -> None:
+        """Its Clay URL turned out to be used up: back in a second, for the next URL of the pool. Not
+        a failure, and its submission is not given back (that URL has none left); the row its
+        target's budget counted is (no row was made)."""
+        plan.refused_used_up = True
+        self._postpone(plan, Postponement.DEFERRAL, reason, 1, None)
 
     def _postpone(
         self, plan: Plan, kind: Postponement, reason: str, delay: int | None, retry_after: float | None

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from clay_relay.backoff import throttle_seconds
+from clay_relay.clay import ClayQuota, says_used_up
 from clay_relay.config import RelayConfig
 from clay_relay.jobs import ClayRowJob, DeliveryJob, LoopsForwardJob
 from clay_relay.observability import logger
@@ -116,6 +117,13 @@ def take_outcome(batch: Batch, lane: str, plan: Plan, outcome: Outcome, runtime:
         settle_sending_claim(plan, outcome, runtime)
     if outcome.retry_after:
         runtime.pacer.pause(lane, outcome.retry_after)
+    if isinstance(job, ClayRowJob) and plan.webhook and (target := runtime.config.clay_targets.get(job.target)):
+        if says_used_up(target, outcome):
+            ClayQuota(runtime.table, runtime.clay_used_up).used_up_by_answer(
+                job.target, target, plan.webhook, outcome.reason
+            )
+            batch.move_on(plan, f"clay answered {outcome.reason}: that URL is used up, the row goes to the next one")
+            return
     if outcome.delivered:
         runtime.breaker.close(lane)
         batch.delivered(plan, outcome.status)

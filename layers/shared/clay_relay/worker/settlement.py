@@ -98,7 +98,7 @@ def settle_budgets(batch: Batch, table: RelayTable) -> None:
         job = plan.job
         if not isinstance(job, ClayRowJob):
             continue
-        if plan.budget_period is not None and (plan.webhook is None or plan.unsent):
+        if plan.budget_period is not None and (plan.webhook is None or plan.unsent or plan.refused_used_up):
             unsent[job.target, plan.budget_period] += 1
         # A message that comes back later (a retry) is the same message: counted until it settles.
         waits = plan.held_for_budget or (job.budget_held and plan.settlement is None)
