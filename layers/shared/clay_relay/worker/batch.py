@@ -44,6 +44,8 @@ class Settlement(enum.Enum):
     HELD = "held"  # every Clay URL of its target is used up: re-queued, delayed, until one is added
     UNBUNDLED = "unbundled"  # a bundle whose rows are queued one by one
 
+    GONE = "gone"  # a Directus update whose item was deleted before its full row was read: recorded, not sent
+
 
 class Postponement(enum.Enum):
     """The message comes back later (hidden until then): why decides what it costs."""
