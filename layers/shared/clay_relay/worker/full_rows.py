@@ -23,7 +23,7 @@ from clay_relay import item_state, javascript
 from clay_relay.directus import item_columns
 from clay_relay.directus_items import DirectusFailed, api_secret, relay_items
 from clay_relay.jobs import ClayRowJob
-from clay_relay.ledger.entries import entry
+from clay_relay.ledger.entries import entry, lead_ref
 from clay_relay.observability import count, logger, mask_email
 from clay_relay.runtime import get_runtime
 from clay_relay.secrets import SecretUnavailable
@@ -111,11 +111,11 @@ def _read(batch: Batch, config: RelayConfig, rows: list[ItemRow]) -> list[ItemRo
             gone.append(row)
             row.plan.settlement = Settlement.GONE
             continue
-        _take(batch, row, item_columns(row.source, item, echoes))
+        _take(batch, config, row, item_columns(row.source, item, echoes))
     return gone
 
 
-def _take(batch: Batch, row: ItemRow, columns: dict[str, Any]) -> None:
+def _take(batch: Batch, config: RelayConfig, row: ItemRow, columns: dict[str, Any]) -> None:
     """The job becomes its item's full row, under the event id of the item's state."""
     job = row.plan.job_as(ClayRowJob)
     if prototype := javascript.prototype_keys(columns):
@@ -124,8 +124,15 @@ def _take(batch: Batch, row: ItemRow, columns: dict[str, Any]) -> None:
     meta = row.source.metadata
     full = {**columns, **{c: job.row[c] for c in (meta.event, meta.collection, meta.key) if c and c in job.row}}
     lead = job.lead
-    if lead is not None:
-        lead = lead.model_copy(update={"accepted_event_id": lead.accepted_event_id or job.event_id})
+    if lead is not None:  # by its email now that the row has it (the Flow's update may not have carried it)
+        target = config.clay_targets.get(job.target)
+        lead = lead_ref(
+            full.get(target.email_column if target else "email"),
+            aliases=lead.aliases,
+            accepted=lead.accepted,
+            accepted_event_id=lead.accepted_event_id or job.event_id,
+            detail=lead.detail,
+        )
     event_id = item_state.update_event_id(job.origin, row.collection, row.key, columns)
     row.plan.job = job.model_copy(update={"row": full, "event_id": event_id, "lead": lead})
 
