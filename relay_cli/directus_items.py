@@ -55,7 +55,7 @@ class DirectusItems:
         """The next `size` items after `after` (up to `upto`), in key order."""
         return self._call(lambda: self._items.page(after, upto, size))
 
-    def _call(self, read):  # noqa: ANN001, ANN202 - one of the three readers above
+    def _call(self, read):
         try:
             return read()
         except DirectusFailed as failed:
@@ -81,7 +81,7 @@ class DirectusItems:
         return DirectusError(f"Directus answered HTTP {status} ({failed.detail}) for {self.url}: {hint}")
 
 
-def _reason(response) -> str:  # noqa: ANN001 - a requests.Response
+def _reason(response) -> str:
     try:
         return _message(response.json()) or response.text[:200].strip() or response.reason or "no message"
     except ValueError:

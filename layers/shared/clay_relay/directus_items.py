@@ -112,8 +112,8 @@ class DirectusItems:
         query = self._query(after, upto, (), limit="1", fields=self.key_field, meta="filter_count")
         value = (self._answer(query).get("meta") or {}).get("filter_count")
         try:
-            return int(value)
-        except (TypeError, ValueError):
+            return int(str(value))
+        except ValueError:
             return None
 
     def field_defaults(self) -> dict[str, Any]:

@@ -146,7 +146,10 @@ def test_directus_failing_is_retried_and_nothing_is_sent_meanwhile(aws, clay, di
 
 @pytest.mark.parametrize(
     ("status", "code", "message"),
-    [(401, "INVALID_CREDENTIALS", "Invalid user credentials."), (403, "FORBIDDEN", "You don't have permission to access this.")],
+    [
+        (401, "INVALID_CREDENTIALS", "Invalid user credentials."),
+        (403, "FORBIDDEN", "You don't have permission to access this."),
+    ],
 )
 def test_directus_refusing_the_read_dead_letters_the_row_with_its_message(
     aws, clay, http_stub, put_secret, flow, status, code, message
@@ -196,8 +199,10 @@ def test_a_create_goes_as_the_flow_sent_it_without_reading_directus(aws, clay, d
     answered = flow(create)
     assert work(aws, 1) == set()
     [posted] = clay.posted_to(CLAY_PATH)
-    assert posted.json()["relay_event_id"] == answered["event_id"] == item_state.create_event_id(
-        "directus/leads", "leads", 7
+    assert (
+        posted.json()["relay_event_id"]
+        == answered["event_id"]
+        == item_state.create_event_id("directus/leads", "leads", 7)
     )
     assert directus_reads(directus) == []
     claim = RelayTable().get(f"event#{answered['event_id']}")
