@@ -186,7 +186,7 @@ def destinations(aws, monkeypatch, put_secret, _sandbox_server) -> Destinations:
     sandboxes.deliveries.clear()
     sandboxes.clay = ClaySandbox()
     sandboxes.loops = LoopsSandbox(api_key=LOOPS_API_KEY)
-    sandboxes.directus = DirectusSandbox(token=DIRECTUS_API_TOKEN)
+    sandboxes.directus = DirectusSandbox(token=DIRECTUS_API_TOKEN, log=sandboxes.deliveries.record)
     monkeypatch.setenv("LOOPS_API_BASE", f"{base}/loops/api")
     fresh_runtime()
     put_secret("loops-api-key", LOOPS_API_KEY)
