@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -113,14 +113,19 @@ def update_event_id(origin: str, collection: str, key: object, columns: Mapping[
     return content_id(origin, "update", collection, str(key), state_hash(columns))
 
 
-def changed_since(recorded: Mapping[str, str], current: Mapping[str, Any], defaults: Mapping[str, Any]) -> bool:
+def changed_since(
+    recorded: Mapping[str, str], current: Mapping[str, Any], defaults: Callable[[], Mapping[str, Any]]
+) -> bool:
     """Whether the item's mapped columns (`current`, every one) differ from those of the row the relay
     sent (`recorded`: their hashes). A column that row did not carry (a create carries only the fields
-    submitted) counts as unchanged while it is empty or holds the field's default value."""
+    submitted) counts as unchanged while it is empty or holds the field's default value (`defaults()`,
+    asked only then)."""
     for column, value in current.items():
         if column in recorded:
             if recorded[column] != value_hash(value):
                 return True
-        elif not blank(value) and (column not in defaults or canonical(defaults[column]) != canonical(value)):
-            return True
+        elif not blank(value):
+            known = defaults()
+            if column not in known or canonical(known[column]) != canonical(value):
+                return True
     return False

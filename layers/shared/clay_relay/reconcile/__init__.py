@@ -111,7 +111,7 @@ def sweep_source(
     if recovered:
         logger.warning(
             "the sweep found Directus events the relay never received, and queued their rows",
-            extra={"source": name, **counts},
+            extra={"source": name, "found": counts},
         )
     result: dict[str, Any] = {**counts, "lag_seconds": round(lag, 1)}
     if checkpoint.last_error:

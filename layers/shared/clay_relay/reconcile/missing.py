@@ -1,9 +1,9 @@
 """Which of the items a sweep listed hold an event the relay has not seen.
 
 For each item listed (its key, its mapped fields, whether it was created or updated in the window):
-- the claim of its create (`event#<create id>`, see clay_relay.item_state) and, when updates are swept,
-  the claim of an update to the state it is in now (`event#<update id>`) are read: one BatchGetItem
-  per 50 items (100 keys);
+- the claim of its create (`event#<create id>`, see clay_relay.item_state) and, for an item updated in
+  the window when updates are swept, the claim of an update to the state it is in now
+  (`event#<update id>`) are read: one BatchGetItem per 100 keys (100 new items, 50 updated ones);
 - the update's claim is there: the item's state was sent, nothing is missing;
 - the create's claim is there: an update is missing when a mapped column differs from what that row
   carried (item_state.changed_since). A write-back of enrichment, or an edit of fields the source does
@@ -66,7 +66,8 @@ def find_missing(
     ids = {}
     for item in items:
         create = item_state.create_event_id(origin, collection, item.key)
-        update = item_state.update_event_id(origin, collection, item.key, item.columns) if updates else None
+        changed = updates and item.updated_in_window
+        update = item_state.update_event_id(origin, collection, item.key, item.columns) if changed else None
         ids[str(item.key)] = (create, update)
     wanted = [f"event#{event_id}" for pair in ids.values() for event_id in pair if event_id]
     claims = {entry["pk"]["S"].removeprefix("event#"): entry for entry in table.get_many(wanted)}
@@ -78,7 +79,7 @@ def find_missing(
             missing.counts["seen"] += 1
         elif create in claims:
             recorded = item_state.recorded_columns(claims[create])
-            if updates and recorded is not None and item_state.changed_since(recorded, item.columns, defaults()):
+            if updates and recorded is not None and item_state.changed_since(recorded, item.columns, defaults):
                 candidates.append((item, update or create, True))
             else:
                 missing.counts["seen"] += 1
