@@ -14,7 +14,8 @@ Where each figure comes from, and what it cannot tell:
 - rows held for Clay quota: the delivery queue's delayed messages, as only a held row is queued with
   a delay (re-queued for `hold_seconds`); one on its way back to a worker at that moment is not
   counted. No extra call, and no write on the worker's side;
-- Clay quota per webhook URL: the `clay-quota#<webhook id>` counters (see clay_pool).
+- Clay quota per webhook URL: the `clay-quota#<webhook id>` counters (see clay_pool);
+- each Directus source's last reconciliation sweep and what it recovered: its checkpoint (see sweeps).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from relay_cli.clay_pool import pool_summary, print_pools
 from relay_cli.dead_letters import NO_REASON, DeadLetterQueue, Letter
 from relay_cli.output import duration, iso, print_json, print_table, shorten
 from relay_cli.stack import Stack
+from relay_cli.sweeps import print_sweeps, sweep_rows
 
 
 def register(commands) -> None:
@@ -178,6 +180,7 @@ def gather(stack: Stack) -> dict:
         "flows": pairs,
         "destinations": destination_rows(stack, pairs),
         "clay_targets": [pool_summary(stack, name, target) for name, target in stack.config.clay_targets.items()],
+        "directus_sweeps": sweep_rows(stack),
         "notes": notes,
     }
 
@@ -219,6 +222,8 @@ def render(report: dict) -> None:
     print()
     print("Clay targets (pool order; the current URL is the first with submissions left)")
     print_pools(report["clay_targets"])
+    print()
+    print_sweeps(report["directus_sweeps"])
     print()
     for note in report["notes"]:
         print(f"note: {note}")

@@ -13,7 +13,7 @@ from clay_relay import item_state
 from clay_relay.ledger import email_key
 from clay_relay.ledger.timeline import timeline
 from clay_relay.store import RelayTable
-from tests.clay_relay.reconcile.conftest import Relay
+from tests.directus_relay import DirectusRelay as Relay
 
 ENRICHMENT = {"icp_score": 91, "industry": "Software", "personalized_opener": "Loved your talk."}  # the write-back's
 

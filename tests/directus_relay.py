@@ -1,25 +1,23 @@
 """A relay whose Directus is the sandbox (its Flow not wired: a test sends a Flow's event itself, or
-lets it be lost), Clay a local stub, and sweeps that look at every change at once (no settle)."""
+lets it be lost) and whose Clay is a local stub: what the sweep's tests and `relay status`'s drive."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-import pytest
-
 from clay_relay.reconcile import checkpoint as checkpoints
 from clay_relay.reconcile import sweep_source
 from clay_relay.runtime import get_runtime
 from tests.destinations import DIRECTUS_API_TOKEN, Destinations, StubServer
 from tests.invocations import call_handler, http_api_event, load_handler
-from tests.queues import receive, received_records, run_worker
+from tests.queues import receive, run_worker, sqs_record
 
 CLAY_PATH = "/clay/webhooks/leads-1"
 
 
 @dataclass
-class Relay:
+class DirectusRelay:
     """The relay, its sandbox Directus and its Clay."""
 
     aws: object
@@ -89,16 +87,4 @@ class Relay:
 
 
 def received_records_of(queue: str, messages: list[dict]) -> list[dict]:
-    from tests.queues import sqs_record
-
     return [sqs_record(message, queue) for message in messages]
-
-
-@pytest.fixture
-def relay(aws, destinations, http_stub, put_secret, relay_env) -> Relay:
-    relay_env(RECONCILE_SETTLE_SECONDS=0)
-    put_secret("clay-webhooks-leads", [{"url": http_stub.url(CLAY_PATH), "token": "clay-token-1"}])
-    return Relay(aws, destinations, http_stub)
-
-
-__all__ = ["CLAY_PATH", "Relay", "received_records"]
