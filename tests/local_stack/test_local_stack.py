@@ -259,6 +259,6 @@ def test_a_secrets_file_whose_directus_api_points_elsewhere_makes_the_relay_use_
 
     monkeypatch.delenv(ALLOW_VARIABLE, raising=False)
     remote = real.replace("http://127.0.0.1:8055", "https://cms.example.com")
-    with pytest.raises(RealServiceRefused, match="directus-api → cms.example.com"):
+    with pytest.raises(RealServiceRefused, match=r"directus-api → cms\.example\.com"):
         provisioned_stack(tmp_path, remote)
     assert provisioned_stack(tmp_path, remote, allow_real_services=True).real_directus() == "https://cms.example.com"
