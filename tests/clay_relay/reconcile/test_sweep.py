@@ -231,3 +231,13 @@ def test_a_sweep_costs_requests_in_proportion_to_the_changed_items(relay: Relay,
     claims = -(-changed * (2 if updated else 1) // 100)
     assert Counter(aws_calls.names("dynamodb")) == {"batch_get_item": 1 + claims, "update_item": 2}
     assert aws_calls.names("sqs") == []
+
+
+def test_an_item_too_big_for_a_clay_row_is_counted_refused_and_the_rest_go(relay: Relay):
+    relay.sweep()
+    relay.create(email="big@example.com", company="x" * 100_001)
+    relay.create(email="small@example.com")
+    result = relay.sweep()
+    assert (result["created"], result["refused"]) == (1, 1)
+    relay.work()
+    assert [row["email"] for row in relay.rows()] == ["small@example.com"]

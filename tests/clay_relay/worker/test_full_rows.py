@@ -216,3 +216,12 @@ def test_the_claim_of_a_full_row_keeps_every_mapped_column(aws, clay, directus, 
     claim = RelayTable().get(f"event#{posted.json()['relay_event_id']}")
     recorded = item_state.recorded_columns(claim)
     assert set(recorded) == {"email", "first_name", "last_name", "company_name", "company_domain", "job_title"}
+
+
+def test_an_item_too_big_for_a_clay_row_is_dead_lettered_not_sent(aws, clay, directus, flow):
+    directus.sandboxes.directus.items["leads", "7"]["company"] = "x" * 100_001
+    flow(update({"job_title": "CTO"}))
+    assert work(aws, 1) == set()
+    [letter] = receive(aws.ref("DeadLetterQueue"))
+    assert "Clay accepts at most 100000" in letter["MessageAttributes"]["reason"]["StringValue"]
+    assert clay.posted_to(CLAY_PATH) == []

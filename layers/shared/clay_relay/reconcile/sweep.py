@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from clay_relay import directus
+from clay_relay.clay import check_row_size
 from clay_relay.delivery_queue import MAX_BATCH_BYTES
 from clay_relay.directus_items import DirectusFailed, DirectusItems, Key, relay_items
 from clay_relay.errors import RelayError
@@ -201,7 +202,14 @@ class Sweep:
             self.counts["refused"] += 1
             logger.warning("an item the sweep found cannot be a row", extra={"source": self.name, "why": str(error)})
             return []
-        fitting = [job for job in jobs if len(dump_job(job).encode()) <= MAX_BATCH_BYTES]
+        fitting = []
+        for job in jobs:
+            try:
+                check_row_size(target, job.row, job.event_id)
+            except RelayError:
+                continue
+            if len(dump_job(job).encode()) <= MAX_BATCH_BYTES:
+                fitting.append(job)
         self.counts["refused"] += len(jobs) - len(fitting)
         self.counts["created" if action == "create" else "updated"] += len(fitting)
         return fitting

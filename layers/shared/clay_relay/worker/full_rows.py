@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from clay_relay import item_state, javascript
+from clay_relay.clay import row_bytes
 from clay_relay.directus import item_columns
 from clay_relay.directus_items import DirectusFailed, api_secret, relay_items
 from clay_relay.jobs import ClayRowJob
@@ -123,9 +124,13 @@ def _take(batch: Batch, config: RelayConfig, row: ItemRow, columns: dict[str, An
         return
     meta = row.source.metadata
     full = {**columns, **{c: job.row[c] for c in (meta.event, meta.collection, meta.key) if c and c in job.row}}
+    target = config.clay_targets.get(job.target)
+    event_id = item_state.update_event_id(job.origin, row.collection, row.key, columns)
+    if target is not None and (size := row_bytes(target, full, event_id)) > target.max_row_bytes:
+        _dead(batch, [row], f"the item's full row would be {size} bytes; Clay accepts at most {target.max_row_bytes}")
+        return
     lead = job.lead
     if lead is not None:  # by its email now that the row has it (the Flow's update may not have carried it)
-        target = config.clay_targets.get(job.target)
         lead = lead_ref(
             full.get(target.email_column if target else "email"),
             aliases=lead.aliases,
@@ -133,7 +138,6 @@ def _take(batch: Batch, config: RelayConfig, row: ItemRow, columns: dict[str, An
             accepted_event_id=lead.accepted_event_id or job.event_id,
             detail=lead.detail,
         )
-    event_id = item_state.update_event_id(job.origin, row.collection, row.key, columns)
     row.plan.job = job.model_copy(update={"row": full, "event_id": event_id, "lead": lead})
 
 
