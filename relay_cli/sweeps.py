@@ -25,12 +25,14 @@ def sweep_rows(stack: Stack) -> list[dict]:
         c = checkpoints[name]
         if source.reconcile_minutes is None and not c.exists:
             continue
+        swept = source.reconcile_minutes is not None and source.collection is not None
         since = epoch(c.since)
         rows.append(
             {
                 "source": name,
                 "collection": source.collection,
-                "every_minutes": source.reconcile_minutes,
+                "every_minutes": source.reconcile_minutes if swept else None,
+                "not_swept": None if swept else "off" if source.reconcile_minutes is None else "no collection",
                 "by": "date_created/date_updated" if source.created_field else "new primary keys (creates only)",
                 "last_sweep_at": iso(c.last_finished_at),
                 "last_sweep_age_seconds": None if c.last_finished_at is None else round(now - c.last_finished_at),
@@ -60,7 +62,7 @@ def print_sweeps(rows: list[dict]) -> None:
         table.append(
             [
                 row["source"],
-                "off" if row["every_minutes"] is None else f"{row['every_minutes']} min",
+                row["not_swept"] or f"{row['every_minutes']} min",
                 when and f"{when} ago",
                 shorten(outcome, 60),
                 found.get("listed"),

@@ -190,7 +190,7 @@ def create_item(stack: RunningStack, fields: dict) -> int:
         if answer.status_code == 200:
             key = int(answer.json()["data"]["id"])
             # Its Flow's request is answered (or dropped) before the next request: it meets the faults in turn.
-            assert stack.wait_for(lambda: stack.deliveries(destination="directus_flow", body__key=key), 30)
+            assert stack.wait_for(lambda k=key: stack.deliveries(destination="directus_flow", body__key=k), 30)
             return key
     raise AssertionError(f"the sandbox Directus refused to create an item: {answer.status_code}")
 

@@ -5,6 +5,7 @@ edits of unmapped fields are never sent again."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -13,6 +14,7 @@ from clay_relay import item_state
 from clay_relay.ledger import email_key
 from clay_relay.ledger.timeline import timeline
 from clay_relay.store import RelayTable
+from tests.destinations import Answer
 from tests.directus_relay import DirectusRelay as Relay
 
 ENRICHMENT = {"icp_score": 91, "industry": "Software", "personalized_opener": "Loved your talk."}  # the write-back's
@@ -241,3 +243,25 @@ def test_an_item_too_big_for_a_clay_row_is_counted_refused_and_the_rest_go(relay
     assert (result["created"], result["refused"]) == (1, 1)
     relay.work()
     assert [row["email"] for row in relay.rows()] == ["small@example.com"]
+
+
+def test_a_refused_listing_says_which_token_and_fields_to_check(relay: Relay, put_secret, http_stub):
+    """Directus answers 403 for a field the collection does not have, as for one the token may not read."""
+    relay.sweep()
+    refusal = {
+        "errors": [{"message": "You don't have permission to access this.", "extensions": {"code": "FORBIDDEN"}}]
+    }
+    http_stub.answer("/cms/items/leads", Answer(403, body=json.dumps(refusal).encode()))
+    put_secret("directus-api", {"url": http_stub.url("/cms"), "token": "t"})
+    error = relay.sweep()["error"]
+    assert "HTTP 403 (FORBIDDEN: You don't have permission to access this.)" in error
+    assert "read collection 'leads' and its fields id, date_created, date_updated" in error
+    assert "set created_field / updated_field to null" in error
+
+
+def test_a_source_that_accepts_any_collection_is_not_swept(relay: Relay, use_config):
+    from clay_relay.reconcile import swept_sources
+    from clay_relay.runtime import get_runtime
+
+    use_config(lambda c: c["directus_sources"]["leads"].update(collection=None))
+    assert swept_sources(get_runtime()) == {}

@@ -33,7 +33,10 @@ DESTINATION = "directus"  # the metrics' dimension: what the sweep reads
 
 
 def swept_sources(runtime: Runtime) -> dict[str, DirectusSource]:
-    return {name: s for name, s in runtime.config.directus_sources.items() if s.reconcile_minutes is not None}
+    """The sources with a sweep: `reconcile_minutes`, and one collection to read (a source that accepts
+    any collection names none)."""
+    sources = runtime.config.directus_sources.items()
+    return {name: s for name, s in sources if s.reconcile_minutes is not None and s.collection is not None}
 
 
 def due(runtime: Runtime, source: DirectusSource, checkpoint: Checkpoint, now: float) -> bool:

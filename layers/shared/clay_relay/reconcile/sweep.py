@@ -83,10 +83,26 @@ class Sweep:
 
     def run(self, time_left: Callable[[], float]) -> None:
         """Sweeps until done or `time_left()` runs short (then the checkpoint says where to go on)."""
-        if self.source.created_field:
-            self._dates(time_left)
-        else:
-            self._keys(time_left)
+        try:
+            if self.source.created_field:
+                self._dates(time_left)
+            else:
+                self._keys(time_left)
+        except DirectusFailed as failed:
+            if failed.retryable or failed.status not in (400, 403):
+                raise
+            dates = [f for f in (self.source.created_field, self.updated_field) if f]
+            raise DirectusFailed(
+                f"{failed} (may the Directus API secret's token read collection {self.collection!r} and its fields "
+                f"{', '.join([self.source.key_field, *dates])}? a collection without "
+                f"{' or '.join(dates) or 'them'}: set created_field / updated_field to null)",
+                status=failed.status,
+                detail=failed.detail,
+            ) from None
+
+    @property
+    def updated_field(self) -> str | None:
+        return self.source.updated_field if self.updates else None
 
     def lag_seconds(self) -> float:
         """How far behind now the changes it has looked at reach."""
