@@ -38,7 +38,7 @@ from tests.conftest import fresh_runtime
 from tests.recorders import RecordingClient
 
 STACK = "clay-relay-bench"
-TOKEN = "bench-directus-api-token"
+TOKEN = "bench-directus-api-token"  # noqa: S105 - the sandbox's, no secret
 ORIGIN, COLLECTION = "directus/leads", "leads"
 
 
@@ -92,7 +92,7 @@ def store(sandboxes: Sandboxes, size: int, *, updated: bool) -> list[dict]:
             item.update(icp_score=91, industry="Software")
         sandboxes.directus.items[COLLECTION, str(key)] = item
         items.append(item)
-    sandboxes.directus._next_ids[COLLECTION] = size + 1  # noqa: SLF001 - the sandbox's own counter
+    sandboxes.directus._next_ids[COLLECTION] = size + 1  # the sandbox's own counter
     return items
 
 
@@ -122,7 +122,7 @@ def measure(size: int, case: str) -> dict:
     try:
         with relay(sandboxes, base):
             sweep()  # the first sweep starts watching
-            time.sleep(0.002)  # noqa: the items' date_created must come after the window's start (ms precision)
+            time.sleep(0.002)  # the items' date_created must come after the window's start (ms precision)
             items = store(sandboxes, size, updated=case == "echoed")
             if case != "lost":
                 claim_creates(items)
@@ -130,7 +130,7 @@ def measure(size: int, case: str) -> dict:
             clients = get_runtime().aws
             for service in calls:
                 clients.client(service)
-                clients._clients[service] = RecordingClient(clients._clients[service], calls[service])  # noqa: SLF001
+                clients._clients[service] = RecordingClient(clients._clients[service], calls[service])
             sandboxes.deliveries.clear()
             started = time.perf_counter()
             result = sweep()
@@ -142,7 +142,9 @@ def measure(size: int, case: str) -> dict:
         sandboxes.stop()
     dynamodb = Counter(name for name, _ in calls["dynamodb"])
     keys_read = sum(
-        len(entry["Keys"]) for name, kwargs in calls["dynamodb"] if name == "batch_get_item"
+        len(entry["Keys"])
+        for name, kwargs in calls["dynamodb"]
+        if name == "batch_get_item"
         for entry in kwargs["RequestItems"].values()
     )
     return {
