@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -152,8 +153,12 @@ def test_a_source_with_changed_rows_only_sweeps_creates(relay: Relay, use_config
     relay.flow("create", item["id"], {"email": "ada@example.com"})
     relay.update(item["id"], job_title="CTO")
     lost = relay.create(email="lost@example.com")
+    relay.directus_sandbox.sandboxes.deliveries.clear()
     result = relay.sweep()
     assert (result["listed"], result["created"], result.get("updated", 0)) == (2, 1, 0)
+    [listing, *_] = [d["path"] for d in relay.directus_sandbox.received("directus") if d["method"] == "GET"]
+    asked = parse_qs(urlsplit(listing).query)
+    assert "date_updated" not in asked["fields"][0] and "date_updated" not in asked["filter"][0]
     relay.work()
     assert relay.rows()[-1]["directus_id"] == lost["id"]
 

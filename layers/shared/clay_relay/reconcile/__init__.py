@@ -89,6 +89,7 @@ def sweep_source(
     lease_until = started + max(60.0, time_left() + RESERVE_SECONDS)
     if not checkpoints.take_lease(runtime.table, checkpoint, started, lease_until):
         return "another sweep of it is under way"
+    previous_start = checkpoint.last_started_at
     checkpoint.last_started_at, checkpoint.last_error = started, None
     sweep = None
     try:
@@ -107,7 +108,7 @@ def sweep_source(
         checkpoint.last_error_at = finished
     else:
         checkpoint.last_ok_at = finished
-    lag = sweep.lag_seconds() if sweep else 0.0
+    lag = sweep.lag_seconds(previous_start) if sweep else 0.0
     breakdown = {"source": name}
     gauge("ReconciledEvents", recovered, MetricUnit.Count, destination=DESTINATION, breakdown=breakdown)
     gauge("ReconcileLagSeconds", round(lag, 1), MetricUnit.Seconds, destination=DESTINATION, breakdown=breakdown)

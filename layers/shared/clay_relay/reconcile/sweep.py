@@ -104,12 +104,13 @@ class Sweep:
     def updated_field(self) -> str | None:
         return self.source.updated_field if self.updates else None
 
-    def lag_seconds(self) -> float:
-        """How far behind now the changes it has looked at reach."""
-        since = epoch(self.checkpoint.since)
+    def lag_seconds(self, previous_start: float | None) -> float:
+        """How far behind now the changes it has looked at reach: the end of its window; without dates,
+        the previous sweep (the items it checks are those that existed then)."""
         if self.source.created_field:
+            since = epoch(self.checkpoint.since)
             return max(0.0, self.now - since) if since is not None else 0.0
-        return max(0.0, self.now - (self.checkpoint.last_started_at or self.now))
+        return max(0.0, self.now - (previous_start or self.now))
 
     # --- the two ways to list -----------------------------------------------------------------------
     def _dates(self, time_left: Callable[[], float]) -> None:
@@ -131,7 +132,9 @@ class Sweep:
             c.cursor_upto, c.cursor_after = upto, after
             if time_left() <= 0:
                 return
-            page = self.items.page(after, None, PAGE_ITEMS, fields=self._fields(created, updated), rules=[rule])
+            page = self.items.page(
+                after, None, PAGE_ITEMS, fields=self._fields(created, self.updated_field), rules=[rule]
+            )
             if not page:
                 break
             listed = [
