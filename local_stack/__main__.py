@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         clay_enrich_delay=args.clay_enrich_delay,
         enrichment_sla=args.enrichment_sla,
         schedule_every=args.schedule_every,
+        reconcile_seconds=args.reconcile_seconds,
         queue_visibility_timeout=args.queue_visibility_timeout,
         log_level=args.log_level,
         environment=dict(pair.split("=", 1) for pair in args.env),
@@ -331,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         type=_positive_seconds,
         metavar="SECONDS",
         help="run every scheduled function of template.yaml this often instead of on its rate",
+    )
+    p.add_argument(
+        "--reconcile-seconds",
+        type=_whole_seconds,
+        metavar="SECONDS",
+        help="run the Directus reconciliation sweep every SECONDS (every source with reconcile_minutes, looking at "
+        "changes at least SECONDS old) instead of every 5 minutes for each source's reconcile_minutes",
     )
     p.add_argument(
         "--queue-visibility-timeout",

@@ -4,7 +4,8 @@ event EventBridge Scheduler (or an EventBridge rule) sends when the schedule has
 
 Runs of one function never overlap: a tick that comes while the previous run is still going is
 skipped (and said so). `cron(...)` and `at(...)` expressions are not run locally unless a period is
-given (`--schedule-every`, `--enrichment-sla`), which replaces every schedule's rate.
+given (`--schedule-every`, `--enrichment-sla`), which replaces every schedule's rate; a function's own
+period (`--reconcile-seconds` for the Directus sweep) replaces its schedules' rate and that one.
 """
 
 from __future__ import annotations
@@ -144,13 +145,15 @@ def _deployed_name(function: str, schedule: ScheduleEvent, stack_name: str, reso
 
 
 class Scheduler:
-    """The scheduled functions of a template. `every` (seconds) replaces every schedule's rate."""
+    """The scheduled functions of a template. `every` (seconds) replaces every schedule's rate;
+    `periods` (function → seconds) a function's own."""
 
     def __init__(
         self,
         functions: dict[str, FunctionSpec],
         *,
         every: float | None = None,
+        periods: dict[str, float] | None = None,
         stack_name: str = "clay-relay-local",
         resolve: Callable[[object], object] = lambda value: value,
         log: Callable[[str], None] = lambda line: print(line, flush=True),
@@ -166,8 +169,9 @@ class Scheduler:
                 if not schedule.enabled:
                     self.refused[where] = "disabled in template.yaml"
                     continue
+                own = (periods or {}).get(spec.name, every)
                 try:
-                    period = every if every is not None else float(rate_seconds(resolve(schedule.expression)))
+                    period = own if own is not None else float(rate_seconds(resolve(schedule.expression)))
                 except ScheduleRefused as refused:
                     self.refused[where] = str(refused)
                     continue

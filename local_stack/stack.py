@@ -16,6 +16,7 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 
 from clay_relay.config import ConfigError, RelayConfig, load_config
+from clay_relay.directus_items import api_secret
 from clay_relay.secrets import SecretUnavailable, parse_tokens
 from clay_relay.settings import DEFAULT_CONFIG_PATH
 from local_stack.aws import FAKE_CREDENTIALS, LOCAL_ENV, Provisioned, provision, read_local_env, secret_name_for
@@ -30,6 +31,7 @@ from local_stack.scheduler import Scheduler
 from local_stack.template import ROOT, Template, load_template
 
 STATE_FILE = ROOT / ".local-stack" / "state.json"
+RECONCILE_FUNCTION = "DirectusReconcileFunction"
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Options:
     clay_enrich_delay: float = 3.0  # seconds between a row and its enrichment call
     enrichment_sla: int | None = None  # seconds: ENRICHMENT_SLA_SECONDS of every function, and the schedules' period
     schedule_every: float | None = None  # seconds between runs of every scheduled function (default: their rate)
+    reconcile_seconds: int | None = None  # seconds between Directus sweeps (RECONCILE_EVERY_SECONDS, and the settle)
     queue_visibility_timeout: int | None = None  # default: the template's
     log_level: str = "INFO"
     environment: dict[str, str] = field(default_factory=dict)  # extra function environment
@@ -66,9 +69,18 @@ class Options:
         return None
 
     @property
+    def schedule_periods(self) -> dict[str, float]:
+        """Functions run on a period of their own (the Directus sweep's `--reconcile-seconds`)."""
+        return {RECONCILE_FUNCTION: float(self.reconcile_seconds)} if self.reconcile_seconds else {}
+
+    @property
     def function_environment(self) -> dict[str, str]:
         """Environment the options give every function (after the template's and `environment`)."""
-        return {"ENRICHMENT_SLA_SECONDS": str(self.enrichment_sla)} if self.enrichment_sla is not None else {}
+        environment = {"ENRICHMENT_SLA_SECONDS": str(self.enrichment_sla)} if self.enrichment_sla is not None else {}
+        if self.reconcile_seconds:  # every source swept at each run, changes looked at once that old
+            environment["RECONCILE_EVERY_SECONDS"] = str(self.reconcile_seconds)
+            environment["RECONCILE_SETTLE_SECONDS"] = str(min(self.reconcile_seconds, 3600))
+        return environment
 
 
 class StartupError(RuntimeError):
@@ -129,6 +141,7 @@ class LocalStack:
         self.urls: Urls | None = None
         self.metrics: MetricsExtraction | None = None  # the functions' EMF lines into moto's CloudWatch
         self.clay_limited: list[str] = []  # Clay targets whose submission_limit --clay-limit lowered
+        self._sandbox_url = ""
 
     @property
     def config_path(self) -> Path:
@@ -174,6 +187,7 @@ class LocalStack:
         o = self.options
         template = Template(load_template(), o.stack_name)
         config_path = self.clay_limited_config() or (Path(o.config_path).resolve() if o.config_path else None)
+        self._sandbox_url = sandbox_url
         self.provisioned = provision(
             template,
             read_local_env(o.secrets_file, sandbox_url=sandbox_url),
@@ -241,13 +255,34 @@ class LocalStack:
             self.sandboxes.directus.token = None
         self._register_clay_tokens()
 
+    def real_directus(self) -> str | None:
+        """The Directus the relay reads and writes when it is not the sandbox: the URL the secrets file
+        gives the Directus API secret (full rows, the sweep and the write-back all use it)."""
+        name = api_secret(load_config(self.config_path))
+        try:
+            url = str(json.loads(self.provisioned.secrets.get(name) or "{}").get("url") or "")
+        except (ValueError, AttributeError):
+            return None
+        sandbox = f"{self.urls.sandboxes if self.urls else self._sandbox_url}/directus"
+        return url.rstrip("/") if url and url.rstrip("/") != sandbox else None
+
     def connect_directus_flows(self, gateway_url: str) -> None:
         """Like a Directus admin adding a Flow per source: the sandbox Directus calls the relay
-        when an item of the source's collection is created or updated."""
+        when an item of the source's collection is created or updated. A real Directus (the secrets
+        file points the relay at it) gets its Flows from you: what to paste is printed."""
         config = load_config(self.config_path)
+        real = self.real_directus()
         for name, source in config.directus_sources.items():
             token = first_token(self.provisioned.secrets.get(source.tokens_secret), source.tokens_secret)
-            if source.collection and source.collection not in self.sandboxes.directus.flows:
+            if real:
+                print(
+                    f"[directus] the relay reads and writes the Directus at {real}: give its collection "
+                    f"{source.collection or '<any>'!r} a Flow (event hook on items.create and items.update, then "
+                    f"Webhook / Request URL: POST {gateway_url}/directus/{name}, body {{{{$trigger}}}}, header "
+                    f"Authorization: Bearer {token})",
+                    flush=True,
+                )
+            elif source.collection and source.collection not in self.sandboxes.directus.flows:
                 self.sandboxes.directus.flows[source.collection] = (f"{gateway_url}/directus/{name}", token)
 
     def connect_clay_column(self, gateway_url: str) -> None:
@@ -312,7 +347,11 @@ class LocalStack:
         self.connect_clay_column(gateway_url)
         self.sandboxes.loops.webhook_url = f"{gateway_url}/loops/webhook"
         self.scheduler = Scheduler(
-            functions, every=o.schedule_period, stack_name=o.stack_name, resolve=self.provisioned.resolver.resolve
+            functions,
+            every=o.schedule_period,
+            periods=o.schedule_periods,
+            stack_name=o.stack_name,
+            resolve=self.provisioned.resolver.resolve,
         )
         self.urls = Urls(gateway=gateway_url, sandboxes=sandbox_url, moto=moto_url)
         if o.state_file:

@@ -1,100 +1,70 @@
-"""The items of a Directus collection, read through its REST API in primary-key order.
-
-    GET {directus}/items/{collection}?sort=<key>&limit=<n>&filter={"_and": [{<key>: {"_gt": <after>}},
-                                                                      {<key>: {"_lte": <upto>}}]}
-
-Keyset paging (each page starts after the last key of the one before) stays correct while items are
-added or deleted, which offsets do not. The token is a static one; it is never printed.
+"""The items of a Directus collection for `relay backfill`, read in primary-key order by the layer's one
+Directus reader (clay_relay.directus_items, which the reconciliation sweep pages with too), through the
+command's retrying session (relay_cli.retries: no redirect followed, transient failures tried again).
+A refusal becomes a DirectusError that says what to do. The token is a static one; it is never printed.
 """
 
 from __future__ import annotations
 
-import json
-from urllib.parse import quote
-
-import requests
-
+from clay_relay.directus_items import Answer, DirectusFailed, Key
+from clay_relay.directus_items import DirectusItems as LayerItems
+from clay_relay.directus_items import directus_message as _message
 from relay_cli import CommandError
 from relay_cli.retries import Retrying
 
-Key = int | str
+__all__ = ["DirectusError", "DirectusItems", "Key"]
 
 
 class DirectusError(CommandError):
     """Directus refused a request or answered unlike its items API, with what to do about it."""
 
 
-def _reason(response: requests.Response) -> str:
-    try:
-        error = response.json()["errors"][0]
-        return f"{error['extensions']['code']}: {error['message']}"
-    except (ValueError, KeyError, IndexError, TypeError):
-        return response.text[:200].strip() or response.reason or "no message"
-
-
 class DirectusItems:
     """Pages through `GET /items/<collection>` in primary-key order."""
 
     def __init__(self, base_url: str, token: str, collection: str, key_field: str = "id", *, http: Retrying):
-        self.base_url = base_url.rstrip("/")
-        self.collection = collection
-        self.key_field = key_field
-        self.url = f"{self.base_url}/items/{quote(collection, safe='')}"
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._http = http
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+        def fetch(url: str, query: dict[str, str]) -> Answer:
+            response = http.request("GET", url, params=query, headers=headers, reason=_reason)
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            return Answer(response.status_code, body, response.text[:200].strip() or response.reason or "")
+
+        try:
+            self._items = LayerItems(base_url, collection, key_field, fetch)
+        except ValueError as error:
+            raise DirectusError(str(error)) from None
+        self.base_url, self.collection, self.key_field = self._items.base_url, collection, key_field
+        self.url = self._items.url
 
     def __repr__(self) -> str:  # never the token
         return f"DirectusItems({self.url!r})"
 
     def last_key(self) -> Key | None:
         """The highest key of the collection now (None: it is empty)."""
-        data = self._get({"sort": f"-{self.key_field}", "limit": 1, "fields": self.key_field})["data"]
-        return data[0].get(self.key_field) if data else None
+        return self._call(self._items.last_key)
 
     def count(self, after: Key | None, upto: Key | None) -> int | None:
         """Items after `after` up to `upto` (None when Directus gives no count)."""
-        query = self._query(after, upto, limit=1, fields=self.key_field, meta="filter_count", sort=self.key_field)
-        value = (self._get(query).get("meta") or {}).get("filter_count")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
+        return self._call(lambda: self._items.count(after, upto))
 
     def page(self, after: Key | None, upto: Key | None, size: int) -> list[dict]:
         """The next `size` items after `after` (up to `upto`), in key order."""
-        items = self._get(self._query(after, upto, sort=self.key_field, limit=size, fields="*"))["data"]
-        for item in items:
-            key = item.get(self.key_field) if isinstance(item, dict) else None
-            if key is None:
-                raise DirectusError(f"{self.url} answered an item without {self.key_field!r}: is it the primary key?")
-            if type(key) is type(after) and key <= after:  # type: ignore[operator]
-                raise DirectusError(f"{self.url} ignored the filter (item {key!r} is not after {after!r})")
-        return items
+        return self._call(lambda: self._items.page(after, upto, size))
 
-    def _query(self, after: Key | None, upto: Key | None, **query: object) -> dict:
-        rules = []
-        if after is not None:
-            rules.append({self.key_field: {"_gt": after}})
-        if upto is not None:
-            rules.append({self.key_field: {"_lte": upto}})
-        if rules:
-            query["filter"] = json.dumps({"_and": rules}, separators=(",", ":"))
-        return query
-
-    def _get(self, query: dict) -> dict:
-        response = self._http.request("GET", self.url, params=query, headers=self._headers, reason=_reason)
-        if response.status_code != 200:
-            raise self._refused(response)
+    def _call(self, read):
         try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not (isinstance(answer, dict) and isinstance(answer.get("data"), list)):
-            raise DirectusError(f"{self.url} did not answer like Directus' items API (no JSON 'data' list)")
-        return answer
+            return read()
+        except DirectusFailed as failed:
+            raise self._refused(failed) from None
 
-    def _refused(self, response: requests.Response) -> DirectusError:
-        status = response.status_code
+    def _refused(self, failed: DirectusFailed) -> DirectusError:
+        status = failed.status
+        if status is None or status == 200:
+            return DirectusError(str(failed))
         if status == 401:
             hint = "the token is wrong or expired: give a static token with --directus-token or DIRECTUS_TOKEN"
         elif status == 403:
@@ -108,4 +78,11 @@ class DirectusItems:
             hint = f"does the collection have the field {self.key_field!r}? (--key-field names its primary key)"
         else:
             hint = "see Directus' logs"
-        return DirectusError(f"Directus answered HTTP {status} ({_reason(response)}) for {self.url}: {hint}")
+        return DirectusError(f"Directus answered HTTP {status} ({failed.detail}) for {self.url}: {hint}")
+
+
+def _reason(response) -> str:
+    try:
+        return _message(response.json()) or response.text[:200].strip() or response.reason or "no message"
+    except ValueError:
+        return response.text[:200].strip() or response.reason or "no message"

@@ -18,6 +18,7 @@ Where each figure comes from, and what it cannot tell:
 - Clay spend per target: rows sent today and this month against its budget, rows held for it (the
   `clay-budget#<target>` counter the worker keeps as rows begin and stop waiting), and whether the
   target is in shadow mode (see clay_spend; `relay clay spend` has more).
+- each Directus source's last reconciliation sweep and what it recovered: its checkpoint (see sweeps).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from relay_cli.clay_spend import spend_of
 from relay_cli.dead_letters import NO_REASON, DeadLetterQueue, Letter
 from relay_cli.output import duration, iso, print_json, print_table, shorten
 from relay_cli.stack import Stack
+from relay_cli.sweeps import print_sweeps, sweep_rows
 
 
 def register(commands) -> None:
@@ -184,6 +186,7 @@ def gather(stack: Stack) -> dict:
         "destinations": destination_rows(stack, pairs),
         "clay_targets": [pool_summary(stack, name, target) for name, target in stack.config.clay_targets.items()],
         "clay_spend": spends,
+        "directus_sweeps": sweep_rows(stack),
         "notes": notes,
     }
 
@@ -227,6 +230,7 @@ def render(report: dict) -> None:
     print_pools(report["clay_targets"])
     print()
     print_spend_summary(report["clay_spend"])
+    print_sweeps(report["directus_sweeps"])
     print()
     for note in report["notes"]:
         print(f"note: {note}")

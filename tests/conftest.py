@@ -36,6 +36,7 @@ from local_stack.aws import Provisioned, provision
 from local_stack.sandboxes import ClaySandbox, DirectusSandbox, LoopsSandbox, Sandboxes
 from local_stack.template import Template, load_template
 from tests.destinations import DIRECTUS_API_TOKEN, LOOPS_API_KEY, SLACK_PATH, ZAPIER_PATH, Destinations, StubServer
+from tests.directus_relay import CLAY_PATH, DirectusRelay
 from tests.invocations import default_config
 from tests.recorders import AwsCalls, CapturedLogs, RecordingClient
 
@@ -186,7 +187,7 @@ def destinations(aws, monkeypatch, put_secret, _sandbox_server) -> Destinations:
     sandboxes.deliveries.clear()
     sandboxes.clay = ClaySandbox()
     sandboxes.loops = LoopsSandbox(api_key=LOOPS_API_KEY)
-    sandboxes.directus = DirectusSandbox(token=DIRECTUS_API_TOKEN)
+    sandboxes.directus = DirectusSandbox(token=DIRECTUS_API_TOKEN, log=sandboxes.deliveries.record)
     monkeypatch.setenv("LOOPS_API_BASE", f"{base}/loops/api")
     fresh_runtime()
     put_secret("loops-api-key", LOOPS_API_KEY)
@@ -195,3 +196,12 @@ def destinations(aws, monkeypatch, put_secret, _sandbox_server) -> Destinations:
     put_secret("directus-api", {"url": f"{base}/directus", "token": DIRECTUS_API_TOKEN})
     yield Destinations(sandboxes, base)
     sandboxes.clear_faults()
+
+
+@pytest.fixture
+def relay(aws, destinations, http_stub, put_secret, relay_env) -> DirectusRelay:
+    """The relay with the sandbox Directus (its Flow not wired) and a stub Clay; sweeps look at every
+    change at once (no settle)."""
+    relay_env(RECONCILE_SETTLE_SECONDS=0)
+    put_secret("clay-webhooks-leads", [{"url": http_stub.url(CLAY_PATH), "token": "clay-token-1"}])
+    return DirectusRelay(aws, destinations, http_stub)

@@ -1,17 +1,25 @@
 """Directus: `POST /directus/items/<collection>` (create), `PATCH /directus/items/<collection>/<id>`:
 static token (401), 403 for an unknown item, `{"data": item}`; then, like a Flow with an event hook,
-fires `items.create`/`items.update` (payload = the fields written) at the relay.
+fires `items.create`/`items.update` (payload = the fields written) at the relay. Like a real Flow's
+"Request URL" operation it never retries: an answer other than 2xx, or none, drops the event, and
+the delivery log (`/_local/deliveries`, destination `directus_flow`) says so (`dropped`).
+Items keep `date_created` (set on create) and `date_updated` (set on each update), as a collection
+with Directus' optional system fields does (`undated` collections have neither).
 `GET /directus/items/<collection>/<id>` reads one item; `GET /directus/items/<collection>` lists
-them with Directus' query semantics (see directus_query): `{"data": [...], "meta": {...}}`, or 400
-`INVALID_QUERY`. `seed()` (the gateway's `POST /_local/directus/items/…`) stores items that existed
-before the relay, without firing the Flow.
+them with Directus' query semantics (see directus_query, filters on the dates included):
+`{"data": [...], "meta": {...}}`, or 400 `INVALID_QUERY`. `GET /directus/fields/<collection>` gives
+each field with its default value (`defaults`). `seed()` (the gateway's `POST /_local/directus/items/…`)
+stores items that existed before the relay, without firing the Flow (their dates are what they hold).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import requests
 
@@ -24,6 +32,9 @@ class DirectusSandbox:
     token: str | None = None
     flows: dict[str, tuple[str, str]] = field(default_factory=dict)  # collection → (relay URL, token)
     items: dict[tuple[str, str], dict] = field(default_factory=dict)
+    undated: set[str] = field(default_factory=set)  # collections without date_created / date_updated
+    defaults: dict[str, dict] = field(default_factory=dict)  # collection → field → its default value
+    log: Callable[..., None] | None = None  # the delivery log's record (the Flow's requests)
     _next_ids: dict[str, int] = field(default_factory=dict)  # collection → its next auto-increment id
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -34,6 +45,9 @@ class DirectusSandbox:
     def receive(self, method: str, parts: list[str], headers: dict, body: bytes, query: str = "") -> Answer:
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
             return self._error(401, "INVALID_CREDENTIALS", "Invalid user credentials.")
+        if method == "GET" and len(parts) == 3 and parts[1] == "fields":
+            defaults = self.defaults.get(parts[2], {})
+            return Answer(200, {"data": [{"field": k, "schema": {"default_value": v}} for k, v in defaults.items()]})
         if len(parts) not in (3, 4) or parts[1] != "items":
             return self._error(404, "ROUTE_NOT_FOUND", "Route doesn't exist.")
         collection = parts[2]
@@ -49,7 +63,9 @@ class DirectusSandbox:
             if method == "POST" and len(parts) == 3:
                 key = self._next_ids.get(collection, 1)
                 self._next_ids[collection] = key + 1
-                item = self.items[(collection, str(key))] = {"id": key, **fields}
+                item = self.items[(collection, str(key))] = {**self.defaults.get(collection, {}), "id": key, **fields}
+                if collection not in self.undated:
+                    item.update(date_created=now(), date_updated=None)
                 return Answer(200, {"data": item}, then=self._flow(collection, "create", fields, key=key))
             item = self.items.get((collection, parts[3])) if len(parts) == 4 else None
             if item is None:
@@ -58,6 +74,8 @@ class DirectusSandbox:
                 return Answer(200, {"data": item})
             if method == "PATCH":
                 item.update(fields)
+                if collection not in self.undated:
+                    item["date_updated"] = now()
                 return Answer(200, {"data": item}, then=self._flow(collection, "update", fields, keys=[parts[3]]))
         return self._error(405, "METHOD_NOT_ALLOWED", "Method not allowed.")
 
@@ -96,18 +114,22 @@ class DirectusSandbox:
         trigger = {"event": f"{collection}.items.{action}", "payload": fields, **key, "collection": collection}
 
         def fire() -> None:
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "User-Agent": "axios/1.18.1",
+                "Accept": "application/json, text/plain, */*",
+            }
             try:
-                requests.post(
-                    url,
-                    json=trigger,
-                    timeout=30,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "User-Agent": "axios/1.18.1",
-                        "Accept": "application/json, text/plain, */*",
-                    },
-                )
+                status = requests.post(url, json=trigger, timeout=30, headers=headers).status_code
             except requests.RequestException:
-                pass  # Directus logs the failure in the flow's run log and never retries
+                status = 0  # refused, or no answer
+            if self.log is not None:  # Directus logs a failure in the flow's run log, and never retries
+                body, dropped = json.dumps(trigger).encode(), not 200 <= status < 300
+                self.log("directus_flow", "POST", urlsplit(url).path, headers, body, status, dropped=dropped)
 
         return fire
+
+
+def now() -> str:
+    """A time as Directus answers a timestamp field: `2026-12-06T17:08:20.230Z`."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -24,8 +24,8 @@ class Sandboxes:
     def __init__(self, clay: ClaySandbox | None = None):
         self.clay = clay or ClaySandbox()
         self.loops = LoopsSandbox()
-        self.directus = DirectusSandbox()
         self.deliveries = DeliveryLog()
+        self.directus = DirectusSandbox(log=self.deliveries.record)
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
         self._server = BackgroundServer(type("Handler", (_SandboxHandler,), {"owner": self}), "sandboxes")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from clay_relay.config import ConfigError, DirectusSource, RelayConfig, load_config
 from clay_relay.settings import DEFAULT_CONFIG_PATH
@@ -106,14 +107,45 @@ def test_fields_null_keeps_every_field():
     assert DirectusSource(clay_target="leads").columns() is None
 
 
+@pytest.mark.parametrize(
+    ("written", "meant"), [("full", "full"), ("changed", "changed"), ("skip", "skip"), ("send", "changed")]
+)
+def test_on_update_is_full_changed_or_skip_and_the_old_send_still_means_changed(written, meant):
+    """`send` sent the changed fields before full rows: a relay.json that says so keeps doing that."""
+    assert DirectusSource(clay_target="leads", on_update=written).on_update == meant
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"on_update": "always"},
+        {"reconcile_minutes": 4},
+        {"reconcile_minutes": 0},
+        {"reconcile_minutes": 1441},
+        {"created_field": "date created"},
+        {"key_field": ""},
+    ],
+)
+def test_a_source_refuses_unknown_update_handling_and_sweeps_more_often_than_the_schedule(wrong):
+    with pytest.raises(ValidationError):
+        DirectusSource(clay_target="leads", **wrong)
+
+
+def test_a_sweep_can_be_turned_off_and_a_collection_without_dates_said_so():
+    source = DirectusSource(clay_target="leads", reconcile_minutes=None, created_field=None, updated_field=None)
+    assert (source.reconcile_minutes, source.created_field, source.updated_field) == (None, None, None)
+
+
 def test_minimal_config_gets_documented_defaults():
     config = RelayConfig.model_validate(
         {"directus_sources": {"s": {"clay_target": "t"}}, "clay_targets": {"t": {"webhooks_secret": "hooks"}}}
     )
     source, target = config.directus_sources["s"], config.clay_targets["t"]
     assert source.tokens_secret == "directus-tokens"
-    assert (source.on_create, source.on_update, source.on_delete) == ("send", "send", "send")
+    assert (source.on_create, source.on_update, source.on_delete) == ("send", "full", "send")
     assert source.dedupe_window_seconds == 86_400
+    assert (source.key_field, source.created_field, source.updated_field) == ("id", "date_created", "date_updated")
+    assert source.reconcile_minutes == 15
     assert target.auth_header == "x-clay-webhook-auth"
     assert target.submission_limit == 50_000
     assert target.warn_at == (0.8, 0.95)

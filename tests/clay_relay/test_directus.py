@@ -318,9 +318,18 @@ def test_event_id_differs_for_another_key(leads):
     assert jobs_for(CREATE, leads)[0].event_id != jobs_for({**CREATE, "key": 2}, leads)[0].event_id
 
 
-def test_event_id_differs_for_another_payload(leads):
-    other = {**CREATE, "payload": {**CREATE["payload"], "first_name": "Grace"}}
-    assert jobs_for(CREATE, leads)[0].event_id != jobs_for(other, leads)[0].event_id
+def test_an_update_event_id_differs_for_another_payload(leads):
+    other = {**UPDATE, "payload": {**UPDATE["payload"], "job_title": "CEO"}}
+    assert jobs_for(UPDATE, leads)[0].event_id != jobs_for(other, leads)[0].event_id
+
+
+def test_a_create_has_its_items_event_id_whatever_the_payload_so_backfill_and_flow_agree(leads):
+    """A Flow's create carries the submitted fields, `relay backfill`'s the whole item: they gave the
+    same item two ids, and Clay two rows."""
+    flow = jobs_for(CREATE, leads)[0]
+    backfill = jobs_for({**CREATE, "key": "1", "payload": {**CREATE["payload"], "id": 1, "job_title": None}}, leads)[0]
+    assert flow.event_id == backfill.event_id
+    assert flow.event_id != jobs_for({**CREATE, "key": 2}, leads)[0].event_id
 
 
 def test_event_id_differs_for_another_action(leads):

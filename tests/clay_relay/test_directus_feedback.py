@@ -82,7 +82,9 @@ def seed(destinations, *items: dict) -> None:
 
 
 def item(destinations, key: int) -> dict:
-    return destinations.sandboxes.directus.items[("leads", str(key))]
+    """The item's fields (without the date_updated each PATCH sets)."""
+    fields = destinations.sandboxes.directus.items[("leads", str(key))]
+    return {name: value for name, value in fields.items() if name != "date_updated"}
 
 
 def patches(destinations) -> list[dict]:

@@ -35,7 +35,9 @@ E2E_CONFIG = {
             },
             "metadata": {"event": "directus_event", "collection": "directus_collection", "key": "directus_id"},
         },
-        "quota": {"clay_target": "quota", "collection": "leads"},
+        # A second route for the same collection (the sandbox's Flow calls only the first): its own sweep
+        # would take every item of the collection for one its Flow lost.
+        "quota": {"clay_target": "quota", "collection": "leads", "reconcile_minutes": None},
     },
     "clay_targets": {
         "leads": {"webhooks_secret": "clay-webhooks-leads"},

@@ -14,11 +14,16 @@ def unique_email() -> str:
     return f"lead-{uuid.uuid4().hex[:10]}@example.com"
 
 
-def create_event(email: str, key: int | str = 1, **fields) -> dict:
+def unique_key() -> str:
+    """An item's key no other test uses: a create is one event per item, whatever its payload."""
+    return f"item-{uuid.uuid4().hex[:12]}"
+
+
+def create_event(email: str, key: int | str | None = None, **fields) -> dict:
     return {
         "event": "leads.items.create",
         "collection": "leads",
-        "key": key,
+        "key": key if key is not None else unique_key(),
         "payload": {"email": email, "first_name": "Ada", "status": "new", **fields},
     }
 
@@ -28,8 +33,8 @@ def rows_for(stack: RunningStack, email: str) -> list[dict]:
 
 
 def test_a_created_item_becomes_one_mapped_row_in_the_clay_table(stack):
-    email = unique_email()
-    answer = stack.post_directus(create_event(email, key=41, company="Analytical Engines"))
+    email, key = unique_email(), unique_key()
+    answer = stack.post_directus(create_event(email, key=key, company="Analytical Engines"))
 
     assert answer.status_code == 202
     assert answer.json()["duplicate"] is False and answer.json()["event_id"]
@@ -44,17 +49,18 @@ def test_a_created_item_becomes_one_mapped_row_in_the_clay_table(stack):
         "company_name": "Analytical Engines",
         "directus_event": "leads.items.create",
         "directus_collection": "leads",
-        "directus_id": 41,
+        "directus_id": key,
         "relay_event_id": answer.json()["event_id"],
     }, "unmapped fields (status) are left out, mapped ones renamed; the event id is the row's dedupe key"
 
 
 def test_the_same_event_twice_yields_one_row(stack):
     email = unique_email()
-    first = stack.post_directus(create_event(email, key=42))
+    key = unique_key()
+    first = stack.post_directus(create_event(email, key=key))
     assert first.status_code == 202
     stack.wait_for(lambda: rows_for(stack, email))
-    second = stack.post_directus(create_event(email, key=42))
+    second = stack.post_directus(create_event(email, key=key))
 
     assert second.status_code == 202
     assert second.json()["duplicate"] is True
@@ -66,9 +72,9 @@ def test_the_same_event_twice_yields_one_row(stack):
 def test_identical_events_sent_concurrently_still_yield_one_row(stack):
     from concurrent.futures import ThreadPoolExecutor
 
-    email = unique_email()
+    email, key = unique_email(), unique_key()
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: stack.post_directus(create_event(email, key=43)), range(8)))
+        answers = list(pool.map(lambda _: stack.post_directus(create_event(email, key=key)), range(8)))
 
     assert {a.status_code for a in answers} == {202}
     stack.wait_for(lambda: rows_for(stack, email))
@@ -80,6 +86,23 @@ def _by_event(stack: RunningStack, event: str) -> list[dict]:
     return [d for d in stack.deliveries(destination="clay", status=200) if d["body"].get("directus_event") == event]
 
 
+def seed(stack: RunningStack, *items: dict) -> None:
+    """Items as the sandbox Directus holds them (no Flow fires): what the worker reads an update's row from."""
+    answer = requests.post(f"{stack.gateway}/_local/directus/items/leads", json=list(items), timeout=10)
+    assert answer.status_code == 201, answer.text
+
+
+ADA_NOW = {
+    "id": 1,
+    "email": "ada.lovelace@example.com",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "company": "Analytical Engines Group",
+    "website": "analytical-engines.example",
+    "job_title": "Chief Scientist",
+}
+
+
 def test_replaying_the_event_files_yields_the_mapped_rows(stack):
     status, body = stack.replay("directus/create")
     assert status == 202 and body["accepted"] is True
@@ -87,19 +110,25 @@ def test_replaying_the_event_files_yields_the_mapped_rows(stack):
     assert created[0]["body"]["job_title"] == "Head of Research"
     assert created[0]["body"]["company_domain"] == "analytical-engines.example"
 
+    seed(stack, ADA_NOW)  # the update the event file tells of, made in Directus
     status, update = stack.replay("directus/update")
     assert status == 202
     updated = stack.wait_for(
         lambda: [d for d in _by_event(stack, "leads.items.update") if d["body"].get("job_title") == "Chief Scientist"]
     )
     assert updated[0]["body"] == {
-        "job_title": "Chief Scientist",
+        "email": "ada.lovelace@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
         "company_name": "Analytical Engines Group",
+        "company_domain": "analytical-engines.example",
+        "job_title": "Chief Scientist",
         "directus_event": "leads.items.update",
         "directus_collection": "leads",
         "directus_id": "1",
-        "relay_event_id": update["event_id"],
-    }, "an update carries the changed fields only"
+        "relay_event_id": updated[0]["headers"]["x-relay-event-id"],
+    }, "an update carries the item as it is now: every mapped field, read from Directus"
+    assert updated[0]["body"]["relay_event_id"] != update["event_id"], "the item's state, not the event, is the row"
 
     status, delete = stack.replay("directus/delete")
     assert status == 202
@@ -119,6 +148,7 @@ def test_invoking_the_function_in_process_uses_the_running_stack(stack):
 
 
 def test_a_batch_update_becomes_one_row_per_item(stack):
+    seed(stack, *({"id": key, "email": f"vp{key}@example.com", "job_title": "VP Engineering"} for key in (2, 3, 4)))
     status, body = stack.replay("directus/batch-update")
 
     assert status == 202
@@ -148,7 +178,7 @@ def test_clay_errors_are_retried_until_the_row_is_delivered(stack):
     email = unique_email()
     requests.post(f"{stack.gateway}/_local/faults", json={"destination": "clay", "status": 503, "times": 2}, timeout=5)
 
-    assert stack.post_directus(create_event(email, key=44)).status_code == 202
+    assert stack.post_directus(create_event(email)).status_code == 202
     rows = stack.wait_for(lambda: rows_for(stack, email), timeout=30)
     assert len(rows) == 1
     attempts = [d for d in stack.deliveries(destination="clay") if d.get("fault") == "status"]
@@ -163,7 +193,7 @@ def test_a_clay_timeout_is_retried(stack):
         timeout=5,
     )
 
-    assert stack.post_directus(create_event(email, key=45)).status_code == 202
+    assert stack.post_directus(create_event(email)).status_code == 202
     assert stack.wait_for(lambda: rows_for(stack, email), timeout=30)
 
 
@@ -173,7 +203,7 @@ def test_a_row_clay_keeps_refusing_past_the_retry_horizon_ends_in_the_dead_lette
     requests.post(
         f"{stack.gateway}/_local/faults", json={"destination": "clay", "status": 502, "seconds": 8}, timeout=5
     )
-    answer = stack.post_directus(create_event(email, key=46))
+    answer = stack.post_directus(create_event(email))
     assert answer.status_code == 202
     event_id = answer.json()["event_id"]
     sqs = stack.aws("sqs")

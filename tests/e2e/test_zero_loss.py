@@ -3,7 +3,10 @@ while every kind of fault is injected and delivery workers are killed mid-batch.
 accepted job is delivered or dead-lettered (none lost), and no destination received an event twice
 unless the repeat was harmless: absorbed by an idempotency key (Clay's auto-dedupe on the row's
 `relay_event_id`, Loops' `Idempotency-Key` → 409) or an idempotent request (Loops' contact PUT,
-Directus' PATCH). Slack and Zapier, which have neither, never receive anything twice. It prints the counts."""
+Directus' PATCH). Slack and Zapier, which have neither, never receive anything twice. Items created
+in the sandbox Directus go through its Flow, which never retries: those the crashing receivers
+dropped are found by the reconciliation sweep, and every item becomes exactly one Clay row. It
+prints the counts."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from clay_relay.jobs import content_id
 from tests.e2e.conftest import E2E_CONFIG, RunningStack, start_stack
 
 DIRECTUS_EVENTS = 120
+DIRECTUS_ITEMS = 30  # created in the sandbox Directus: its Flow calls the relay, once
 CLAY_LEADS = 64  # a quarter each: hot outreach, outreach, nurture, skipped
 LOOPS_WEBHOOKS = 40
 LOOPS_FORWARDED = 40
@@ -51,6 +55,7 @@ FAULTS_FROM_THE_START = [  # a destination's faults apply in this order
     {"destination": "worker", "mode": "crash", "times": 4, "after": "delivery"},
 ]
 FAULTS_HALFWAY = [
+    {"destination": "receiver", "mode": "crash", "times": 6},
     {"destination": "clay", "mode": "down", "seconds": 3},
     {"destination": "loops", "mode": "rate_limit", "times": 3},
     {"destination": "zapier", "mode": "down", "seconds": 2},
@@ -84,6 +89,7 @@ class Ledger:
 
     jobs: set[Job] = field(default_factory=set)
     rejected: list[str] = field(default_factory=list)
+    items: list[int] = field(default_factory=list)  # sandbox Directus items: their rows are the Flow's or the sweep's
 
     def take(self, answer: requests.Response, destination: str) -> None:
         """The jobs an answer says were accepted: one (`destination`), one per Directus item, or,
@@ -127,6 +133,9 @@ def send_everything(stack: RunningStack, ledger: Ledger) -> None:
         for n in range(CLAY_LEADS - 8)  # the last 8 leads name items that do not exist: 403, dead-lettered
     ]
     requests_to_send = []
+    for n in range(DIRECTUS_ITEMS):
+        item = {"email": f"i{n}-{run}@example.com", "first_name": "Item", "company": f"Flow {n}"}
+        requests_to_send.append(lambda i=item: ledger.items.append(create_item(stack, i)))
     for n in range(DIRECTUS_EVENTS):
         event = {
             "event": "leads.items.create",
@@ -167,6 +176,32 @@ def send_everything(stack: RunningStack, ledger: Ledger) -> None:
     inject(stack, FAULTS_HALFWAY)
     for send in ordered[half:]:
         send()
+
+
+def create_item(stack: RunningStack, fields: dict) -> int:
+    """As a Directus user would (again when Directus itself answered 502: an injected fault)."""
+    for _ in range(SENDER_TRIES):
+        answer = requests.post(
+            f"{stack.sandboxes}/directus/items/leads",
+            json=fields,
+            headers={"Authorization": "Bearer e2e-directus-api-token"},
+            timeout=10,
+        )
+        if answer.status_code == 200:
+            key = int(answer.json()["data"]["id"])
+            # Its Flow's request is answered (or dropped) before the next request: it meets the faults in turn.
+            assert stack.wait_for(lambda k=key: stack.deliveries(destination="directus_flow", body__key=k), 30)
+            return key
+    raise AssertionError(f"the sandbox Directus refused to create an item: {answer.status_code}")
+
+
+def item_rows(stack: RunningStack, keys: list[int]) -> Counter:
+    """Rows Clay kept per sandbox item (the leads target's)."""
+    return Counter(
+        d["body"]["directus_id"]
+        for d in stack.deliveries(destination="clay", status=200)
+        if d.get("row_created") and d["path"] == "/clay/webhooks/leads-1" and d["body"].get("directus_id") in keys
+    )
 
 
 def fire_loops_webhook(stack: RunningStack, contact: dict, ledger: Ledger) -> None:
@@ -227,7 +262,7 @@ def chaos_stack(tmp_path_factory) -> RunningStack:
     yield from start_stack(
         tmp_path_factory.mktemp("zero-loss-stack"),
         config=ZERO_LOSS_CONFIG,
-        extra_args=("--queue-visibility-timeout", "20"),
+        extra_args=("--queue-visibility-timeout", "20", "--reconcile-seconds", "3"),
     )
 
 
@@ -237,6 +272,9 @@ def test_nothing_accepted_is_lost_and_nothing_is_received_twice_under_faults_and
     started = time.monotonic()
 
     send_everything(stack, ledger)
+    wait_until_drained(stack)
+    # The sweep finds what the Flow dropped within a few of its runs (every 3 s); then it drains again.
+    stack.wait_for(lambda: set(item_rows(stack, ledger.items)) == set(ledger.items), timeout=DRAIN_TIMEOUT)
     wait_until_drained(stack)
     elapsed = time.monotonic() - started
 
@@ -249,6 +287,8 @@ def test_nothing_accepted_is_lost_and_nothing_is_received_twice_under_faults_and
     kills, kills_after_delivery = log.count(KILL_LINE), log.count(f"{KILL_LINE} after a delivery")
     receivers_killed = log.count(RECEIVER_KILL_LINE)
     faults_hit = Counter(e.get("fault") for entries in received.values() for e in entries if e.get("fault"))
+    flows_dropped = len([d for d in stack.deliveries(destination="directus_flow") if d.get("dropped")])
+    per_item = item_rows(stack, ledger.items)
 
     delivered, lost, absorbed, idempotent_repeats, harmful = set(), [], 0, 0, []
     for job in ledger.jobs:
@@ -286,10 +326,12 @@ def test_nothing_accepted_is_lost_and_nothing_is_received_twice_under_faults_and
         f"  receivers killed before queueing {receivers_killed} (answered 502, sent again); "
         f"workers killed mid-batch {kills} ({kills_after_delivery} right after a delivery); "
         f"injected faults answered {dict(faults_hit)}\n"
-        f"  dead-letter reasons: {dict(Counter(reason.split(':')[0][:60] for reason in letters.values()))}"
+        f"  dead-letter reasons: {dict(Counter(reason.split(':')[0][:60] for reason in letters.values()))}\n"
+        f"  sandbox Directus items {len(ledger.items)}: their Flow's events dropped {flows_dropped} (recovered by "
+        f"the sweep), Clay rows per item {dict(Counter(per_item.values()))}"
     )
     assert ledger.rejected == [], "every request was accepted (after the sender's retries when a receiver died)"
-    assert receivers_killed >= 5, "receivers died between their duplicate check and the queue"
+    assert receivers_killed >= 10, "receivers died between their duplicate check and the queue"
     assert lost == [], "every accepted job was delivered or dead-lettered"
     assert len(delivered | dead) == len(ledger.jobs)
     assert harmful == [], "no destination received an event twice unless the repeat was harmless"
@@ -298,6 +340,8 @@ def test_nothing_accepted_is_lost_and_nothing_is_received_twice_under_faults_and
     assert {"status", "timeout", "down"} <= set(faults_hit), "every kind of fault was answered"
     assert any(e["status"] == 429 for entries in received.values() for e in entries), "rate limits were hit"
     assert dead, "what can never succeed (Zapier 400, Directus 403) was dead-lettered"
+    assert flows_dropped > 0, "the Flow dropped events while receivers died: Directus never retries"
+    assert per_item == dict.fromkeys(ledger.items, 1), "every Directus item became exactly one Clay row"
 
 
 # --- a worker killed right after the destination answered: the repeat is absorbed by its key ---------

@@ -295,3 +295,33 @@ def test_replaying_a_file_that_is_no_http_request_answers_one_line_not_a_traceba
     assert says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_secrets_file_whose_directus_api_points_elsewhere_makes_the_relay_use_that_directus(
+    tmp_path, process_environment, capsys, monkeypatch
+):
+    """Full rows, the sweep and the write-back read and write that Directus; its Flows are yours to add
+    (the stack prints what to paste); a Directus beyond this machine only when asked, like any service."""
+    real = LOCAL_ENV.read_text().replace(
+        'DIRECTUS_API={"url": "{sandbox}/directus", "token": "local-directus-api-token"}',
+        'DIRECTUS_API={"url": "http://127.0.0.1:8055", "token": "my-static-token"}',
+    )
+    stack = provisioned_stack(tmp_path, real)
+    assert stack.real_directus() == "http://127.0.0.1:8055"
+    stack.connect_directus_flows("http://127.0.0.1:3000")
+    printed = capsys.readouterr().out
+    assert "the relay reads and writes the Directus at http://127.0.0.1:8055" in printed
+    assert "POST http://127.0.0.1:3000/directus/leads, body {{$trigger}}" in printed
+    assert stack.sandboxes.directus.flows == {}, "the sandbox Directus is not the relay's"
+    assert "my-static-token" not in printed
+
+    sandbox = provisioned_stack(tmp_path)
+    assert sandbox.real_directus() is None
+    sandbox.connect_directus_flows("http://127.0.0.1:3000")
+    assert sandbox.sandboxes.directus.flows["leads"][0] == "http://127.0.0.1:3000/directus/leads"
+
+    monkeypatch.delenv(ALLOW_VARIABLE, raising=False)
+    remote = real.replace("http://127.0.0.1:8055", "https://cms.example.com")
+    with pytest.raises(RealServiceRefused, match=r"directus-api → cms\.example\.com"):
+        provisioned_stack(tmp_path, remote)
+    assert provisioned_stack(tmp_path, remote, allow_real_services=True).real_directus() == "https://cms.example.com"

@@ -62,6 +62,25 @@ def test_the_template_schedules_the_overdue_check_every_five_minutes_with_eventb
     assert named == "clay-relay-prod-enrichment-overdue", "two stacks in one account each have their schedule"
 
 
+def test_the_template_sweeps_directus_every_five_minutes_with_eventbridge_scheduler():
+    spec = Template(load_template(), "test").functions()["DirectusReconcileFunction"]
+    assert [(s.kind, s.expression, s.enabled) for s in spec.schedules] == [("ScheduleV2", "rate(5 minutes)", True)]
+    named = Resolver("clay-relay-prod").resolve(spec.schedules[0].deployed_name)
+    assert named == "clay-relay-prod-directus-reconcile"
+
+
+def test_reconcile_seconds_runs_the_sweep_that_often_sweeping_every_source_at_each_run(tmp_path):
+    options = Options(reconcile_seconds=3)
+    assert options.schedule_periods == {"DirectusReconcileFunction": 3.0}
+    assert options.function_environment == {"RECONCILE_EVERY_SECONDS": "3", "RECONCILE_SETTLE_SECONDS": "3"}
+    sweep = handler_spec(tmp_path, "DirectusReconcileFunction", EVERY_FIVE_MINUTES, body=RECORD)
+    overdue = handler_spec(tmp_path, "OverdueFunction", EVERY_FIVE_MINUTES, body=RECORD)
+    runs = Scheduler({f.name: f for f in (sweep, overdue)}, periods=options.schedule_periods).runs
+    assert {run.name: run.period for run in runs} == {"DirectusReconcileFunction": 3.0, "OverdueFunction": 300}
+    runs = Scheduler({f.name: f for f in (sweep, overdue)}, every=1, periods=options.schedule_periods).runs
+    assert {run.name: run.period for run in runs} == {"DirectusReconcileFunction": 3.0, "OverdueFunction": 1}
+
+
 # --- runs --------------------------------------------------------------------------------------------
 def handler_spec(folder: Path, name: str, *schedules: ScheduleEvent, body: str) -> FunctionSpec:
     """A function whose handler (in `folder`) runs `body` with `event` and `OUT` (a file) in scope."""
@@ -278,6 +297,7 @@ def test_the_enrichment_sla_reaches_every_function_as_an_environment_variable():
         (["--schedule-every", "0"], "--schedule-every: expected a number of seconds > 0, got '0'"),
         (["--schedule-every", "soon"], "--schedule-every: expected a number of seconds ≥ 0, got 'soon'"),
         (["--clay-enrich-delay", "-1"], "--clay-enrich-delay: expected a number of seconds ≥ 0, got '-1'"),
+        (["--reconcile-seconds", "0"], "--reconcile-seconds: expected a whole number of seconds ≥ 1, got '0'"),
     ],
 )
 def test_malformed_option_values_are_refused_naming_the_option(argv, says, capsys):

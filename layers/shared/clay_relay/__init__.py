@@ -21,6 +21,8 @@ Modules, one concern each:
     loops_forwarding   POST /loops/contacts, /loops/events
     receipts           the 202 answers of all of them
 - directus           Directus item events → Clay rows; the write-back into items
+- directus_items     the one reader of Directus items (full rows, the sweep, `relay backfill`)
+- item_state         a Directus item's state as compared, and the event ids of its rows (create, update)
 - item_keys          Directus item keys: which values may name an item (a segment of the write-back's path)
 - leads              enriched leads from Clay and their routing by ICP score
 - email_address      what the relay takes for an email address (no invisible characters)
@@ -45,6 +47,10 @@ Modules, one concern each:
     writes             claims' entries, Clay round trips and links, failures, the enrichment
     timeline           which lead a person means, its timeline, overdue round trips, erasure
     overdue            the scheduled check that publishes EnrichmentOverdue
+- reconcile          the Directus reconciliation sweep (scheduled): events the Flow never delivered
+    checkpoint         a source's checkpoint item, its lease and its last result
+    sweep              one source's sweep: its window (or new keys), paged through directus_items
+    missing            which listed items hold an event the relay has not seen (their claims)
 - delivery_queue     the only module that talks to SQS
 - outbound           the only module that talks HTTP to the outside world
 - destination_urls   where the relay may send: https:// to public hosts (this machine too, where allowed)
@@ -58,6 +64,7 @@ Modules, one concern each:
 - errors             domain errors, each with its HTTP answer
 - worker             the SQS delivery worker, a phase per module:
     batch              the plan of a batch: each message's settlement (an enum) and what it records
+    full_rows          before the claims: Directus updates read as their items are now
     claims             claiming events, reserving Clay submissions, holding rows
     guard              the spend guard of the batch's Clay rows: shadow mode, one row per person, budgets
     lanes              a thread per lane (destination or Clay workspace): pacing, breaker, deadline

@@ -7,6 +7,9 @@ delete: {"event":"posts.items.delete","payload":["1"],"keys":["1"],"collection":
 Keys arrive as numbers or strings; updateMany/deleteMany send one request whose `keys` lists every
 item, and each item becomes its own row. `event` must be the event of `collection`:
 `<collection>.items.<action>`, or `<name>.<action>` for a system collection `directus_<name>`.
+
+A row's event id is its item's (see clay_relay.item_state): a create's is the item's own, whatever the
+payload; an update's, with full rows, is the state the worker reads (until then the event's).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from clay_relay import javascript
+from clay_relay import item_state, javascript
 from clay_relay.config import DirectusSource, DirectusWriteBack
 from clay_relay.errors import InvalidPayload, validation_fields
 from clay_relay.item_keys import ItemKey, item_path
@@ -163,14 +166,17 @@ def row_jobs(
     origin = f"directus/{source_name}"
     meta = source.metadata
     # The payload is the same for every item: hashed once, not once per key (an updateMany's).
-    payload_id = content_id(event.payload)
+    payload_id = content_id(event.payload) if event.action != "create" else ""
     jobs = []
     for key in event.item_keys:
         row = dict(fields)
         for column, value in ((meta.event, event.event), (meta.collection, event.collection), (meta.key, key)):
             if column:
                 row[column] = value
-        event_id = content_id(origin, event.event, event.collection, str(key), payload_id)
+        if event.action == "create":
+            event_id = item_state.create_event_id(origin, event.collection, key)
+        else:  # a full row's update gets its state's id once the worker has read the item
+            event_id = content_id(origin, event.event, event.collection, str(key), payload_id)
         lead = lead_ref(
             row.get(email_column),
             aliases=[directus_alias(event.collection, key)],
@@ -188,6 +194,36 @@ def row_jobs(
             )
         )
     return jobs
+
+
+def item_columns(source: DirectusSource, item: dict[str, Any], echo_fields: set[str]) -> dict[str, Any]:
+    """A full row's columns: the item's current value of every mapped field (`None` when it has none).
+    With `fields: null`, every field of the item but its key, Directus' bookkeeping (dates, users) and
+    the fields the relay itself writes into the collection."""
+    columns = source.columns()
+    if columns is not None:
+        return {column: item.get(name) for name, column in columns.items()}
+    own = {source.key_field, source.created_field, source.updated_field, *item_state.BOOKKEEPING} | echo_fields
+    return {name: value for name, value in item.items() if name not in own}
+
+
+def item_jobs(
+    source_name: str,
+    source: DirectusSource,
+    action: Literal["create", "update"],
+    collection: str,
+    key: ItemKey,
+    fields: dict[str, Any],
+    *,
+    email_column: str,
+    stage: Stage,
+) -> list[ClayRowJob]:
+    """The row of an item event the relay makes itself (the sweep, from an item it listed): the row a
+    Flow's event of it would have made, with the same event id. `fields`: the item's, by field name.
+    Skipped when the source does not send such events."""
+    shape: dict[str, Any] = {"key": key} if action == "create" else {"keys": [key]}
+    event = DirectusEvent(event=f"{collection}.items.{action}", collection=collection, payload=fields, **shape)
+    return clay_jobs(source_name, source, event, email_column=email_column, stage=stage)
 
 
 def write_back(job: DirectusPatchJob, settings: DirectusWriteBack) -> Outcome:

@@ -116,7 +116,8 @@ def count(name: str, value: int = 1, *, destination: str | None = None) -> None:
 def gauge(name: str, value: float, unit: MetricUnit, *, destination: str, breakdown: dict[str, str]) -> None:
     """A measured level (not a count), in its own EMF blob published under two dimension sets:
     {service, destination}, the same whatever the configuration (what alarms watch), and
-    {service, destination, *breakdown} (what the dashboard plots per e.g. target). One log line."""
+    {service, destination, *breakdown} (what the dashboard plots per e.g. target); an empty breakdown
+    publishes the first only. One log line."""
     if _metrics_disabled():
         return
     dimensions = {**metrics.default_dimensions, "destination": destination}
@@ -124,7 +125,8 @@ def gauge(name: str, value: float, unit: MetricUnit, *, destination: str, breakd
         dimensions = {"service": metrics.service, **dimensions}
     emf = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, default_dimensions=dimensions)
     emf.add_metric(name=name, unit=unit, value=value)
-    emf.add_dimensions(**breakdown)
+    if breakdown:
+        emf.add_dimensions(**breakdown)
     emf.flush_metrics()
 
 

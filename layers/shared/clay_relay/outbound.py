@@ -155,9 +155,10 @@ def send_body(method: str, url: str, body: bytes, headers: dict[str, str], *, ev
 
 
 def fetch_json(url: str, headers: dict[str, str], *, event_id: str) -> tuple[Outcome, Any]:
-    """GET `url`: the outcome and, when delivered, the answer's JSON (None when it is not JSON)."""
+    """GET `url`: the outcome and the answer's JSON, a refusal's too (None when there was no answer,
+    or it is not JSON)."""
     outcome, response = _exchange("GET", url, None, {"Accept": "application/json", **headers}, event_id)
-    if response is None or not outcome.delivered:
+    if response is None:
         return outcome, None
     try:
         return outcome, response.json()

@@ -45,6 +45,21 @@ class Settings(BaseModel):
     outbound_timeout_seconds: float = Field(
         default=10.0, gt=0, alias="OUTBOUND_TIMEOUT_SECONDS", description="a destination slower than this is retried"
     )
+    reconcile_settle_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=3600,
+        alias="RECONCILE_SETTLE_SECONDS",
+        description="how long the reconciliation sweep leaves a Directus change to its Flow before it looks at it "
+        "(an event still on its way is not taken for a lost one); the local stack's `--reconcile-seconds` shortens it",
+    )
+    reconcile_every_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        alias="RECONCILE_EVERY_SECONDS",
+        description="replaces every Directus source's `reconcile_minutes` (the local stack's `--reconcile-seconds`, "
+        "for demos and tests); unset in a deployed stack",
+    )
     loops_webhook_tolerance_seconds: int = Field(
         default=300,
         ge=0,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from clay_relay.config.base import Name, SecretName, _Strict
 
 EventHandling = Literal["send", "skip"]
+UpdateHandling = Literal["full", "changed", "skip"]
 
 
 class MetadataColumns(_Strict):
@@ -22,7 +23,10 @@ class MetadataColumns(_Strict):
 class DirectusSource(_Strict):
     """One `/directus/<name>` route: which events of which collection become rows of which target.
 
-    An update whose changed fields are all outside `fields` is skipped (`"skipped": "no mapped field changed"`)."""
+    An update whose changed fields are all outside `fields` is skipped (`"skipped": "no mapped field changed"`).
+    With `on_update: "full"` the worker reads the updated item from Directus' items API and sends its current
+    values; the reconciliation sweep (`reconcile_minutes`) reads the collection for events Directus never
+    delivered."""
 
     clay_target: Name = Field(description="the `clay_targets` entry whose table gets the rows")
     collection: str | None = Field(
@@ -44,11 +48,47 @@ class DirectusSource(_Strict):
         default="send",
         description='`send` or `skip` (skipped events are answered `202` with `"skipped": "<why>"`)',
     )
-    on_update: EventHandling = Field(default="send", description="`send` or `skip`, for updates")
+    on_update: UpdateHandling = Field(
+        default="full",
+        description="`full`: the row carries the item's current value of every mapped field, read from Directus "
+        "(`clay_callback.directus_writeback.api_secret`, else `directus-api`); `changed`: only the fields the "
+        "update changed (`send`, the old spelling, means this); `skip`: updates are not sent",
+    )
     on_delete: EventHandling = Field(default="send", description="`send` or `skip`, for deletes")
     dedupe_window_seconds: int = Field(
         default=86_400, ge=60, le=30 * 86_400, description="how long an identical event counts as a duplicate"
     )
+    key_field: str = Field(
+        default="id",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the collection's primary key field: full rows and the sweep read items by it",
+    )
+    reconcile_minutes: int | None = Field(
+        default=15,
+        ge=5,
+        le=1440,
+        description="how often the reconciliation sweep reads the collection for creates and mapped-field updates "
+        "the Flow never delivered (checked every 5 minutes); `null` turns it off for this source",
+    )
+    created_field: str | None = Field(
+        default="date_created",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the collection's `date_created` field (Directus' *Date Created*): the sweep finds creates by "
+        "it; `null` when the collection has none (creates are then found by new primary keys, which must be "
+        "integers, and updates are not swept)",
+    )
+    updated_field: str | None = Field(
+        default="date_updated",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the collection's `date_updated` field (Directus' *Date Updated*): the sweep finds updates by "
+        "it (with `on_update: full`); `null` when the collection has none",
+    )
+
+    @field_validator("on_update", mode="before")
+    @classmethod
+    def _old_spelling(cls, value: Any) -> Any:
+        """`send` was the only way to send updates before full rows: it meant what `changed` means."""
+        return "changed" if value == "send" else value
 
     def columns(self) -> dict[str, str] | None:
         return column_map(self.fields)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 Stage = Literal[
     "directus.accepted",
     "backfill",
+    "directus.reconciled",
+    "directus.gone",
     "loops.webhook",
     "loops.email_sent",
     "loops.email_delivered",

@@ -9,6 +9,8 @@ A batch goes through named phases, one module each:
    invocation's deadline, each by its kind's delivery function (`destinations.DELIVERIES`);
 3. `settlement`: what the batch decided (`batch`: each message's `Settlement`, or its retry or
    deferral) is carried out in batch calls, and SQS is told which messages it keeps.
+Before the claims, `full_rows` reads the items of Directus updates (sources with `on_update: full`),
+one request per batch and collection, so each such row is its item as it is now.
 Anything that cannot be settled is reported as a batch item failure, so SQS keeps it: an accepted
 event is delivered or dead-lettered, never dropped.
 """

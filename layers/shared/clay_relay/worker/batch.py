@@ -50,6 +50,8 @@ class Settlement(enum.Enum):
     SHADOWED = "shadowed"  # a Clay row of a target in shadow mode: recorded, not sent
     UNBUNDLED = "unbundled"  # a bundle whose rows are queued one by one
 
+    GONE = "gone"  # a Directus update whose item was deleted before its full row was read: recorded, not sent
+
 
 class Postponement(enum.Enum):
     """The message comes back later (hidden until then): why decides what it costs."""

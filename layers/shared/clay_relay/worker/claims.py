@@ -1,6 +1,8 @@
 """Before anything is sent: read the batch, claim each job's event, and reserve Clay submissions.
 
 - A bundle (one event's thousands of rows, see intake) is unpacked: its rows go on the queue one by one.
+- Directus updates of sources with full rows become their items' rows, under their state's event id,
+  before they are claimed (`full_rows`: one Directus read per batch and collection).
 - Each job's event is claimed with one conditional put; a second copy of an event is a duplicate.
   Jobs whose repeat would show (Slack, Zapier) are claimed only just before their request, as
   `sending`, so that a request that may have gone out is never sent again. A claim is also the
@@ -25,12 +27,14 @@ from pydantic import ValidationError
 
 from clay_relay.clay import ClayPoolUnavailable, ClayQuota
 from clay_relay.config import RelayConfig
+from clay_relay.item_state import claim_columns
 from clay_relay.jobs import ClayRowBundle, ClayRowJob, parse_job
 from clay_relay.ledger.writes import claim_entry, open_round_trips
 from clay_relay.spend.budget import BudgetLimits
 from clay_relay.store import Claim, RelayTable
 from clay_relay.worker.batch import Batch, Plan
 from clay_relay.worker.guard import guard_clay_rows
+from clay_relay.worker.full_rows import read_full_rows
 
 if TYPE_CHECKING:
     from clay_relay.worker.batch import SqsRecord
@@ -61,6 +65,7 @@ def plan_batch(
             continue
         if plan.job.repeat_is_harmless and not isinstance(plan.job, ClayRowJob):
             claim_event(batch, plan, table, config)
+    read_full_rows(batch, config, table)  # Directus updates become their items' rows (worker.full_rows)
     reserve_clay_submissions(batch, config, table, quota, budgets)
     for plan in [plan for plan in batch.plans.values() if plan.decision is not None and plan.open]:
         if claim_event(batch, plan, table, config):
@@ -83,7 +88,7 @@ def claim_event(batch: Batch, plan: Plan, table: RelayTable, config: RelayConfig
             job.dedupe_window_seconds,
             sending=sending,
             replayed=plan.replayed,
-            ledger=claim_entry(plan, config),
+            ledger={**(claim_entry(plan, config) or {}), **claim_columns(job, config)} or None,
         )
     except Exception as error:  # noqa: BLE001 - any failure here means 'try again later'
         plan.failure = f"could not claim the event: {type(error).__name__}"
