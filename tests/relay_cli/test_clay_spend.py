@@ -123,7 +123,9 @@ def test_status_shows_used_left_and_held_per_target_and_the_targets_in_shadow(st
     note_held(RelayTable(), "leads", 3)
     status.run(stack, argparse.Namespace(json=False))
     printed = capsys.readouterr().out
-    [line] = [line.split() for line in printed.splitlines() if line.strip().startswith("leads  ")][-1:]
+    section = printed.split("Clay spend (", 1)[1].splitlines()[1:]  # its own: a Directus source may be `leads` too
+    section = section[: next((n for n, text in enumerate(section) if not text.startswith(" ")), len(section))]
+    [line] = [line.split() for line in section if line.strip().startswith("leads  ")]
     assert line[:6] == ["leads", "live", "5", "of", "5", "0"] and line[-1] == "3"
     assert "in shadow mode (nothing sent, nothing spent; relay trace shows each decision): trial" in printed
     report = status.gather(stack)

@@ -33,8 +33,8 @@ from clay_relay.ledger.writes import claim_entry, open_round_trips
 from clay_relay.spend.budget import BudgetLimits
 from clay_relay.store import Claim, RelayTable
 from clay_relay.worker.batch import Batch, Plan
-from clay_relay.worker.guard import guard_clay_rows
 from clay_relay.worker.full_rows import read_full_rows
+from clay_relay.worker.guard import guard_clay_rows
 
 if TYPE_CHECKING:
     from clay_relay.worker.batch import SqsRecord
