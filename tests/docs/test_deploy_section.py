@@ -81,6 +81,7 @@ def test_the_idle_stacks_fixed_cost_is_counted_from_the_templates_resources():
         "CloudWatch alarms": (alarms, alarms * ALARM_PRICE),
         "CloudWatch dashboard": (dashboards, dashboards * DASHBOARD_PRICE),
         "custom metrics of the overdue check": (2, 2 * METRIC_PRICE),
+        "custom metrics of the Directus sweep": (6, 6 * METRIC_PRICE),
     }
     total = 0.0
     for what, (count, cost) in expected.items():

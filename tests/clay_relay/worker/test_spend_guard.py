@@ -41,6 +41,8 @@ def relay(aws, http_stub, put_secret, use_config, relay_env):
             config["clay_targets"]["leads"].update(leads)
             config["clay_targets"]["contacts"] = {"webhooks_secret": "clay-webhooks-contacts"}
             config["delivery"]["budget_hold_seconds"] = 7
+            # Updates go as they came (their full rows are worker.full_rows' and test_full_rows')
+            config["directus_sources"]["leads"]["on_update"] = "changed"
 
         use_config(edit)
         relay_env(CLAY_BUDGET_CACHE_SECONDS=0)
