@@ -7,7 +7,7 @@ and carry their figures as text (a <title> per bar) for screen readers and toolt
 
 from __future__ import annotations
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 WIDTH, HEIGHT = 240, 40
 COLOURS = {"used": "#c2410c", "left": "#d1d5db", "bar": "#2563eb", "current": "#15803d"}
@@ -21,19 +21,27 @@ def deliveries_per_minute(destination: str, per_minute: list[float], since: str)
     for i, value in enumerate(per_minute):
         height = 0 if not value else max(1.5, (HEIGHT - 2) * value / peak)
         bars.append(
-            f'<rect x="{i * slot:.1f}" y="{HEIGHT - height:.1f}" width="{max(1.0, slot - 1):.1f}" '
-            f'height="{height:.1f}" fill="{COLOURS["bar"]}"><title>{int(value)} delivered, minute {i + 1} '
-            f"of {len(per_minute)}</title></rect>"
+            Markup(
+                '<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{fill}">'
+                "<title>{value} delivered, minute {minute} of {minutes}</title></rect>"
+            ).format(
+                x=i * slot,
+                y=HEIGHT - height,
+                width=max(1.0, slot - 1),
+                height=height,
+                fill=COLOURS["bar"],
+                value=int(value),
+                minute=i + 1,
+                minutes=len(per_minute),
+            )
         )
     total = int(sum(per_minute))
-    label = escape(f"{destination}: {total} delivered in the last {len(per_minute)} minutes (since {since} UTC)")
-    return Markup(  # noqa: S704 - built from numbers and escape()d text only
-        f'<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}"><title>{label}</title>'
-        f'<line x1="0" y1="{HEIGHT - 0.5}" x2="{WIDTH}" y2="{HEIGHT - 0.5}" stroke="#9ca3af" stroke-width="1"/>'
-        + "".join(bars)
-        + "</svg>"
-    )
+    label = f"{destination}: {total} delivered in the last {len(per_minute)} minutes (since {since} UTC)"
+    return Markup(
+        '<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
+        'width="{width}" height="{height}"><title>{label}</title>'
+        '<line x1="0" y1="{baseline}" x2="{width}" y2="{baseline}" stroke="#9ca3af" stroke-width="1"/>{bars}</svg>'
+    ).format(label=label, width=WIDTH, height=HEIGHT, baseline=HEIGHT - 0.5, bars=Markup("").join(bars))
 
 
 def quota_used(pool: dict) -> Markup:
@@ -45,20 +53,23 @@ def quota_used(pool: dict) -> Markup:
     parts = []
     for i, webhook in enumerate(webhooks):
         used = min(limit, webhook["used"])
-        width = WIDTH * used / limit
-        colour = COLOURS["current"] if webhook["current"] else COLOURS["used"]
-        text = escape(
-            f"#{webhook['position']} {webhook['url']}: {webhook['used']:,} used, {webhook['remaining']:,} left"
-        )
-        y = i * row
         parts.append(
-            f'<rect x="0" y="{y + 2}" width="{WIDTH}" height="{row - 4}" fill="{COLOURS["left"]}">'
-            f"<title>{text}</title></rect>"
-            f'<rect x="0" y="{y + 2}" width="{width:.1f}" height="{row - 4}" fill="{colour}">'
-            f"<title>{text}</title></rect>"
+            Markup(
+                '<rect x="0" y="{y}" width="{full}" height="{bar}" fill="{left}"><title>{text}</title></rect>'
+                '<rect x="0" y="{y}" width="{width:.1f}" height="{bar}" fill="{colour}"><title>{text}</title></rect>'
+            ).format(
+                y=i * row + 2,
+                full=WIDTH,
+                bar=row - 4,
+                left=COLOURS["left"],
+                width=WIDTH * used / limit,
+                colour=COLOURS["current"] if webhook["current"] else COLOURS["used"],
+                text=f"#{webhook['position']} {webhook['url']}: "
+                f"{webhook['used']:,} used, {webhook['remaining']:,} left",
+            )
         )
-    label = escape(f"Clay target {pool.get('target')}: submissions used per webhook URL")
-    return Markup(  # noqa: S704 - built from numbers and escape()d text only
-        f'<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}"><title>{label}</title>' + "".join(parts) + "</svg>"
-    )
+    label = f"Clay target {pool.get('target')}: submissions used per webhook URL"
+    return Markup(
+        '<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
+        'width="{width}" height="{height}"><title>{label}</title>{parts}</svg>'
+    ).format(label=label, width=WIDTH, height=height, parts=Markup("").join(parts))
