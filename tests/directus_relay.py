@@ -10,7 +10,7 @@ from clay_relay.reconcile import checkpoint as checkpoints
 from clay_relay.reconcile import sweep_source
 from clay_relay.runtime import get_runtime
 from tests.destinations import DIRECTUS_API_TOKEN, Destinations, StubServer
-from tests.invocations import call_handler, http_api_event, load_handler
+from tests.invocations import call_handler, directus_flow_event, load_handler
 from tests.queues import receive, run_worker, sqs_record
 
 CLAY_PATH = "/clay/webhooks/leads-1"
@@ -48,13 +48,7 @@ class DirectusRelay:
         """The Flow's event reaches the relay, and the worker delivers it: the receiver's answer."""
         shape = {"key": key} if action == "create" else {"keys": [str(key)]}
         body = {"event": f"leads.items.{action}", "collection": "leads", "payload": payload, **shape}
-        event = http_api_event(
-            "/directus/leads",
-            body,
-            headers={"authorization": "Bearer directus-token-current", "content-type": "application/json"},
-            route_key="ANY /directus/{source}",
-            path_parameters={"source": "leads"},
-        )
+        event = directus_flow_event(body)
         status, answer = call_handler(load_handler("directus_trigger"), event)
         assert status == 202, answer
         self.work()

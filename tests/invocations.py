@@ -117,6 +117,22 @@ def http_api_event(
     return event
 
 
+def directus_flow_event(body: object, *, source: str = "leads", headers: dict[str, str] | None = None) -> dict:
+    """What a Directus Flow's Request URL operation sends to `POST /directus/<source>` (with the test
+    secrets' token: tests/conftest.py's TEST_SECRETS)."""
+    return http_api_event(
+        f"/directus/{source}",
+        body,
+        headers={
+            "authorization": "Bearer directus-token-current",
+            "content-type": "application/json",
+            **(headers or {}),
+        },
+        route_key="ANY /directus/{source}",
+        path_parameters={"source": source},
+    )
+
+
 def call_handler(handler, event: dict) -> tuple[int, dict]:
     """The handler's answer: its status and its body, which must be JSON."""
     answer = handler(event, LambdaContext())

@@ -20,7 +20,7 @@ from clay_relay.store import RelayTable
 from local_stack.sandboxes import loops_event
 from relay_cli.__main__ import main as relay_main
 from tests.destinations import Answer
-from tests.invocations import call_handler, http_api_event, load_handler, relay_stack
+from tests.invocations import call_handler, directus_flow_event, load_handler, relay_stack
 from tests.loops_requests import SECRET, signed_webhook
 from tests.queues import make_visible_again, receive, sqs_record
 from tests.queues import run_worker as worker_run
@@ -248,13 +248,7 @@ def flow(aws, destinations, put_secret):
 
     def created(key: int, email: str) -> None:
         body = {"event": "leads.items.create", "collection": "leads", "key": key, "payload": {"email": email}}
-        event = http_api_event(
-            "/directus/leads",
-            body,
-            headers={"authorization": "Bearer directus-token-current", "content-type": "application/json"},
-            route_key="ANY /directus/{source}",
-            path_parameters={"source": "leads"},
-        )
+        event = directus_flow_event(body)
         assert call_handler(handler, event)[0] == 202
 
     return created
@@ -356,13 +350,7 @@ def test_the_update_directus_fires_for_the_feedback_is_an_echo_not_a_clay_row(co
         "keys": ["7"],
         "payload": {"email_status": "bounced", "email_status_at": iso(T)},
     }
-    event = http_api_event(
-        "/directus/leads",
-        body,
-        headers={"authorization": "Bearer directus-token-current", "content-type": "application/json"},
-        route_key="ANY /directus/{source}",
-        path_parameters={"source": "leads"},
-    )
+    event = directus_flow_event(body)
     status, answer = call_handler(handler, event)
     assert (status, answer["skipped"]) == (202, "echo of the relay's own write-back (only enrichment fields changed)")
     assert receive(aws.ref("DeliveryQueue")) == []

@@ -14,7 +14,7 @@ from clay_relay.directus import Skipped, clay_jobs, parse_event, write_back
 from clay_relay.item_keys import SAFE_KEY, item_path
 from clay_relay.jobs import DirectusPatchJob
 from tests.destinations import DIRECTUS_API_TOKEN, Answer
-from tests.invocations import call_handler, default_config, http_api_event, load_handler
+from tests.invocations import call_handler, default_config, directus_flow_event, load_handler
 from tests.queues import receive
 
 WRITE_BACK = DirectusWriteBack(
@@ -195,13 +195,7 @@ def directus_trigger(aws, use_config):
     handler = load_handler("directus_trigger")
 
     def post(body: dict) -> tuple[int, dict]:
-        event = http_api_event(
-            "/directus/leads",
-            body,
-            headers={"authorization": "Bearer directus-token-current", "content-type": "application/json"},
-            route_key="ANY /directus/{source}",
-            path_parameters={"source": "leads"},
-        )
+        event = directus_flow_event(body)
         return call_handler(handler, event)
 
     return post

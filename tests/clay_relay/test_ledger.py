@@ -17,14 +17,20 @@ from clay_relay.ledger import email_key
 from clay_relay.ledger.timeline import NoSuchLead, overdue_leads, resolve, timeline
 from clay_relay.store import RelayTable
 from relay_cli.__main__ import main as relay_main
-from tests.invocations import LambdaContext, call_handler, http_api_event, load_handler, relay_stack
+from tests.invocations import (
+    LambdaContext,
+    call_handler,
+    directus_flow_event,
+    http_api_event,
+    load_handler,
+    relay_stack,
+)
 from tests.queues import receive, sqs_record
 from tests.queues import run_worker as worker_run
 from tests.recorders import emf_metrics
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-DIRECTUS_TOKEN = "directus-token-current"
 CALLBACK_TOKEN = "clay-callback-token-1"
 ADA = "Ada.Lovelace@Example.com"
 
@@ -38,13 +44,7 @@ def relay(aws, destinations, put_secret):
 
 
 def directus_event(handler, body: dict, headers: dict | None = None) -> dict:
-    event = http_api_event(
-        "/directus/leads",
-        body,
-        headers={"authorization": f"Bearer {DIRECTUS_TOKEN}", "content-type": "application/json", **(headers or {})},
-        route_key="ANY /directus/{source}",
-        path_parameters={"source": "leads"},
-    )
+    event = directus_flow_event(body, headers=headers)
     status, answer = call_handler(handler, event)
     assert status == 202, answer
     return answer

@@ -26,7 +26,7 @@ from clay_relay.observability import metrics
 from clay_relay.runtime import get_runtime
 from local_stack.template import load_template
 from tests.destinations import Answer
-from tests.invocations import LambdaContext, call_handler, http_api_event, load_handler
+from tests.invocations import LambdaContext, call_handler, directus_flow_event, load_handler
 from tests.queues import receive, received_records, run_worker, sqs_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,6 @@ NAMESPACE = ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"]["Fn::Sub"].replace("${AW
 SERVICE = ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]
 TOPIC = {"Ref": "AlarmTopic"}
 CLAY_PATH = "/clay/webhooks/leads-1"
-DIRECTUS_TOKEN = "directus-token-current"  # tests/conftest.py's TEST_SECRETS
 CREATE = {
     "event": "leads.items.create",
     "payload": {"email": "ada@example.com", "first_name": "Ada", "company": "Acme"},
@@ -138,13 +137,7 @@ def emitted(aws, http_stub, put_secret, use_config, capsys) -> set[Metric]:
     put_secret("clay-webhooks-leads", [{"url": http_stub.url(CLAY_PATH), "token": "clay-token"}])
     queue = aws.ref("DeliveryQueue")
     receiver = load_handler("directus_trigger")
-    directus = http_api_event(
-        "/directus/leads",
-        CREATE,
-        headers={"authorization": f"Bearer {DIRECTUS_TOKEN}", "content-type": "application/json"},
-        route_key="ANY /directus/{source}",
-        path_parameters={"source": "leads"},
-    )
+    directus = directus_flow_event(CREATE)
 
     assert call_handler(receiver, directus)[0] == 202  # EventsAccepted
     [record] = received_records(queue, 1)
@@ -164,13 +157,7 @@ def emitted(aws, http_stub, put_secret, use_config, capsys) -> set[Metric]:
     # held for its pool gave its row back; of these two one is held for the budget (HeldForBudget).
     work(queue, row(6), row(7))  # ClayBudgetUsedPercent 100
     same_person = {**CREATE, "key": 2, "payload": {**CREATE["payload"], "email": " ADA@example.com"}}
-    again = http_api_event(
-        "/directus/leads",
-        same_person,
-        headers={"authorization": f"Bearer {DIRECTUS_TOKEN}", "content-type": "application/json"},
-        route_key="ANY /directus/{source}",
-        path_parameters={"source": "leads"},
-    )
+    again = directus_flow_event(same_person)
     assert call_handler(receiver, again)[0] == 202
     run_worker(
         records_where(queue, lambda job: job.row.get("email") == " ADA@example.com", 1)

@@ -16,7 +16,7 @@ from clay_relay.ledger import email_key
 from clay_relay.ledger.timeline import timeline
 from clay_relay.store import RelayTable
 from tests.destinations import Answer
-from tests.invocations import call_handler, http_api_event, load_handler
+from tests.invocations import call_handler, directus_flow_event, load_handler
 from tests.queues import receive, received_records, run_worker
 
 CLAY_PATH = "/clay/webhooks/leads-1"
@@ -43,13 +43,7 @@ def flow(aws):
     handler = load_handler("directus_trigger")
 
     def post(body: dict) -> dict:
-        event = http_api_event(
-            "/directus/leads",
-            body,
-            headers={"authorization": "Bearer directus-token-current", "content-type": "application/json"},
-            route_key="ANY /directus/{source}",
-            path_parameters={"source": "leads"},
-        )
+        event = directus_flow_event(body)
         status, answer = call_handler(handler, event)
         assert status == 202, answer
         return answer

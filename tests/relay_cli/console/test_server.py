@@ -18,13 +18,12 @@ import requests
 from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
 from clay_relay.jobs import LoopsEventJob, dump_job
 from relay_cli.console import serve
-from tests.invocations import call_handler, http_api_event, load_handler, relay_stack
+from tests.invocations import call_handler, directus_flow_event, load_handler, relay_stack
 from tests.queues import receive, run_worker, sqs_record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 EMAIL = "ada.lovelace@example.com"
-DIRECTUS_TOKEN = "directus-token-current"
 
 
 @pytest.fixture
@@ -211,12 +210,8 @@ def test_the_lead_search_shows_the_leads_timeline_masked_and_says_what_is_wrong_
     console, aws, destinations, put_secret
 ):
     put_secret("clay-webhooks-leads", [{"url": f"{destinations.base}/clay/webhooks/leads-1"}])
-    event = http_api_event(
-        "/directus/leads",
-        {"event": "leads.items.create", "collection": "leads", "key": 7, "payload": {"email": EMAIL}},
-        headers={"authorization": f"Bearer {DIRECTUS_TOKEN}", "content-type": "application/json"},
-        route_key="ANY /directus/{source}",
-        path_parameters={"source": "leads"},
+    event = directus_flow_event(
+        {"event": "leads.items.create", "collection": "leads", "key": 7, "payload": {"email": EMAIL}}
     )
     assert call_handler(load_handler("directus_trigger"), event)[0] == 202
     queue = aws.ref("DeliveryQueue")
