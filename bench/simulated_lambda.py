@@ -99,7 +99,9 @@ class SimulatedClients(AwsClients):
         with self._lock:
             if service not in self._timed:
                 real = super().client(service)
-                self._timed[service] = TimedClient(real, service, self._sqs.caller, self._clock, self._seconds, self._log)
+                self._timed[service] = TimedClient(
+                    real, service, self._sqs.caller, self._clock, self._seconds, self._log
+                )
             return self._timed[service]
 
 
@@ -244,7 +246,9 @@ class WorkerInstance:
         done = [record for record in records if record["messageId"] not in kept]
         client = self.sqs.client("event source mapping")
         for start in range(0, len(done), 10):
-            entries = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done[start : start + 10])]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done[start : start + 10])
+            ]
             client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         self.invocations.append(Invocation(started, self.clock.now, len(records), len(kept), error))
         self._window_from = started  # the pollers gathered the next batch while this one ran

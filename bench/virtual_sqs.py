@@ -229,35 +229,35 @@ class SqsClient:
     def __init__(self, sqs: VirtualSqs, caller: str):
         self._sqs, self.caller = sqs, caller
 
-    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict:  # noqa: N803 - boto3's
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict:
         return self._sqs.send(self.caller, QueueUrl, Entries, "SendMessageBatch")
 
-    def send_message(self, *, QueueUrl: str, MessageBody: str, **rest: Any) -> dict:  # noqa: N803
+    def send_message(self, *, QueueUrl: str, MessageBody: str, **rest: Any) -> dict:
         answer = self._sqs.send(self.caller, QueueUrl, [{"Id": "0", "MessageBody": MessageBody, **rest}], "SendMessage")
         return {"MessageId": answer["Successful"][0]["MessageId"]}
 
-    def receive_message(self, *, QueueUrl: str, MaxNumberOfMessages: int = 1, **_: Any) -> dict:  # noqa: N803
+    def receive_message(self, *, QueueUrl: str, MaxNumberOfMessages: int = 1, **_: Any) -> dict:
         messages = self._sqs.receive(self.caller, QueueUrl, MaxNumberOfMessages)
         return {"Messages": messages} if messages else {}
 
-    def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict:  # noqa: N803
+    def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict:
         return self._sqs.change_visibility(self.caller, QueueUrl, Entries, "ChangeMessageVisibilityBatch")
 
-    def change_message_visibility(self, *, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> dict:  # noqa: N803
+    def change_message_visibility(self, *, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> dict:
         entry = {"Id": "0", "ReceiptHandle": ReceiptHandle, "VisibilityTimeout": VisibilityTimeout}
         answer = self._sqs.change_visibility(self.caller, QueueUrl, [entry], "ChangeMessageVisibility")
         if answer["Failed"]:
             raise _error(answer["Failed"][0]["Code"], "refused", "ChangeMessageVisibility")
         return {}
 
-    def delete_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict:  # noqa: N803
+    def delete_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict:
         return self._sqs.delete(self.caller, QueueUrl, Entries, "DeleteMessageBatch")
 
-    def delete_message(self, *, QueueUrl: str, ReceiptHandle: str) -> dict:  # noqa: N803
+    def delete_message(self, *, QueueUrl: str, ReceiptHandle: str) -> dict:
         self._sqs.delete(self.caller, QueueUrl, [{"Id": "0", "ReceiptHandle": ReceiptHandle}], "DeleteMessage")
         return {}
 
-    def get_queue_attributes(self, *, QueueUrl: str, AttributeNames: list[str] | None = None) -> dict:  # noqa: N803
+    def get_queue_attributes(self, *, QueueUrl: str, AttributeNames: list[str] | None = None) -> dict:
         self._sqs._log("GetQueueAttributes", self.caller, QueueUrl)
         counts = self._sqs.counts(QueueUrl)
         return {
