@@ -439,7 +439,9 @@ ROWS = [
 
 def table(runs: list[dict]) -> str:
     def shown(value: Any) -> str:
-        return "n/a" if value is None else f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
+        if value is None:
+            return "n/a"
+        return (f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}") if isinstance(value, float) else f"{value:,}"
 
     heads = [f"{r['outage_seconds']:.0f} s outage, {r['mode']}" for r in runs]
     lines = ["| figure | " + " | ".join(heads) + " |", "|---" * (len(runs) + 1) + "|"]
