@@ -64,6 +64,16 @@ def end_delays(queue_url: str) -> None:
         message.delayed_until = 0
 
 
+def end_hiding(queue_url: str) -> None:
+    """What SQS does when every hidden message's visibility timeout is over (a retry's backoff, a
+    parked job's hiding): they can be received again. By then the worker's cool-down is over too."""
+    from clay_relay.runtime import get_runtime
+
+    get_runtime().breaker.reset()
+    for message in _moto_messages(queue_url):
+        message.visible_at = 0.0
+
+
 def received_records(queue_url: str, expected: int) -> list[dict]:
     """The `expected` messages now visible on the queue, as the SQS records of one worker batch."""
     messages = receive(queue_url)

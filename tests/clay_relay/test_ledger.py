@@ -25,7 +25,7 @@ from tests.invocations import (
     load_handler,
     relay_stack,
 )
-from tests.queues import receive, sqs_record
+from tests.queues import end_hiding, receive, sqs_record
 from tests.queues import run_worker as worker_run
 from tests.recorders import emf_metrics
 
@@ -113,6 +113,23 @@ def test_a_lead_is_traced_from_its_directus_event_to_its_loops_event(relay, aws,
     assert enrichment.detail["route"] == "outreach" and enrichment.detail["score"] == 85
     assert found.round_trip is None  # closed by the callback
     assert found.email == "ada.lovelace@example.com" and "directus#leads/7" in found.aliases
+
+
+def test_a_lead_whose_clay_is_down_shows_its_row_parked_then_delivered(relay, aws, destinations):
+    directus, _ = relay
+    destinations.sandboxes.add_fault({"destination": "clay", "status": 503, "times": 1})
+    directus_event(directus, create(7))
+    drain(aws)
+    table = RelayTable()
+    found = timeline(table, resolve(table, ADA), time.time())
+    parked = found.stages[-1]
+    assert (parked.stage, parked.outcome) == ("clay.delivered", "parked")
+    assert "503" in str(parked.detail["reason"])
+
+    end_hiding(aws.ref("DeliveryQueue"))  # the probe's hiding ends: Clay is back
+    drain(aws)
+    found = timeline(table, resolve(table, ADA), time.time())
+    assert ("clay.delivered", "delivered") in stages(found)
 
 
 def test_the_same_lead_is_found_by_its_directus_item_and_by_an_event_id(relay, aws):

@@ -39,9 +39,10 @@ Modules, one concern each:
 - intake             accepting jobs: duplicate check + enqueue (the runtime's table and queue)
 - fan_out            what one request may cause: rows per request, their bytes together, rows answered
 - store              the only package that talks to DynamoDB:
-    access             the client, batch reads, ConditionFailed
+    access             the client, batch reads and writes, ConditionFailed
     table              RelayTable: claims, the advisory duplicate check, items by key, updates, the index
     counters           Clay quota per webhook URL (reserved atomically), each destination's last failure
+    parking            lanes that are down (their probe, their release) and the receipts of their parked jobs
 - ledger             the lead ledger: every stage of a lead, in the claims the worker writes
     entries            lead keys, the LeadRef a job carries, stages as DynamoDB items
     writes             claims' entries, Clay round trips and links, failures, the enrichment
@@ -70,6 +71,7 @@ Modules, one concern each:
     lanes              a thread per lane (destination or Clay workspace): pacing, breaker, deadline
     destinations       the registry: job kind → its delivery function
     settlement         settling the batch in batch calls: retry delays, dead letters, held rows, budgets
+    parking            a down lane's jobs parked (one probe), and released at its rate when it is back
 - observability      logger, metrics, tracer (emails masked)
 - tracing            the tracing mode (template parameter `Tracing`): what the handlers' tracer does
 """

@@ -75,17 +75,34 @@ class CircuitBreaker:
     """A destination that just timed out, refused the connection or answered 5xx is not called
     again by this instance for a cool-down: the jobs for it wait on the queue (with backoff)
     instead of each spending a timeout, so the worker's time goes to the destinations that work.
-    After the cool-down one request probes it again."""
+    After the cool-down one request probes it again.
+
+    It also says when a delivery that went well should look whether the destination's jobs were parked
+    (clay_relay.worker.parking): after this instance tripped it, and otherwise once a `LOOK_SECONDS`."""
+
+    LOOK_SECONDS = 60.0
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._open: dict[str, tuple[float, str]] = {}  # destination → (closes at, why it opened)
+        self._looked: dict[str, float] = {}  # destination → when this instance last looked for parked jobs
         self._lock = threading.Lock()
 
     def trip(self, destination: str, seconds: float, reason: str) -> None:
-        if seconds > 0:
-            with self._lock:
+        with self._lock:
+            self._looked.pop(destination, None)
+            if seconds > 0:
                 self._open[destination] = (self._clock() + seconds, reason)
+
+    def look_due(self, destination: str) -> bool:
+        """Whether to look for the destination's parked jobs now (and, if so, noted as looked)."""
+        with self._lock:
+            now = self._clock()
+            last = self._looked.get(destination)
+            if last is not None and now - last < self.LOOK_SECONDS:
+                return False
+            self._looked[destination] = now
+            return True
 
     def close(self, destination: str) -> None:
         with self._lock:
@@ -100,3 +117,4 @@ class CircuitBreaker:
     def reset(self) -> None:
         with self._lock:
             self._open.clear()
+            self._looked.clear()

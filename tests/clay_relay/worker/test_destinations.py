@@ -38,11 +38,6 @@ EVENT = {"email": "ada@example.com", "eventName": "clay_outreach", "eventPropert
 CONTACT = {"email": "ada@example.com", "source": "clay-relay", "mailingLists": {"nurture": True}}
 
 
-@pytest.fixture
-def queues(aws):
-    return aws.ref("DeliveryQueue"), aws.ref("DeadLetterQueue")
-
-
 def event_id() -> str:
     return uuid.uuid4().hex
 
@@ -197,7 +192,8 @@ def test_a_loops_api_key_still_holding_the_placeholder_is_retried_until_it_is_fi
     assert failures == {records[0]["messageId"]}
     assert dead_letters(queues) == []
     assert destinations.received("loops") == []
-    [warning] = [line for line in logs.lines if line["message"] == "not delivered yet, will retry"]
+    # Loops cannot be called until the key is filled in: the job is parked (see test_parking.py).
+    [warning] = [line for line in logs.lines if line["message"] == "parked while its destination is down"]
     assert "placeholder" in warning["reason"]
 
     put_secret("loops-api-key", LOOPS_API_KEY)
@@ -654,14 +650,15 @@ def counted(monkeypatch) -> list[tuple[str, str | None]]:
     return metrics
 
 
-def test_a_rate_limit_is_counted_as_a_deferral_and_a_failure_as_a_retry(destinations, queues, counted):
+def test_a_rate_limit_is_counted_as_a_deferral_and_an_outage_as_parked(destinations, queues, counted):
     destinations.sandboxes.add_fault({"destination": "loops", "mode": "rate_limit", "times": 1})
     destinations.sandboxes.add_fault({"destination": "slack", "status": 503, "times": 1})
     deliver(queues[0], loops_event(), slack_job())
 
     assert ("DeliveryDeferred", "loops") in counted
-    assert ("DeliveryRetried", "slack") in counted
+    assert ("DeliveryParked", "slack") in counted
     assert ("DeliveryRetried", "loops") not in counted, "a rate limit is not a failure"
+    assert ("DeliveryParked", "loops") not in counted, "nor is it an outage"
 
 
 # --- a poison job ------------------------------------------------------------------------------------

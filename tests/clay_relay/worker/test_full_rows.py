@@ -15,19 +15,13 @@ from clay_relay import item_state
 from clay_relay.ledger import email_key
 from clay_relay.ledger.timeline import timeline
 from clay_relay.store import RelayTable
+from tests.clay_relay.worker.conftest import CLAY_PATH
 from tests.destinations import Answer
 from tests.invocations import call_handler, directus_flow_event, load_handler
 from tests.queues import receive, received_records, run_worker
 
-CLAY_PATH = "/clay/webhooks/leads-1"
 ADA = {"id": 7, "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "company": "Acme"}
 MAPPED = ["email", "first_name", "last_name", "company", "website", "job_title"]  # the shipped leads source
-
-
-@pytest.fixture
-def clay(aws, http_stub, put_secret):
-    put_secret("clay-webhooks-leads", [{"url": http_stub.url(CLAY_PATH), "token": "clay-token-1"}])
-    return http_stub
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from clay_relay.runtime import get_runtime
 from clay_relay.spend.budget import set_limits
 from clay_relay.spend.usage import target_spend
 from clay_relay.store import RelayTable
+from tests.clay_relay.worker.conftest import CLAY_PATH
 from tests.destinations import Answer
 from tests.queues import delays, end_delays, receive, received_records, run_worker
 from tests.recorders import RecordingClient, metric_names
 
-CLAY_PATH = "/clay/webhooks/leads-1"
 OTHER_PATH = "/clay/webhooks/contacts-1"
 
 

@@ -24,23 +24,9 @@ from clay_relay.pacing import Pacer
 from clay_relay.runtime import get_runtime
 from clay_relay.store import RelayTable
 from clay_relay.worker import handle_batch
+from tests.clay_relay.worker.conftest import CLAY_PATH, POOL_SECRET
 from tests.destinations import Answer
 from tests.queues import delayed_bodies, end_delays, make_visible_again, queue_attribute, receive, sqs_record
-
-CLAY_PATH = "/clay/webhooks/leads-1"
-POOL_SECRET = "clay-webhooks-leads"
-
-
-@pytest.fixture
-def clay(aws, http_stub, put_secret):
-    """The `leads` target's pool: one URL on the local server (answering 200 unless told), token clay-token-1."""
-    put_secret(POOL_SECRET, [{"url": http_stub.url(CLAY_PATH), "token": "clay-token-1"}])
-    return http_stub
-
-
-@pytest.fixture
-def queues(aws):
-    return aws.ref("DeliveryQueue"), aws.ref("DeadLetterQueue")
 
 
 def sent_row(job: ClayRowJob) -> dict:
@@ -142,7 +128,14 @@ def test_each_row_of_a_batch_is_delivered(clay, queues):
 
 
 # --- retried -------------------------------------------------------------------------------------
-def test_503_is_reported_failed_and_hidden_until_its_backoff(clay, queues, aws_calls):
+@pytest.fixture
+def without_parking(use_config):
+    """`delivery.park_when_down` off: each failed job backs off on its own (requested before aws_calls,
+    which records the calls of the runtime this builds)."""
+    use_config(lambda config: config.setdefault("delivery", {}).update(park_when_down=False))
+
+
+def test_503_is_reported_failed_and_hidden_until_its_backoff_without_parking(without_parking, clay, queues, aws_calls):
     clay.answer(CLAY_PATH, Answer(503))
     job = row_job(1)
     failures, records = deliver(queues[0], job)

@@ -72,6 +72,29 @@ class DeliveryPolicy(_Strict):
         "`CLAY_BUDGET_CACHE_SECONDS`); each check of a held row costs about 0.3 SQS requests. A row waits for its "
         "budget as long as it takes (the next day or month, or a raise): the wait counts towards neither horizon",
     )
+    park_when_down: bool = Field(
+        default=True,
+        description="while a destination is down (it timed out, refused the connection or answered `5xx`), its "
+        "jobs are parked instead of each retrying on its own: hidden on the queue until one probe a "
+        '`probe_seconds` finds it back, then released oldest first at its rate (see "After an outage" in '
+        "Operating it). Off: every job backs off on its own schedule, and the backlog trickles out for as long "
+        "as its backoffs last",
+    )
+    probe_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=900,
+        description="while a destination is down, how often one of its parked jobs tries it (the probe); the "
+        "backlog is released at most this long after the destination is back. Each probe costs about three "
+        "SQS and Lambda requests, whatever the backlog",
+    )
+    park_seconds: int = Field(
+        default=43_000,
+        ge=1,
+        le=43_000,
+        description="the longest a parked job stays hidden before it checks its destination by itself, should "
+        "no release come (at most about 12 h: SQS hides a message at most 12 h after its receive)",
+    )
     rates_per_second: dict[Destination, float] = Field(
         default=DEFAULT_RATES_PER_SECOND,
         description="requests per second to each destination (Clay: to each workspace; forward: to each "

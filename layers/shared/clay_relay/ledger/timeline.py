@@ -135,9 +135,11 @@ def timeline(table: RelayTable, key: str, now: float) -> Timeline:
 def stages_of(items: list[dict[str, Any]]) -> list[StageLine]:
     """The items as stages, oldest first: each claim is the stage that accepted the job (once per
     event) and its delivery; a delivery is `failed` when a later entry says it was retried or
-    dead-lettered."""
+    dead-lettered (`parked`, with why, when its destination was down and it waits for its return)."""
     lines: dict[tuple[str, str], StageLine] = {}
     failed_after: dict[str, float] = {}
+    parked: dict[str, StageLine] = {}  # event id → its latest failure, when that was parking
+    retried: dict[tuple[str, str], StageLine] = {}
     notes: dict[str, StageLine] = {}
     for item in items:
         pk = item["pk"]["S"]
@@ -146,17 +148,29 @@ def stages_of(items: list[dict[str, Any]]) -> list[StageLine]:
             notes[item["event_id"]["S"]] = _lines(item)[-1]
             continue
         for line in _lines(item):
-            lines.setdefault((line.stage, line.event_id if line.stage != "dead_letter" else pk), line)
+            key = (line.stage, line.event_id if line.stage != "dead_letter" else pk)
+            # A retry's own line only stands for a job with no claim: the claim (rewritten when the job
+            # comes back, so it may be the later item) is the stage, and the retry marks it failed.
+            (retried if suffix == "retry" else lines).setdefault(key, line)
         if suffix in FAILURES:
-            event_id = item["event_id"]["S"]
-            failed_after[event_id] = max(failed_after.get(event_id, 0.0), float(item["at"]["N"]))
+            event_id, at = item["event_id"]["S"], float(item["at"]["N"])
+            if at >= failed_after.get(event_id, 0.0):
+                failure = _lines(item)[-1]
+                parked.pop(event_id, None)
+                if failure.outcome == "parked":
+                    parked[event_id] = failure
+            failed_after[event_id] = max(failed_after.get(event_id, 0.0), at)
+    for key, line in retried.items():
+        lines.setdefault(key, line)
     out = []
     for line in lines.values():
         note = notes.get(line.event_id)
         if note is not None and note.stage == line.stage and line.outcome == "delivered":
             line = StageLine(line.stage, line.at, note.outcome, line.event_id, {**line.detail, **note.detail})
         elif line.outcome == "delivered" and failed_after.get(line.event_id, -1) >= line.at:
-            line = StageLine(line.stage, line.at, "failed", line.event_id, line.detail)
+            waiting = parked.get(line.event_id)
+            outcome, detail = ("parked", {**line.detail, **waiting.detail}) if waiting else ("failed", line.detail)
+            line = StageLine(line.stage, line.at, outcome, line.event_id, detail)
         out.append(line)
     return sorted(out, key=lambda line: (line.at, ORDER.index(line.stage) if line.stage in ORDER else 99))
 

@@ -134,7 +134,7 @@ def open_round_trips(
 
 
 def record_outcomes(table: RelayTable, batch: Batch, config: RelayConfig) -> None:
-    """The batch's failures about leads (retries, holds, dead letters) and deliveries that ended
+    """The batch's failures about leads (retries, parking, holds, dead letters) and deliveries that ended
     otherwise than their claim says (feedback `unmatched` or `superseded`), in one batch write; a Clay
     row that is dead-lettered never reached Clay, so its round trip is dropped."""
     puts: list[dict[str, Any]] = []
@@ -193,9 +193,11 @@ def _outcome(plan: Plan, job: DeliveryJob) -> tuple[str, Stage, str, dict[str, S
         # Delivered, but not as its claim says: Directus feedback that matched no item, or was older.
         note, reason = plan.ledger_note
         return note, DELIVERY_STAGES[job.kind], note, {"reason": mask_email(reason)}
-    if plan.postponement is Postponement.RETRY and job.kind in DELIVERY_STAGES:
+    if plan.postponement in (Postponement.RETRY, Postponement.PARKED) and job.kind in DELIVERY_STAGES:
+        # Parked: its destination is down; it goes when the destination is back (worker.parking).
+        outcome = "parked" if plan.postponement is Postponement.PARKED else "retrying"
         reason = mask_email(plan.retry_reason or "")
-        return "retry", DELIVERY_STAGES[job.kind], "retrying", {"reason": reason, "attempt": plan.attempts}
+        return "retry", DELIVERY_STAGES[job.kind], outcome, {"reason": reason, "attempt": plan.attempts}
     return None
 
 

@@ -7,6 +7,8 @@ Items (partition key `pk`; hashed ids spread them over partitions):
   is also its ledger entry (`lead`, `at`, `stage`, ...: see clay_relay.ledger), kept until
   `expires_at` (TTL: the end of the dedupe window or of the ledger's retention, the later).
 - `clay-quota#<webhook id>`: submissions `used` of one Clay webhook URL and its `quota`.
+- `lane#<lane>`, `parked#<lane>#<message id>`: a destination (lane) that is down, and the receipts of the
+  jobs parked while it is (clay_relay.store.parking); in the index's `lanes` and `parked#<lane>` partitions.
 - `status#<destination>`: the destination's last failure (`last_error`, `last_error_at`,
   `last_error_kind`: retrying or dead-lettered, `last_error_origin`), for `relay status`. Written
   once per batch and destination that failed, never when every delivery succeeded.
@@ -24,9 +26,10 @@ update per batch and URL (the quota reservation) and, for Clay rows, one batch w
 trips and links) and one conditional update per batch and target (the spend guard's budget count);
 the receiver only reads.
 
-    access    the client, batch reads, ConditionFailed: how the modules below reach the table
+    access    the client, batch reads and writes, ConditionFailed: how the modules below reach the table
     table     RelayTable: claims, the advisory duplicate check, items by key, batch writes, updates, the index
     counters  Clay quota per webhook URL, reserved atomically; each destination's last failure
+    parking   lanes that are down (`lane#<lane>`) and their parked jobs' receipts (`parked#<lane>#<message id>`)
 """
 
 from clay_relay.store.access import QUOTA_RETRIES, ConditionFailed

@@ -1,13 +1,16 @@
 """How the store reaches its table: the DynamoDB client (the `relay` command's, or the runtime's),
-batch reads, and what a conditional write that did not hold looks like."""
+batch reads and writes, and what a conditional write that did not hold looks like."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from clay_relay.aws_clients import AwsClients
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 QUOTA_RETRIES = 8  # tries of a conditional update that other workers keep changing under it
 
@@ -60,3 +63,20 @@ class TableAccess:
                 items += answer["Responses"].get(self.name, [])
                 request = answer.get("UnprocessedKeys") or None
         return items
+
+    def write_batch(self, puts: list[dict[str, Any]], deletes: Sequence[str] = ()) -> None:
+        """Unconditional puts and deletes, 25 per request, retrying what DynamoDB leaves unprocessed. A
+        key is written once (DynamoDB refuses a request that names a key twice): its last put wins, and a
+        key both put and deleted is put."""
+        latest = {item["pk"]["S"]: item for item in puts}
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in latest.values()]
+        requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}}}} for pk in dict.fromkeys(deletes) if pk not in latest]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] | None = {self.name: requests[start : start + 25]}
+            for _ in range(QUOTA_RETRIES):
+                if not pending:
+                    break
+                answer = self._db().batch_write_item(RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or None
+            if pending:
+                raise RuntimeError(f"DynamoDB left {len(pending[self.name])} ledger writes unprocessed")

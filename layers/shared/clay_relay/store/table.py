@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clay_relay.store.access import QUOTA_RETRIES, ConditionFailed, conditional_failure
+from clay_relay.store.access import ConditionFailed, conditional_failure
 from clay_relay.store.counters import Counters
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+from clay_relay.store.parking import ParkedLanes
 
 
 def _dedupe_until(item: dict[str, Any]) -> int:
@@ -29,7 +27,7 @@ class Claim(enum.Enum):
     UNCONFIRMED = "unconfirmed"  # this job was sending it when its worker stopped: outcome unknown
 
 
-class RelayTable(Counters):
+class RelayTable(Counters, ParkedLanes):
     """The table (see clay_relay.store for its items)."""
 
     # --- deduplication -------------------------------------------------------------------------
@@ -122,23 +120,6 @@ class RelayTable(Counters):
 
     def get_many(self, pks: list[str]) -> list[dict[str, Any]]:
         return self._batch_get([{"pk": {"S": pk}} for pk in dict.fromkeys(pks)])
-
-    def write_batch(self, puts: list[dict[str, Any]], deletes: Sequence[str] = ()) -> None:
-        """Unconditional puts and deletes, 25 per request, retrying what DynamoDB leaves unprocessed. A
-        key is written once (DynamoDB refuses a request that names a key twice): its last put wins, and a
-        key both put and deleted is put."""
-        latest = {item["pk"]["S"]: item for item in puts}
-        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in latest.values()]
-        requests += [{"DeleteRequest": {"Key": {"pk": {"S": pk}}}} for pk in dict.fromkeys(deletes) if pk not in latest]
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] | None = {self.name: requests[start : start + 25]}
-            for _ in range(QUOTA_RETRIES):
-                if not pending:
-                    break
-                answer = self._db().batch_write_item(RequestItems=pending)
-                pending = answer.get("UnprocessedItems") or None
-            if pending:
-                raise RuntimeError(f"DynamoDB left {len(pending[self.name])} ledger writes unprocessed")
 
     def put(self, item: dict[str, Any]) -> None:
         self._db().put_item(TableName=self.name, Item=item)

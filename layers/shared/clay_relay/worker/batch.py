@@ -58,6 +58,7 @@ class Postponement(enum.Enum):
 
     RETRY = "DeliveryRetried"  # the delivery (or a step before it) failed: backoff, and a failure to note
     DEFERRAL = "DeliveryDeferred"  # not attempted (rate limit, circuit open, no time left): not a failure
+    PARKED = "DeliveryParked"  # its destination is down: hidden until released (worker.parking)
 
     @property
     def metric(self) -> str:
@@ -147,6 +148,8 @@ class Batch:
     failures: dict[str, Failure] = field(default_factory=dict)  # destination → its last failure here
     trips: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # round trips as read (spend guard)
     trips_written: dict[str, dict[str, Any]] = field(default_factory=dict)  # round trips as this batch wrote them
+    parked: dict[str, list[Plan]] = field(default_factory=dict)  # lane → the plans parked on it
+    recovered: set[str] = field(default_factory=set)  # lanes a delivery went well on, that may hold parked jobs
 
     def delivered(self, plan: Plan, status: int | None) -> None:
         job = plan.parsed
@@ -245,6 +248,15 @@ class Batch:
             plan.unsent = True
         self._postpone(plan, Postponement.DEFERRAL, reason, delay, None)
 
+    def park(self, plan: Plan, lane: str, reason: str, *, failed: bool = False) -> None:
+        """Its lane is down: hidden until released (`failed`: this job's own request failed). Settling
+        decides how long (worker.parking); past the retry horizon it is dead-lettered instead."""
+        if isinstance(plan.job, ClayRowJob) and not failed:
+            plan.unsent = True
+        self._postpone(plan, Postponement.PARKED, reason, None, None, failed=failed)
+        if plan.postponement is Postponement.PARKED:
+            self.parked.setdefault(lane, []).append(plan)
+
     def move_on(self, plan: Plan, reason: str) -> None:
         """Its Clay URL turned out to be used up: back in a second, for the next URL of the pool. Not
         a failure, and its submission is not given back (that URL has none left); the row its
@@ -253,7 +265,14 @@ class Batch:
         self._postpone(plan, Postponement.DEFERRAL, reason, 1, None)
 
     def _postpone(
-        self, plan: Plan, kind: Postponement, reason: str, delay: int | None, retry_after: float | None
+        self,
+        plan: Plan,
+        kind: Postponement,
+        reason: str,
+        delay: int | None,
+        retry_after: float | None,
+        *,
+        failed: bool = False,
     ) -> None:
         job = plan.parsed
         age = time.time() - job.horizon_start
@@ -263,11 +282,11 @@ class Batch:
         delay = delay if delay is not None else backoff_seconds(plan.attempts, self.policy, retry_after)
         self.retry_delays[plan.record["receiptHandle"]] = delay
         plan.postponement, plan.retry_reason = kind, reason
-        if kind is Postponement.RETRY:
+        if kind is Postponement.RETRY or failed:
             self.failures[job.destination] = Failure(mask_email(reason), "retrying", job.origin, time.time())
         count(kind.metric, destination=job.destination)
         logger.warning(
-            "not delivered yet, will retry",
+            "parked while its destination is down" if kind is Postponement.PARKED else "not delivered yet, will retry",
             extra={"event_id": job.event_id, "attempt": plan.attempts, "retry_in_seconds": delay, "reason": reason},
         )
 

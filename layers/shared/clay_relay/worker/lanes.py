@@ -3,8 +3,9 @@ a slow or failing one never holds up the others.
 
 Within a lane, jobs go in turn, paced to the destination's rate. A lane that asked to slow down
 (429, Retry-After) is paused and its jobs deferred; one that is down (timeouts, 5xx) is left alone
-for a while (circuit breaker); and no request starts that could outlast the invocation (the
-deadline guard): those jobs come back later instead of being cut off mid-request.
+for a while (circuit breaker), its jobs parked until it is back (worker.parking); and no request
+starts that could outlast the invocation (the deadline guard): those jobs come back later instead
+of being cut off mid-request.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def deliver_plan(batch: Batch, lane: str, plan: Plan, runtime: Runtime, deadline
         batch.defer(plan, "the worker ran out of time before sending it", 1)
         return
     if why := runtime.breaker.why_open(lane):
-        batch.defer(plan, f"{job.destination} unavailable, not attempted (last error: {why})", None)
+        if policy.park_when_down:
+            batch.park(plan, lane, f"{job.destination} down, parked (last error: {why})")
+        else:
+            batch.defer(plan, f"{job.destination} unavailable, not attempted (last error: {why})", None)
         return
     pause = runtime.pacer.delay(lane)
     if pause > MAX_PACE_WAIT_SECONDS:
@@ -127,6 +131,8 @@ def take_outcome(batch: Batch, lane: str, plan: Plan, outcome: Outcome, runtime:
     if outcome.delivered:
         runtime.breaker.close(lane)
         batch.delivered(plan, outcome.status)
+        if batch.policy.park_when_down and (plan.attempts > 1 or runtime.breaker.look_due(lane)):
+            batch.recovered.add(lane)  # it may hold parked jobs: released after settling (worker.parking)
         if outcome.note:
             plan.ledger_note = (outcome.note, outcome.reason)
         return
@@ -137,6 +143,10 @@ def take_outcome(batch: Batch, lane: str, plan: Plan, outcome: Outcome, runtime:
         batch.dead_letter(plan, reason)
     elif outcome.throttled:
         batch.defer(plan, reason, throttle_seconds(outcome.retry_after or 1.0, plan.attempts, batch.policy))
+    elif outcome.unavailable and batch.policy.park_when_down and not outcome.retry_after:
+        # Down: this job and the lane's next ones are parked until a probe finds it back.
+        runtime.breaker.trip(lane, batch.policy.probe_seconds / 2, outcome.reason)
+        batch.park(plan, lane, reason, failed=True)
     else:
         if outcome.unavailable:
             # Until the earliest a retry can come back (half the first backoff).

@@ -5,7 +5,8 @@
   for their target's budget by its `budget_hold_seconds` (shorter: a raise lets them go within a minute);
 - the hopeless and those past the retry horizon go to the dead-letter queue with their reason;
 - messages that come back later are hidden until their next attempt (exponential backoff with
-  jitter, at least the destination's Retry-After);
+  jitter, at least the destination's Retry-After), or, parked while their destination is down, until
+  released (worker.parking);
 - a destination that failed in this batch has its last failure noted (`status#<destination>`, for
   `relay status`): one write per failing destination, none for a batch that went well;
 - Clay submissions and budget reserved for rows that never reached Clay are given back, and the rows
@@ -29,6 +30,7 @@ from clay_relay.observability import logger
 from clay_relay.spend.budget import Period, note_held, release_rows
 from clay_relay.store import RelayTable
 from clay_relay.worker.batch import Batch
+from clay_relay.worker.parking import settle_parked
 
 # What the worker answers SQS: `{"batchItemFailures": [{"itemIdentifier": <message id>}, ...]}`.
 BatchResponse = dict[str, list[dict[str, str]]]
@@ -59,6 +61,7 @@ def settle_batch(
         except Exception:  # noqa: BLE001
             logger.exception("could not write to the dead-letter queue; messages stay on the queue")
             kept.update(batch.dead_letters)
+    settle_parked(batch, table)
     if batch.retry_delays:
         try:
             queue.retry_later(batch.retry_delays)
