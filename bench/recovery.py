@@ -390,19 +390,22 @@ def measure(outage: float, backlog: int, parking: bool | None, cap_seconds: floa
     return result
 
 
-def modes() -> list[bool | None]:
-    return [False, True] if PARKING_AVAILABLE else [None]
+def modes(chosen: str = "both") -> list[bool | None]:
+    """The parking settings to run: off and on (`chosen`: only one), or the build's only one."""
+    if not PARKING_AVAILABLE:
+        return [None]
+    return {"both": [False, True], "off": [False], "on": [True]}[chosen]
 
 
 def summary(runs: list[dict]) -> dict[str, Any]:
     """The headline figures: the parking mode's (or the build's only one), and without parking beside them."""
     headline = True if PARKING_AVAILABLE else None
-    longest = max(r["outage_seconds"] for r in runs)
     result: dict[str, Any] = {"parking_available": PARKING_AVAILABLE}
     for label, parking in (("", headline), ("_without_parking", False if PARKING_AVAILABLE else None)):
-        if label and not PARKING_AVAILABLE:
-            continue
         mine = [r for r in runs if r["parking"] is parking]
+        if not mine or (label and not PARKING_AVAILABLE):
+            continue
+        longest = max(r["outage_seconds"] for r in mine)
         ratios = [r["recovery_drain_ratio"] for r in mine]
         result[f"recovery_drain_ratio{label}"] = None if None in ratios else max(ratios)
         for r in mine:
@@ -458,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         "--outages", type=float, nargs="+", default=[60, 600], help="outage lengths in seconds (default 60 600)"
     )
     parser.add_argument("--cap-hours", type=float, default=6, help="virtual time simulated at most (default 6)")
+    parser.add_argument(
+        "--parking", choices=["both", "on", "off"], default="both", help="delivery.park_when_down (default both)"
+    )
     parser.add_argument("--seed", type=int, default=19, help="seed of the backoff's jitter (default 19)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON result to PATH")
@@ -466,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--backlog and --outages must be positive")
     runs = []
     for outage in args.outages:
-        for parking in modes():
+        for parking in modes(args.parking):
             random.seed(args.seed)
             run = measure(outage, args.backlog, parking, args.cap_hours * 3600, not args.quiet)
             print(
