@@ -205,7 +205,7 @@ def test_no_secret_email_or_body_is_logged_by_any_flow_or_delivery(
         assert relay(event)["status"] == 202, event["rawPath"]
     assert deliver_everything(aws) >= 15
 
-    # Deliveries that fail: a Zapier hook answering with the lead's email in its error, a Clay 503,
+    # Deliveries that fail: a Zapier hook answering with the lead's email in its error, a Clay 503 (parked),
     # a Loops API key that was revoked.
     http_stub.answer("/zapier/broken", Answer(400, body=b'{"error": "lead alan.turing@example.com refused"}'))
     put_secret("zapier-webhook-url", http_stub.url("/zapier/broken"))
@@ -224,7 +224,7 @@ def test_no_secret_email_or_body_is_logged_by_any_flow_or_delivery(
         assert destinations.received(destination), f"nothing reached {destination}"
     text = everything_logged()
     assert '"message":"delivered"' in text and '"Delivered"' in text  # the scan read real logs and metrics
-    assert "moved to the dead-letter queue" in text and "not delivered yet, will retry" in text
+    assert "moved to the dead-letter queue" in text and "parked while its destination is down" in text  # Clay 503
     assert "a***@example.com" in text  # the refused lead's email, masked
     sent_out = [raw(d["body"]) for d in destinations.sandboxes.deliveries.all() if d["body"] is not None]
     bodies = [event_body(event) for event in events + failing] + sent_out

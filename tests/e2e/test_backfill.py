@@ -41,6 +41,7 @@ BACKFILL_CONFIG = {
     "delivery": {
         "retry_horizon_seconds": 30,
         "min_backoff_seconds": 1,
+        "probe_seconds": 1,  # count-based faults: each probe takes one
         "max_backoff_seconds": 2,
         "hold_seconds": 2,
         "rates_per_second": {"clay": 100},

@@ -29,7 +29,13 @@ CONFIG = {
     "clay_callback": {"hmac_secret": "clay-callback-hmac-keys"},
     "loops_webhook": {"clay_target": "leads"},
     "loops_forwarding": {},
-    "delivery": {"retry_horizon_seconds": 5, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
+    "delivery": {
+        "retry_horizon_seconds": 5,
+        "min_backoff_seconds": 1,
+        "max_backoff_seconds": 2,
+        "probe_seconds": 1,
+        "hold_seconds": 2,
+    },
 }
 SECRETS = """
 DIRECTUS_TOKENS=cli-directus-token

@@ -86,6 +86,7 @@ FUZZ_CONFIG = {
     "delivery": {
         "retry_horizon_seconds": 1,
         "min_backoff_seconds": 1,
+        "probe_seconds": 1,  # count-based faults: each probe takes one
         "max_backoff_seconds": 1,
         "hold_seconds": 1,
         "rates_per_second": {"clay": 100_000},

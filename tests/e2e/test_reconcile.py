@@ -31,7 +31,13 @@ CONFIG = {
         },
     },
     "clay_targets": {"leads": {"webhooks_secret": "clay-webhooks-leads"}},
-    "delivery": {"retry_horizon_seconds": 60, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
+    "delivery": {
+        "retry_horizon_seconds": 60,
+        "min_backoff_seconds": 1,
+        "max_backoff_seconds": 2,
+        "probe_seconds": 1,
+        "hold_seconds": 2,
+    },
 }
 SECRETS = f"""
 DIRECTUS_TOKENS={RELAY_TOKEN}

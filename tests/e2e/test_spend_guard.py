@@ -28,7 +28,13 @@ CONFIG = {
     },
     # budget_hold_seconds and the workers' budget cache keep their defaults (30 s, 15 s): a raise must
     # reach held rows within a minute as deployed.
-    "delivery": {"retry_horizon_seconds": 30, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
+    "delivery": {
+        "retry_horizon_seconds": 30,
+        "min_backoff_seconds": 1,
+        "max_backoff_seconds": 2,
+        "probe_seconds": 1,
+        "hold_seconds": 2,
+    },
 }
 SECRETS = f"""
 DIRECTUS_TOKENS={TOKEN}

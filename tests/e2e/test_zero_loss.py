@@ -38,6 +38,7 @@ ZERO_LOSS_CONFIG["clay_callback"]["directus_writeback"]["collection"] = "account
 ZERO_LOSS_CONFIG["delivery"] = {
     "retry_horizon_seconds": 120,
     "min_backoff_seconds": 1,
+    "probe_seconds": 1,  # count-based faults: each probe takes one
     "max_backoff_seconds": 4,
     "hold_seconds": 2,
 }

@@ -5,6 +5,9 @@ worker stops mid-release or the destination goes down again during the release."
 
 from __future__ import annotations
 
+import time
+from unittest import mock
+
 import pytest
 
 from clay_relay.delivery_queue import DeliveryQueue
@@ -201,3 +204,32 @@ def test_parking_that_cannot_be_recorded_leaves_the_jobs_their_backoff(clay, que
     policy = get_runtime().config.delivery
     for seconds in visibility(aws_calls, records).values():
         assert 1 <= seconds <= policy.min_backoff_seconds, "back after a backoff, as without parking"
+
+
+# --- the probe ends otherwise ------------------------------------------------------------------------
+def test_a_probe_refused_with_a_4xx_shows_the_lane_is_up_and_releases_the_rest(clay, queues, aws_calls):
+    clay.answer(CLAY_PATH, Answer(503), Answer(400), Answer(200))
+    records = outage(queues[0], spaced_jobs(4))
+    make_visible_again(queues[0], records[:1])
+    assert run_worker(received_batch(queues[0], 1)) == set()
+    assert len(dead_letters(queues[1])) == 1, "the probe itself is hopeless"
+    assert [visibility(aws_calls, records)[record["messageId"]] for record in records[1:]] == [0, 0, 0]
+    assert RelayTable().down_lanes() == []
+
+
+def test_a_probe_that_turns_out_a_duplicate_passes_the_probe_to_the_oldest_parked_job(clay, queues, aws_calls):
+    clay.answer(CLAY_PATH, Answer(503))
+    jobs = spaced_jobs(3)
+    records = outage(queues[0], jobs)
+    table = RelayTable()
+    table.delete([f"event#{jobs[0].event_id}"])  # another copy of its event took it meanwhile
+    table.claim(jobs[0].event_id, "another-copy", 3600)
+    make_visible_again(queues[0], records[:1])
+    due = time.time() + get_runtime().config.delivery.probe_seconds  # it comes back when its probe is due
+    with mock.patch("clay_relay.worker.parking.time", mock.Mock(time=lambda: due)):
+        assert run_worker(received_batch(queues[0], 1)) == set()
+    assert len(clay.posted_to(CLAY_PATH)) == 1, "the duplicate tried nothing"
+    hidden = visibility(aws_calls, records)
+    assert hidden[records[1]["messageId"]] == 0, "the next oldest tries the lane now"
+    assert hidden[records[2]["messageId"]] == get_runtime().config.delivery.park_seconds
+    assert [lane.lane for lane in table.down_lanes()] == [lane(jobs[0])]

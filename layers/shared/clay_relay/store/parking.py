@@ -38,6 +38,7 @@ class LaneState:
     reason: str
     releasing_until: float  # 0: no release under way
     more: bool  # parked jobs remain to be released
+    probe_until: float = 0.0  # a parked job is due to try the lane by then (0: none)
 
     def has_parked(self, now: float) -> bool:
         """Jobs may be parked and no release has the lane: a delivery that went well releases them."""
@@ -55,6 +56,7 @@ def _state(item: dict[str, Any]) -> LaneState:
         reason=item.get("reason", {}).get("S", ""),
         releasing_until=_number(item, "release_until") or 0.0,
         more=item.get("more", {}).get("BOOL", False),
+        probe_until=_number(item, "probe_until") or 0.0,
     )
 
 

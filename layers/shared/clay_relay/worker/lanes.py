@@ -141,6 +141,8 @@ def take_outcome(batch: Batch, lane: str, plan: Plan, outcome: Outcome, runtime:
     reason = f"{job.destination} answered {outcome.reason}"
     if not outcome.retryable:
         batch.dead_letter(plan, reason)
+        if batch.policy.park_when_down and plan.attempts > 1 and outcome.status is not None:
+            batch.recovered.add(lane)  # it answered: it is up, whatever it thought of this job
     elif outcome.throttled:
         batch.defer(plan, reason, throttle_seconds(outcome.retry_after or 1.0, plan.attempts, batch.policy))
     elif outcome.unavailable and batch.policy.park_when_down and not outcome.retry_after:

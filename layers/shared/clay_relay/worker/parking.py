@@ -29,11 +29,14 @@ from clay_relay.observability import MetricUnit, count, gauge, logger
 from clay_relay.runtime import Runtime
 from clay_relay.store import RelayTable
 from clay_relay.store.parking import ParkedJob
-from clay_relay.worker.batch import Batch, Plan
+from clay_relay.worker.batch import Batch, Plan, Settlement
+from clay_relay.worker.lanes import lane_of
 
 RELEASE_SPAN_SECONDS = 60  # one release lets go of at most this long's worth of jobs at the lane's rate
 RELEASE_LEASE_SECONDS = 30  # a release whose worker stopped is taken over after this
 RELEASE_TIME_NEEDED = 10  # seconds of the invocation a release may take
+# How a job can end without a request to its lane: a parked job ending so may have been its lane's probe.
+UNTRIED = (Settlement.DUPLICATE, Settlement.SKIPPED, Settlement.SHADOWED, Settlement.GONE, Settlement.HELD)
 
 
 def destination_of(lane: str) -> Destination:
@@ -79,15 +82,38 @@ def settle_parked(batch: Batch, table: RelayTable) -> None:
 
 
 def release_recovered(batch: Batch, runtime: Runtime, seconds_left: float) -> None:
-    """Release the parked jobs of the lanes a delivery went well on (not those that went down again)."""
-    for lane in sorted(batch.recovered - batch.parked.keys()):
+    """Release the parked jobs of the lanes a delivery went well on (not those that went down again);
+    pass the probe on for the lanes whose job, received before, ended without trying its lane."""
+    back = batch.recovered - batch.parked.keys()
+    unsure = {
+        lane_of(plan.parsed, runtime.config)
+        for plan in batch.plans.values()
+        if plan.attempts > 1 and plan.job is not None and plan.settlement in UNTRIED
+    }
+    for lane in sorted(back | unsure - batch.parked.keys()):
         if seconds_left < RELEASE_TIME_NEEDED:
             logger.info("no time left to release parked jobs; the next good delivery does", extra={"lane": lane})
             return
         try:
-            release_lane(lane, runtime, set(batch.plans))
+            if lane in back:
+                release_lane(lane, runtime, set(batch.plans))
+            else:
+                pass_probe(lane, runtime, set(batch.plans))
         except Exception:  # noqa: BLE001 - they stay parked: the next delivery that goes well releases them
             logger.exception("could not release the parked jobs of a lane", extra={"lane": lane})
+
+
+def pass_probe(lane: str, runtime: Runtime, in_hand: set[str]) -> None:
+    """The job that came back ended without trying its lane (a duplicate, a row not sent): should it
+    have been the probe of a lane still down, the oldest parked job becomes the probe, now."""
+    table, now = runtime.table, time.time()
+    state = table.lane_state(lane)
+    if state is None or state.down_since is None or state.probe_until > now:
+        return
+    oldest = [job for job in table.parked(lane, len(in_hand) + 1) if job.message_id not in in_hand][:1]
+    if oldest and table.mark_down(lane, state.reason, now, runtime.config.delivery.probe_seconds):
+        runtime.queue.retry_later({oldest[0].receipt: 0})
+        logger.info("the probe of a down lane passed on to its oldest parked job", extra={"lane": lane})
 
 
 def release_lane(lane: str, runtime: Runtime, in_hand: set[str]) -> int:
