@@ -199,7 +199,7 @@ def simulated_stack(outage: float, backlog: int, parking: bool | None) -> Iterat
                 POWERTOOLS_TRACE_DISABLED="1",
             )
             settings = Settings.from_environment()
-            clock = VirtualClock(time.time())
+            clock = VirtualClock(float(int(time.time())))  # whole seconds: runs repeat exactly
             sqs = VirtualSqs(clock.time, latency=lambda: clock.sleep(AWS_REQUEST_SECONDS))
             queue = template.resources["DeliveryQueue"]["Properties"]
             sqs.create_queue(settings.dead_letter_queue_url, queue["VisibilityTimeout"])
