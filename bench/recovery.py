@@ -160,10 +160,10 @@ class Run:
     clock: VirtualClock
     sqs: VirtualSqs
     clay: ClayOutage
-    instances: list[WorkerInstance]
     queue_url: str
     dead_letter_url: str
-    rate: float
+    instances: list[WorkerInstance] = field(default_factory=list)
+    rate: float = 0.0  # Clay's rows per second (relay.json's delivery.rates_per_second)
     aws_requests: list[AwsRequest] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)  # event ids of the jobs the receiver accepted
 
@@ -211,20 +211,31 @@ def simulated_stack(outage: float, backlog: int, parking: bool | None) -> Iterat
             )
             clay = ClayOutage(clock, VirtualClay(tokens={"leads-1": CLAY_TOKEN}, clock=clock), clock.start + outage)
             run = Run(
-                outage, backlog, parking, clock, sqs, clay, [], settings.delivery_queue_url,
-                settings.dead_letter_queue_url, 0.0,
-            )  # fmt: skip
+                outage=outage,
+                backlog=backlog,
+                parking=parking,
+                clock=clock,
+                sqs=sqs,
+                clay=clay,
+                queue_url=settings.delivery_queue_url,
+                dead_letter_url=settings.dead_letter_queue_url,
+            )
             worker = template.functions()["DeliveryWorkerFunction"]
-            source = worker.sqs_sources[0]
-            window = float(template.parameter_defaults()["WorkerBatchingWindowSeconds"])
-            for n in range(settings.worker_max_concurrency):
-                runtime = instance_runtime(settings, run, f"worker {n + 1}")
+            for n in range(settings.worker_max_concurrency):  # the template's WorkerMaximumConcurrency
                 run.instances.append(
                     WorkerInstance(
-                        f"worker {n + 1}", runtime, deliver_batch, sqs, run.queue_url, clock, worker.timeout,
-                        int(source["BatchSize"]), window, at=clock.start,
+                        name=f"worker {n + 1}",
+                        runtime=instance_runtime(settings, run, f"worker {n + 1}"),
+                        handler=deliver_batch,
+                        sqs=sqs,
+                        queue_url=run.queue_url,
+                        clock=clock,
+                        timeout_seconds=worker.timeout,
+                        batch_size=int(worker.sqs_sources[0]["BatchSize"]),
+                        window_seconds=float(template.parameter_defaults()["WorkerBatchingWindowSeconds"]),
+                        at=clock.start,
                     )
-                )  # fmt: skip
+                )
             run.rate = run.instances[0].runtime.config.delivery.rates_per_second["clay"]
             yield run
     finally:
@@ -452,6 +463,24 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def targets(result: dict[str, Any]) -> list[tuple[str, bool]]:
+    ratio, requests_per_job = result.get("recovery_drain_ratio"), result.get("outage_requests_per_job")
+    mode = "parking on" if result["parking_available"] else "as built"
+    if "recovery_drain_ratio" not in result:
+        mode += ": not run"
+    return [
+        (
+            f"recovery_drain_ratio <= {TARGET_DRAIN_RATIO} for every outage ({mode})",
+            ratio is not None and ratio <= TARGET_DRAIN_RATIO,
+        ),
+        (
+            f"outage_requests_per_job <= {TARGET_REQUESTS_PER_JOB:g} for the longest outage ({mode})",
+            requests_per_job is not None and requests_per_job <= TARGET_REQUESTS_PER_JOB,
+        ),
+        ("lost = 0, sent twice = 0", result["lost"] == 0 and result["sent_twice"] == 0),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.recovery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -487,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     result["runs"] = runs
     print(f"Recovery after an outage: {args.backlog} Clay rows, Clay at {result['rate_per_second']:g} rows/s\n")
     print(table(runs))
+    print("\nTargets")
+    print("\n".join(f"  {'met    ' if met else 'MISSED '} {name}" for name, met in targets(result)))
     line = json.dumps(result, default=str)
     print(line)
     if args.json:
