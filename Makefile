@@ -117,7 +117,7 @@ else
 	$(VENV)/bin/relay $(ARGS)
 endif
 
-bench: $(VENV)/.installed ## every performance figure side by side (about 5 minutes): bench/results.md and results.json
+bench: $(VENV)/.installed ## every performance figure side by side (about 14 minutes): bench/results.md and results.json
 	PATH="$(SAM_PATH)" $(VENV)/bin/python -m bench $(ARGS)
 
 bench-drain: $(VENV)/.installed ## drain-throughput benchmark: a burst of Loops events vs its 10/s limit (ARGS="--events 200")
