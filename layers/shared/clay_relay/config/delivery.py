@@ -81,7 +81,7 @@ class DeliveryPolicy(_Strict):
         "as its backoffs last",
     )
     probe_seconds: int = Field(
-        default=10,
+        default=5,
         ge=1,
         le=900,
         description="while a destination is down, how often one of its parked jobs tries it (the probe); the "
