@@ -80,3 +80,13 @@ class TableAccess:
                 pending = answer.get("UnprocessedItems") or None
             if pending:
                 raise RuntimeError(f"DynamoDB left {len(pending[self.name])} ledger writes unprocessed")
+
+    def query_all(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item a Query finds, page after page."""
+        items: list[dict[str, Any]] = []
+        while True:
+            answer = self._db().query(**request)
+            items += answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return items
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

@@ -145,14 +145,7 @@ class ParkedLanes(TableAccess):
     def parked(self, lane: str, at_most: int) -> list[ParkedJob]:
         """The lane's parked jobs, oldest first, at most `at_most` (the index is eventually
         consistent: a job parked a moment ago may be missing, and is released by the next release)."""
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "IndexName": INDEX,
-            "KeyConditionExpression": "#lead = :lead",
-            "ExpressionAttributeNames": {"#lead": "lead"},
-            "ExpressionAttributeValues": {":lead": {"S": f"parked#{lane}"}},
-            "Limit": at_most,
-        }
+        request = {**self._partition(f"parked#{lane}"), "Limit": at_most}
         jobs: list[ParkedJob] = []
         while len(jobs) < at_most:
             answer = self._db().query(**request)
@@ -202,25 +195,11 @@ class ParkedLanes(TableAccess):
 
     def down_lanes(self) -> list[LaneState]:
         """The lanes that are down or hold parked jobs (for `relay status` and the console)."""
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "IndexName": INDEX,
-            "KeyConditionExpression": "#lead = :lanes",
-            "ExpressionAttributeNames": {"#lead": "lead"},
-            "ExpressionAttributeValues": {":lanes": {"S": DOWN_LANES}},
-        }
-        return [_state(item) for item in self._query_all(request)]
+        return [_state(item) for item in self.query_all(self._partition(DOWN_LANES))]
 
     def parked_count(self, lane: str) -> int:
         """How many jobs the lane holds parked (a counting Query: read by operators, not the worker)."""
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "IndexName": INDEX,
-            "KeyConditionExpression": "#lead = :lead",
-            "ExpressionAttributeNames": {"#lead": "lead"},
-            "ExpressionAttributeValues": {":lead": {"S": f"parked#{lane}"}},
-            "Select": "COUNT",
-        }
+        request = {**self._partition(f"parked#{lane}"), "Select": "COUNT"}
         total = 0
         while True:
             answer = self._db().query(**request)
@@ -229,11 +208,12 @@ class ParkedLanes(TableAccess):
                 return total
             request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
-    def _query_all(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            answer = self._db().query(**request)
-            items += answer.get("Items", [])
-            if "LastEvaluatedKey" not in answer:
-                return items
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    def _partition(self, partition: str) -> dict[str, Any]:
+        """A Query of one partition of the index, oldest `at` first."""
+        return {
+            "TableName": self.name,
+            "IndexName": INDEX,
+            "KeyConditionExpression": "#lead = :lead",
+            "ExpressionAttributeNames": {"#lead": "lead"},
+            "ExpressionAttributeValues": {":lead": {"S": partition}},
+        }

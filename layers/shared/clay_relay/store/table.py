@@ -189,13 +189,7 @@ class RelayTable(Counters, ParkedLanes):
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
-        items: list[dict[str, Any]] = []
-        while True:
-            answer = self._db().query(**request)
-            items += answer.get("Items", [])
-            if "LastEvaluatedKey" not in answer:
-                return items
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return self.query_all(request)
 
     def delete(self, pks: list[str]) -> None:
         self.write_batch([], pks)
