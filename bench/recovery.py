@@ -90,26 +90,6 @@ TARGET_REQUESTS_PER_JOB = 3.0
 PARKING_AVAILABLE = "park_when_down" in DeliveryPolicy.model_fields
 
 
-@dataclass
-class VirtualClay(ClaySandbox):
-    """The sandbox Clay with its rate limit on the virtual clock."""
-
-    clock: VirtualClock | None = None
-    _bucket_started: bool = False
-
-    def _take_rate_token(self) -> bool:
-        assert self.clock is not None
-        now = self.clock.now
-        if not self._bucket_started:
-            self._last, self._bucket_started = now, True
-        self._bucket = min(self.burst, self._bucket + (now - self._last) * self.rate)
-        self._last = now
-        if self._bucket < 1:
-            return False
-        self._bucket -= 1
-        return True
-
-
 @dataclass(frozen=True)
 class ClayAnswer:
     at: float
@@ -121,7 +101,7 @@ class ClayOutage(BaseAdapter):
     """Clay as the instances' sessions reach it: 503 to every request until `recovers_at`, then the
     sandbox Clay. Every request and its answer is noted with its virtual time."""
 
-    def __init__(self, clock: VirtualClock, clay: VirtualClay, recovers_at: float):
+    def __init__(self, clock: VirtualClock, clay: ClaySandbox, recovers_at: float):
         super().__init__()
         self.clock, self.clay, self.recovers_at = clock, clay, recovers_at
         self.answers: list[ClayAnswer] = []
@@ -209,7 +189,9 @@ def simulated_stack(outage: float, backlog: int, parking: bool | None) -> Iterat
                 dead_letter_url=settings.dead_letter_queue_url,
                 max_receive=queue["RedrivePolicy"]["maxReceiveCount"],
             )
-            clay = ClayOutage(clock, VirtualClay(tokens={"leads-1": CLAY_TOKEN}, clock=clock), clock.start + outage)
+            clay = ClayOutage(
+                clock, ClaySandbox(tokens={"leads-1": CLAY_TOKEN}, clock=clock.time), clock.start + outage
+            )
             run = Run(
                 outage=outage,
                 backlog=backlog,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from local_stack.sandboxes.answers import Answer, json_object
@@ -33,16 +34,18 @@ class ClaySandbox:
     submissions: Counter = field(default_factory=Counter)  # webhook id → submissions received
     rows: Counter = field(default_factory=Counter)  # webhook id → rows kept
     column: HttpApiColumn | None = None  # the table's HTTP API column calling the relay back
+    clock: Callable[[], float] = time.monotonic  # what its rate limit counts seconds by (a benchmark's virtual clock)
     _dedupe_values: set = field(default_factory=set)
     _bucket: float = 0.0
-    _last: float = field(default_factory=time.monotonic)
+    _last: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._bucket = float(self.burst)
+        self._last = self.clock()
 
     def _take_rate_token(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         self._bucket = min(self.burst, self._bucket + (now - self._last) * self.rate)
         self._last = now
         if self._bucket < 1:
