@@ -20,6 +20,15 @@ TOKEN = "e2e-directus-token"
 LOOPS_WEBHOOK_SECRET = "whsec_ZTJlLWxvb3BzLXdlYmhvb2stc2lnbmluZy1rZXktMDAwMQ=="
 FORWARD_SECRET = "whsec_ZTJlLWZvcndhcmQtZW5kcG9pbnQtc2lnbmluZy1rZXk="  # the archive endpoint's own
 
+# Retries and holds take seconds instead of minutes; a down destination is probed every second (the
+# sandboxes' faults are counted in requests, and each probe takes one).
+E2E_DELIVERY = {
+    "retry_horizon_seconds": 5,
+    "min_backoff_seconds": 1,
+    "max_backoff_seconds": 2,
+    "probe_seconds": 1,
+    "hold_seconds": 2,
+}
 E2E_CONFIG = {
     "directus_sources": {
         "leads": {
@@ -75,13 +84,7 @@ E2E_CONFIG = {
         ],
     },
     "loops_forwarding": {},
-    "delivery": {
-        "retry_horizon_seconds": 5,
-        "min_backoff_seconds": 1,
-        "max_backoff_seconds": 2,
-        "probe_seconds": 1,
-        "hold_seconds": 2,
-    },
+    "delivery": dict(E2E_DELIVERY),
 }
 
 _QUOTA_POOL = '[{"url": "{sandbox}/clay/webhooks/quota-1", "token": "q1"}, {"url": "{sandbox}/clay/webhooks/quota-2"}]'

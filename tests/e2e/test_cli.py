@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from relay_cli.__main__ import main
-from tests.e2e.conftest import ROOT, RunningStack, start_stack
+from tests.e2e.conftest import E2E_DELIVERY, ROOT, RunningStack, start_stack
 
 CONFIG = {
     "directus_sources": {
@@ -29,13 +29,7 @@ CONFIG = {
     "clay_callback": {"hmac_secret": "clay-callback-hmac-keys"},
     "loops_webhook": {"clay_target": "leads"},
     "loops_forwarding": {},
-    "delivery": {
-        "retry_horizon_seconds": 5,
-        "min_backoff_seconds": 1,
-        "max_backoff_seconds": 2,
-        "probe_seconds": 1,
-        "hold_seconds": 2,
-    },
+    "delivery": dict(E2E_DELIVERY),
 }
 SECRETS = """
 DIRECTUS_TOKENS=cli-directus-token
