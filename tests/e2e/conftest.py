@@ -75,7 +75,14 @@ E2E_CONFIG = {
         ],
     },
     "loops_forwarding": {},
-    "delivery": {"retry_horizon_seconds": 5, "min_backoff_seconds": 1, "max_backoff_seconds": 2, "hold_seconds": 2},
+    # A destination that is down is probed every second (parking): within the 5 s horizon.
+    "delivery": {
+        "retry_horizon_seconds": 5,
+        "min_backoff_seconds": 1,
+        "max_backoff_seconds": 2,
+        "hold_seconds": 2,
+        "probe_seconds": 1,
+    },
 }
 
 _QUOTA_POOL = '[{"url": "{sandbox}/clay/webhooks/quota-1", "token": "q1"}, {"url": "{sandbox}/clay/webhooks/quota-2"}]'

@@ -39,9 +39,9 @@ DEADLINE = 60.0
 HOT_LEAD = {"email": "grace.hopper@example.com", "first_name": "Grace", "company_name": "Compilers", "icp_score": "95"}
 
 
-# Rows parked while Clay is down wait for it (no dead letter at the e2e default's 5 s horizon); a probe a second.
+# Rows parked while Clay is down wait for it (no dead letter at the e2e default's 5 s horizon).
 CONSOLE_CONFIG = copy.deepcopy(E2E_CONFIG)
-CONSOLE_CONFIG["delivery"] = {**E2E_CONFIG["delivery"], "retry_horizon_seconds": 300, "probe_seconds": 1}
+CONSOLE_CONFIG["delivery"] = {**E2E_CONFIG["delivery"], "retry_horizon_seconds": 300}
 
 
 @pytest.fixture(scope="module")
