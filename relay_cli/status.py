@@ -18,6 +18,8 @@ Where each figure comes from, and what it cannot tell:
 - Clay spend per target: rows sent today and this month against its budget, rows held for it (the
   `clay-budget#<target>` counter the worker keeps as rows begin and stop waiting), and whether the
   target is in shadow mode (see clay_spend; `relay clay spend` has more).
+- parked destinations: each lane that is down (or back and still releasing), since when, its jobs
+  parked and its last error: the lanes' items the worker keeps while it parks (see parked);
 - each Directus source's last reconciliation sweep and what it recovered: its checkpoint (see sweeps).
 """
 
@@ -36,6 +38,7 @@ from relay_cli.clay_pool import pool_summary, print_pools
 from relay_cli.clay_spend import spend_of
 from relay_cli.dead_letters import NO_REASON, DeadLetterQueue, Letter
 from relay_cli.output import duration, iso, print_json, print_table, shorten
+from relay_cli.parked import parked_report, print_parked
 from relay_cli.stack import Stack
 from relay_cli.sweeps import print_sweeps, sweep_rows
 
@@ -43,7 +46,7 @@ from relay_cli.sweeps import print_sweeps, sweep_rows
 def register(commands) -> None:
     status = commands.add_parser(
         "status",
-        help="queues, dead letters per flow and destination, last failures, Clay quota and spend",
+        help="queues, dead letters per flow and destination, last failures, parked destinations, Clay quota and spend",
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,7 +78,7 @@ QUEUE_COUNTS = {
 
 
 def queue_counts(stack: Stack) -> dict[str, int]:
-    """The delivery queue's jobs: ready, in flight (or waiting for a retry), delayed (Clay rows held for
+    """The delivery queue's jobs: ready, in flight (or waiting for a retry, or parked), delayed (Clay rows held for
     quota or for a budget: nothing else is queued with a delay)."""
     counts = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=list(QUEUE_COUNTS.values()))
     return {name: int(counts["Attributes"].get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
@@ -184,6 +187,7 @@ def gather(stack: Stack) -> dict:
         "dead_letter_queue": {"letters": len(letters), "read_completely": complete, "held_by_others": hidden},
         "flows": pairs,
         "destinations": destination_rows(stack, pairs),
+        "parked": parked_report(stack),
         "clay_targets": [pool_summary(stack, name, target) for name, target in stack.config.clay_targets.items()],
         "clay_spend": spends,
         "directus_sweeps": sweep_rows(stack),
@@ -198,7 +202,7 @@ def render(report: dict) -> None:
     oldest = queue["oldest_age_seconds"]
     print("Delivery queue (all flows and destinations together)")
     print(
-        f"  ready {queue['ready']}, in flight or waiting for a retry {queue['in_flight']}, "
+        f"  ready {queue['ready']}, in flight, waiting for a retry or parked {queue['in_flight']}, "
         f"delayed (Clay rows held for quota or budget) {queue['delayed']}"
     )
     age = f"{duration(oldest)} ({queue['oldest_age_source']})" if oldest is not None else queue["oldest_age_source"]
@@ -225,6 +229,8 @@ def render(report: dict) -> None:
         error = shorten(failure.get("error"))
         rows.append([row["destination"], row["dead_lettered"], when and f"{when} ago", failure.get("kind"), error])
     print_table(["DESTINATION", "DEAD", "LAST FAILURE", "KIND", "ERROR"], rows)
+    print()
+    print_parked(report["parked"])
     print()
     print("Clay targets (pool order; the current URL is the first with submissions left)")
     print_pools(report["clay_targets"])

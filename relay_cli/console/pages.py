@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from relay_cli.console import charts, reports
 from relay_cli.output import duration, iso
+from relay_cli.parked import state_text
 from relay_cli.stack import Stack
 from relay_cli.status import flows
 
@@ -20,7 +21,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 _environment = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True
 )
-_environment.globals.update(charts=charts, duration=duration, iso=iso)
+_environment.globals.update(charts=charts, duration=duration, iso=iso, state_text=state_text)
 
 
 def _pretty(value: object) -> str:

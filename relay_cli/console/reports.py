@@ -1,7 +1,7 @@
 """What each page shows, from the `relay` command's own functions: `relay status` (queues, dead
-letters per flow and destination, last failures, Clay pools), the CloudWatch activity, `relay leads
---overdue`, `relay trace` and `relay dlq list|show|replay`. The console is a second face of the same
-operations, not a second implementation.
+letters per flow and destination, last failures, parked destinations, Clay pools), the CloudWatch
+activity, `relay leads --overdue`, `relay trace` and `relay dlq list|show|replay`. The console is a
+second face of the same operations, not a second implementation.
 
 The dead-letter queue is read by receiving its letters (hidden while read, then visible again):
 one reader at a time in this console, so that a replay never finds letters a refresh is holding.

@@ -1,22 +1,26 @@
 """`relay --local console` in a real browser: Debian's headless Chromium, driven by Selenium through
 the system's chromedriver, against a running local stack. With JavaScript off it finds a lead's
-timeline and replays a dead letter with a click, which is then delivered; with JavaScript on the
-overview refreshes itself. The screenshots of the overview and of a lead's timeline are taken here
-(`make screenshots` keeps them in docs/images)."""
+timeline, replays a dead letter with a click, which is then delivered, and shows Clay parked while it
+is down, until it is back; with JavaScript on the overview refreshes itself. The screenshots of the
+overview and of a lead's timeline are taken here (`make screenshots` keeps them in docs/images)."""
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
-from tests.e2e.conftest import ROOT, RunningStack, start_stack
+from tests.e2e.conftest import E2E_CONFIG, ROOT, RunningStack, start_stack
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
@@ -35,9 +39,14 @@ DEADLINE = 60.0
 HOT_LEAD = {"email": "grace.hopper@example.com", "first_name": "Grace", "company_name": "Compilers", "icp_score": "95"}
 
 
+# Rows parked while Clay is down wait for it (no dead letter at the e2e default's 5 s horizon).
+CONSOLE_CONFIG = copy.deepcopy(E2E_CONFIG)
+CONSOLE_CONFIG["delivery"] = {**E2E_CONFIG["delivery"], "retry_horizon_seconds": 300}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> RunningStack:
-    yield from start_stack(tmp_path_factory.mktemp("console-stack"), workers=1)
+    yield from start_stack(tmp_path_factory.mktemp("console-stack"), config=CONSOLE_CONFIG, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +168,6 @@ def _is_slack(button) -> bool:
 
 
 def stack_post(stack: RunningStack, path: str, body: dict) -> int:
-    import requests
-
     return requests.post(stack.gateway + path, json=body, timeout=10).status_code
 
 
@@ -188,3 +195,35 @@ def test_with_javascript_on_the_overview_refreshes_itself_and_shows_the_day(stac
         keep_screenshot(driver, "console-lead.png", tmp_path)
     finally:
         driver.quit()
+
+
+def test_with_javascript_off_the_overview_shows_clay_parked_while_it_is_down_until_it_is_back(
+    stack, browser, console_url
+):
+    from selenium.webdriver.common.by import By
+
+    overview = console_url.split("?")[0]
+    assert stack_post(stack, "/_local/faults", {"destination": "clay", "status": 503, "times": 100_000}) == 201
+    emails = [f"parked-{n}-{uuid.uuid4().hex[:6]}@example.com" for n in range(3)]
+    for n, email in enumerate(emails):
+        create = {"event": "leads.items.create", "collection": "leads", "key": 900 + n, "payload": {"email": email}}
+        assert stack.post_directus(create).status_code == 202
+
+    def clay_row() -> list[str]:
+        browser.get(overview)
+        rows = browser.find_elements(By.XPATH, "//section[@id='parked']//tr[td[1]='clay:default']")
+        cells = [cell.text for cell in rows[0].find_elements(By.TAG_NAME, "td")] if rows else []
+        return cells if cells and cells[1].startswith("down since") and cells[2] == "3" else []
+
+    _, state, _, error = wait_until(clay_row, "Clay's lane down with its 3 rows parked on the overview")
+    assert "HTTP 503" in error and re.fullmatch(r"down since \S+ \(\d+ (s|min)\)", state), state
+
+    requests.delete(stack.gateway + "/_local/faults", timeout=10)
+    for email in emails:
+        wait_until(lambda e=email: stack.deliveries(destination="clay", status=200, body__email=e), f"{email}'s row")
+
+    def nothing_parked() -> bool:
+        browser.get(overview)
+        return "None: no destination is down." in browser.find_element(By.ID, "parked").text
+
+    wait_until(nothing_parked, "the overview to say nothing is parked any more")

@@ -34,13 +34,15 @@ DRAIN_TIMEOUT = 300
 # Write-backs go to a collection without a Flow (its items are made by the test, no echo).
 ZERO_LOSS_CONFIG = copy.deepcopy(E2E_CONFIG)
 ZERO_LOSS_CONFIG["clay_callback"]["directus_writeback"]["collection"] = "accounts"
-# Transient faults are retried until they pass; only what can never succeed is dead-lettered.
+# Transient faults are retried until they pass; only what can never succeed is dead-lettered. While a
+# destination is down only its probe calls it, so a count of faults (Clay's fifteen 503s) lasts that many
+# probes: one a second.
 ZERO_LOSS_CONFIG["delivery"] = {
     "retry_horizon_seconds": 120,
     "min_backoff_seconds": 1,
-    "probe_seconds": 1,  # count-based faults: each probe takes one
     "max_backoff_seconds": 4,
     "hold_seconds": 2,
+    "probe_seconds": 1,
 }
 
 FAULTS_FROM_THE_START = [  # a destination's faults apply in this order

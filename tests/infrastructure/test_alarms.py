@@ -3,7 +3,8 @@
 An alarm whose namespace, metric name or dimension set differs by one dimension from what the
 code emits never fires, and nothing says so. So the custom metrics are captured here as the
 functions print them (EMF, metrics enabled): a receiver accepts an event, the worker delivers,
-skips a duplicate, retries, defers, dead-letters and holds rows, and the Clay pool fills up. Every
+skips a duplicate, parks the rows of a Clay that is down and releases them, defers, dead-letters and
+holds rows, and the Clay pool fills up. Every
 alarm and every dashboard line on a custom metric must name exactly one of those (namespace,
 metric, dimension names and values). Alarms on AWS metrics are checked against the resources and
 the dimensions AWS documents, and after SAM's translation when the tools virtualenv is there."""
@@ -145,14 +146,18 @@ def emitted(aws, http_stub, put_secret, use_config, capsys) -> set[Metric]:
     assert call_handler(receiver, directus)[0] == 202  # EventsDuplicate: the worker has it
     accepted = parse_job(record["body"])
     work(queue, accepted.model_copy(update={"job_id": uuid.uuid4().hex}))  # DuplicatesSkipped
-    http_stub.answer(CLAY_PATH, Answer(503))
-    work(queue, row(1))  # DeliveryRetried (2 of 4)
+    # A 503 with Retry-After is retried (DeliveryRetried, 2 of 4), and Clay is left alone meanwhile: the
+    # other row is parked without a request (DeliveryParked, DestinationDown 1).
+    http_stub.answer(CLAY_PATH, Answer(503, headers={"Retry-After": "1"}))
+    work(queue, row(1), row(9))
     http_stub.answer(CLAY_PATH, Answer(400))
     work(queue, row(2))  # DeadLettered (3 of 4)
     http_stub.answer(CLAY_PATH, Answer(429))
     work(queue, row(3))  # DeliveryDeferred (its submission given back)
     http_stub.answer(CLAY_PATH, Answer(200))
-    work(queue, row(4), row(5))  # 4 of 4: ClayQuotaPassed80/95Percent, pool 100 %; HeldForQuota
+    # 4 of 4: ClayQuotaPassed80/95Percent, pool 100 %; HeldForQuota; Clay is back: ParkedJobsReleased,
+    # DestinationDown 0
+    work(queue, row(4), row(5))
     # Budget 5 a day: the rows above passed 80 % and 95 % (ClayBudgetPassed80/95Percent), the row
     # held for its pool gave its row back; of these two one is held for the budget (HeldForBudget).
     work(queue, row(6), row(7))  # ClayBudgetUsedPercent 100
@@ -189,6 +194,9 @@ def test_the_scenario_publishes_every_metric_of_the_flows(emitted):
         "ClayBudgetUsedPercent",
         "ClayRowsSkippedSamePerson",
         "ClayRowsShadowed",
+        "DeliveryParked",
+        "DestinationDown",
+        "ParkedJobsReleased",
     }
 
 
@@ -197,6 +205,14 @@ def test_clay_pool_gauge_is_published_for_alarms_and_per_target(emitted):
     assert gauges == {
         frozenset({("service", SERVICE), ("destination", "clay")}),
         frozenset({("service", SERVICE), ("destination", "clay"), ("target", "leads")}),
+    }
+
+
+def test_destination_down_gauge_is_published_for_alarms_and_per_lane(emitted):
+    gauges = {dimensions for _, name, dimensions in emitted if name == "DestinationDown"}
+    assert gauges == {
+        frozenset({("service", SERVICE), ("destination", "clay")}),
+        frozenset({("service", SERVICE), ("destination", "clay"), ("lane", "clay:default")}),
     }
 
 
@@ -210,6 +226,10 @@ ISSUE_ALARMS = {
     "EnrichmentOverdueAlarm": (NAMESPACE, "EnrichmentOverdue"),
     "ClayBudget100PercentAlarm": (NAMESPACE, "ClayBudgetUsedPercent"),
     "DirectusSweepFailingAlarm": (NAMESPACE, "ReconcileFailing"),
+    **{
+        f"DestinationDown{destination.capitalize()}Alarm": (NAMESPACE, "DestinationDown")
+        for destination in DESTINATIONS
+    },
 }
 
 
@@ -233,7 +253,42 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_clears_and_says_what_t
 
 @pytest.mark.parametrize("logical_id", sorted(n for n, a in ALARMS.items() if alarm_metric(a)[0] == NAMESPACE))
 def test_custom_metric_alarm_watches_exactly_what_the_code_emits(logical_id, emitted):
-    assert alarm_metric(ALARMS[logical_id]) in emitted
+    namespace, name, dimensions = alarm_metric(ALARMS[logical_id])
+    values = dict(dimensions)
+    assert values.get("destination") in DESTINATIONS
+    # The scenario's destination is Clay; the dimension set is the same for every destination.
+    if name == "DestinationDown":
+        values["destination"] = "clay"
+    assert (namespace, name, frozenset(values.items())) in emitted
+
+
+@pytest.mark.parametrize("destination", sorted(DESTINATIONS))
+def test_each_destination_has_a_destination_down_alarm_that_names_it_and_says_what_to_do(destination):
+    p = ALARMS[f"DestinationDown{destination.capitalize()}Alarm"]["Properties"]
+    assert p["AlarmName"] == {"Fn::Sub": f"${{AWS::StackName}}-destination-down-{destination}"}
+    assert (
+        dict(alarm_metric(ALARMS[f"DestinationDown{destination.capitalize()}Alarm"])[2])["destination"] == destination
+    )
+    description = p["AlarmDescription"]
+    assert description.lower().startswith(("clay ", "loops ", "slack ", "zapier ", "directus ", "a forward endpoint"))
+    assert destination in description.lower()
+    for says in ("parks", "`relay status`", "console", "released oldest first", "dead-lettered", "After an outage"):
+        assert says in description, says
+
+
+def test_destination_down_alarms_fire_on_a_parked_lane_and_clear_only_once_no_probe_fails():
+    """The worker publishes 1 at every failed probe (about every `probe_seconds`) and nothing while a
+    destination is up: missing data is good news, and the window must outlast the longest wait
+    between two probes (plus the probe's own receive and request), or a long outage would flap."""
+    from clay_relay.config import DeliveryPolicy
+
+    longest_probe = next(m.le for m in DeliveryPolicy.model_fields["probe_seconds"].metadata if hasattr(m, "le"))
+    for destination in DESTINATIONS:
+        p = ALARMS[f"DestinationDown{destination.capitalize()}Alarm"]["Properties"]
+        assert (p["Statistic"], p["Threshold"], p["DatapointsToAlarm"]) == ("Maximum", 1, 1)
+        assert p["TreatMissingData"] == "notBreaching"
+        assert p["Period"] * p["EvaluationPeriods"] >= longest_probe + 300
+        assert p["Period"] * p["EvaluationPeriods"] <= 1800, "and it clears within half an hour of the last one"
 
 
 @pytest.mark.parametrize(("logical_id", "threshold"), [("ClayPool80PercentAlarm", 80), ("ClayPool95PercentAlarm", 95)])
@@ -365,10 +420,20 @@ def test_dashboard_plots_the_flows():
     assert names >= {"DeadLettered", "ClayPoolUsedPercent", "ApproximateAgeOfOldestMessage", "5xx", "4xx"}
 
 
-@pytest.mark.parametrize("name", ["Delivered", "DeliveryRetried", "DeliveryDeferred", "DeadLettered"])
+PER_DESTINATION = ["Delivered", "DeliveryRetried", "DeliveryDeferred", "DeadLettered", "DestinationDown"]
+PER_DESTINATION += ["DeliveryParked", "ParkedJobsReleased"]
+
+
+@pytest.mark.parametrize("name", PER_DESTINATION)
 def test_dashboard_shows_each_destination_of_the_worker(name):
     shown = {dict(dimensions)["destination"] for _, metric, dimensions in dashboard_metrics() if metric == name}
     assert shown >= DESTINATIONS == {"clay", "loops", "slack", "zapier", "directus", "forward"}
+
+
+def test_dashboards_alarm_widget_shows_whether_each_destination_is_down():
+    body = RESOURCES["RelayDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for destination in DESTINATIONS:
+        assert f"${{DestinationDown{destination.capitalize()}Alarm.Arn}}" in body
 
 
 def test_dashboard_custom_metrics_are_exactly_what_the_code_emits(emitted):

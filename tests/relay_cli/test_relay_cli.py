@@ -398,7 +398,7 @@ def test_status_prints_queues_dead_letters_last_failures_and_pools(stack, put_se
 
     status.run(stack, argparse.Namespace(json=False))
     printed = capsys.readouterr().out
-    assert "ready 1, in flight or waiting for a retry 0" in printed
+    assert "ready 1, in flight, waiting for a retry or parked 0" in printed
     assert "oldest message: n/a: the local stack has no CloudWatch metrics" in printed
     [row] = [line.split() for line in printed.splitlines() if line.strip().startswith("loops/events")]
     assert row[:3] == ["loops/events", "loops", "1"], "one dead letter on that flow"

@@ -17,7 +17,10 @@ import requests
 
 from clay_relay.delivery_queue import DeadLetter, DeliveryQueue
 from clay_relay.jobs import LoopsEventJob, dump_job
+from clay_relay.store import RelayTable
+from clay_relay.store.parking import ParkedJob
 from relay_cli.console import serve
+from relay_cli.output import iso
 from tests.invocations import call_handler, directus_flow_event, load_handler, relay_stack
 from tests.queues import receive, run_worker, sqs_record
 
@@ -290,6 +293,23 @@ def test_the_overview_shows_what_relay_status_shows_and_the_activity_of_the_day(
     assert "7 delivered in the last 60 minutes" in page
     assert "a***@example.com" in page and EMAIL not in page
     assert urlsplit(console.url).hostname == "127.0.0.1"
+
+
+def test_the_overview_shows_each_parked_destination_with_its_jobs_and_its_last_error_masked(console):
+    session = signed_in(console)
+    assert "None: no destination is down." in session.get(base(console) + "/", timeout=30).text
+    table, since = RelayTable(), time.time() - 120
+    table.mark_down("clay:default", f"clay answered HTTP 503: no room for {EMAIL}", since, 10)
+    table.park("clay:default", [ParkedJob(f"message-{n}", f"receipt-{n}", since) for n in range(2)], since, 600)
+
+    page = session.get(base(console) + "/", timeout=30).text
+    parked = page.split('<section id="parked">', 1)[1].split("</section>", 1)[0]
+    assert re.search(
+        rf"<td>clay:default</td><td>down since {re.escape(iso(since))} \(\d+ min\)</td><td class=\"n\">2</td>"
+        r"<td>clay answered HTTP 503: no room for a\*\*\*@example.com</td>",
+        parked,
+    ), parked
+    assert EMAIL not in page
 
 
 def test_a_port_already_taken_is_said_in_one_line(aws, capsys):
