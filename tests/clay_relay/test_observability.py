@@ -118,11 +118,13 @@ CONTEXTS = ["X", "to X.", "<X>", "(X)", "'X'", "lead X from the form", "X, X", '
 @settings(max_examples=300, deadline=None)
 @given(address=ADDRESS, context=st.sampled_from(CONTEXTS))
 def test_no_generated_address_survives_masking_in_any_context(address, context):
+    local, domain = address.rsplit("@", 1)
+    local = local.strip('"')
+    # A local part of asterisks alone reads like the mask itself (`*@a` masks to `***@a`).
+    assume(local.strip("*"))
     text = context.replace("X", address)
     masked = mask_email(text)
     assert address not in masked
-    local, domain = address.rsplit("@", 1)
-    local = local.strip('"')
     if len(local) >= 4:
         assume(local not in context and local not in domain)
         assert local not in masked, "the local part is gone, not only the whole address"
