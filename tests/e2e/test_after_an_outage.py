@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.e2e.conftest import E2E_CONFIG, RunningStack, start_stack
+from tests.e2e.conftest import E2E_CONFIG, E2E_DELIVERY, RunningStack, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -23,13 +23,7 @@ LANE = "clay:default"  # the `leads` target's workspace
 DEADLINE = 120.0
 CONFIG = copy.deepcopy(E2E_CONFIG)
 # A horizon long enough that no row is dead-lettered while Clay is down; a probe every second.
-CONFIG["delivery"] = {
-    "retry_horizon_seconds": 600,
-    "min_backoff_seconds": 1,
-    "max_backoff_seconds": 2,
-    "hold_seconds": 2,
-    "probe_seconds": 1,
-}
+CONFIG["delivery"] = {**E2E_DELIVERY, "retry_horizon_seconds": 600}
 
 
 @pytest.fixture(scope="module")

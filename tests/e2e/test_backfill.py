@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT, RunningStack, start_stack
+from tests.e2e.conftest import E2E_DELIVERY, ROOT, RunningStack, start_stack
 
 RELAY_TOKEN = "backfill-directus-token"
 BACKFILL_CONFIG = {
@@ -38,14 +38,7 @@ BACKFILL_CONFIG = {
         "leads": {"webhooks_secret": "clay-webhooks-leads"},
         "small": {"webhooks_secret": "clay-webhooks-small", "submission_limit": 40},
     },
-    "delivery": {
-        "retry_horizon_seconds": 30,
-        "min_backoff_seconds": 1,
-        "probe_seconds": 1,  # count-based faults: each probe takes one
-        "max_backoff_seconds": 2,
-        "hold_seconds": 2,
-        "rates_per_second": {"clay": 100},
-    },
+    "delivery": {**E2E_DELIVERY, "retry_horizon_seconds": 30, "rates_per_second": {"clay": 100}},
 }
 BACKFILL_SECRETS = f"""
 DIRECTUS_TOKENS={RELAY_TOKEN}

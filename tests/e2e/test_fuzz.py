@@ -53,7 +53,7 @@ from standardwebhooks.webhooks import Webhook
 
 from clay_relay.directus import event_action
 from local_stack.process import StackFailed, stack_process
-from tests.e2e.conftest import E2E_CONFIG, LOOPS_WEBHOOK_SECRET, TOKEN, RunningStack
+from tests.e2e.conftest import E2E_CONFIG, E2E_DELIVERY, LOOPS_WEBHOOK_SECRET, TOKEN, RunningStack
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "openapi.yaml"
@@ -84,9 +84,8 @@ CHECKS = [
 FUZZ_CONFIG = {
     **E2E_CONFIG,
     "delivery": {
+        **E2E_DELIVERY,
         "retry_horizon_seconds": 1,
-        "min_backoff_seconds": 1,
-        "probe_seconds": 1,  # count-based faults: each probe takes one
         "max_backoff_seconds": 1,
         "hold_seconds": 1,
         "rates_per_second": {"clay": 100_000},

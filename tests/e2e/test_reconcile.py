@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.e2e.conftest import E2E_DELIVERY, RunningStack, start_stack
 
 DIRECTUS_API_TOKEN = "sweep-directus-api-token"
 RELAY_TOKEN = "sweep-directus-token"
@@ -31,13 +31,7 @@ CONFIG = {
         },
     },
     "clay_targets": {"leads": {"webhooks_secret": "clay-webhooks-leads"}},
-    "delivery": {
-        "retry_horizon_seconds": 60,
-        "min_backoff_seconds": 1,
-        "max_backoff_seconds": 2,
-        "probe_seconds": 1,
-        "hold_seconds": 2,
-    },
+    "delivery": {**E2E_DELIVERY, "retry_horizon_seconds": 60},
 }
 SECRETS = f"""
 DIRECTUS_TOKENS={RELAY_TOKEN}

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.e2e.conftest import E2E_DELIVERY, RunningStack, start_stack
 
 TOKEN = "spend-directus-token"
 CONFIG = {
@@ -28,13 +28,7 @@ CONFIG = {
     },
     # budget_hold_seconds and the workers' budget cache keep their defaults (30 s, 15 s): a raise must
     # reach held rows within a minute as deployed.
-    "delivery": {
-        "retry_horizon_seconds": 30,
-        "min_backoff_seconds": 1,
-        "max_backoff_seconds": 2,
-        "probe_seconds": 1,
-        "hold_seconds": 2,
-    },
+    "delivery": {**E2E_DELIVERY, "retry_horizon_seconds": 30},
 }
 SECRETS = f"""
 DIRECTUS_TOKENS={TOKEN}

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from clay_relay.jobs import content_id
-from tests.e2e.conftest import E2E_CONFIG, RunningStack, start_stack
+from tests.e2e.conftest import E2E_CONFIG, E2E_DELIVERY, RunningStack, start_stack
 
 DIRECTUS_EVENTS = 120
 DIRECTUS_ITEMS = 30  # created in the sandbox Directus: its Flow calls the relay, once
@@ -37,13 +37,7 @@ ZERO_LOSS_CONFIG["clay_callback"]["directus_writeback"]["collection"] = "account
 # Transient faults are retried until they pass; only what can never succeed is dead-lettered. While a
 # destination is down only its probe calls it, so a count of faults (Clay's fifteen 503s) lasts that many
 # probes: one a second.
-ZERO_LOSS_CONFIG["delivery"] = {
-    "retry_horizon_seconds": 120,
-    "min_backoff_seconds": 1,
-    "max_backoff_seconds": 4,
-    "hold_seconds": 2,
-    "probe_seconds": 1,
-}
+ZERO_LOSS_CONFIG["delivery"] = {**E2E_DELIVERY, "retry_horizon_seconds": 120, "max_backoff_seconds": 4}
 
 FAULTS_FROM_THE_START = [  # a destination's faults apply in this order
     {"destination": "receiver", "mode": "crash", "times": 10},
